@@ -1,0 +1,1 @@
+// Placeholder so that st_testutil has a source before tests/util grows.

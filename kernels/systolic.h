@@ -1,0 +1,78 @@
+#pragma once
+// The modeled systolic array: GEMM C[M,N] = A[M,K] * B[K,N] executed bit-accurately.
+//
+// Convention (used everywhere: kernels, cost model, lowerings): A is the streamed operand (im2col'ed
+// activations, "ifmap"), B the weight-like operand ("filter"), C the output. Mapping onto an array
+// of R rows x C cols (SCALE-Sim's table, reference/scalesim-cycles.md):
+//   OS: M -> rows, N -> cols, K streamed in time.      cycles per fold T + R + C - 2
+//   WS: K -> rows, N -> cols, M streamed in time.      cycles per fold 2R + C + T - 2
+//   IS: K -> rows, M -> cols, N streamed in time.      cycles per fold 2R + C + T - 2
+// folds = ceil(rows/R) * ceil(cols/C).
+//
+// Accumulation order (what makes the bits):
+//   OS:    PE(m,n) does acc = mac(acc, a[m,k], b[k,n]) for k = 0..K-1, acc starting at +0.
+//   WS/IS: K is cut into chunks of R. In chunk j a partial sum runs down a column, s_j = mac chain
+//          over the chunk's k in increasing order starting at +0; PEs of a partly filled chunk pass
+//          the sum through untouched. The accumulator memory then does out = ((+0 + s_0) + s_1) + ...
+//   mac(acc, a, b) = fma(a, b, acc) when fused, round(round(a*b) + acc) when unfused (fp32 only:
+//   bf16/fp16 products are exact in fp32, so fused and unfused agree for them).
+// Operands are rounded to the input format on entry (round_to). With Subnormals::flush, operands
+// and every MAC / accumulator result that is subnormal become zeros of the same sign.
+// Output NaNs are written as the canonical quiet NaN. int8: int32 accumulation, wrapping modulo 2^32.
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "kernels/formats.h"
+
+namespace st {
+
+enum class Dataflow : uint8_t { os, ws, is };
+std::string_view to_string(Dataflow d);
+std::optional<Dataflow> parse_dataflow(std::string_view s);
+
+struct ArrayConfig {
+  int rows = 32;
+  int cols = 32;
+  Dataflow dataflow = Dataflow::ws;
+  Format format = Format::bf16;        // input (operand) format; accumulator is fp32 (int32 for int8)
+  bool fused_mac = true;               // fp32 only: fused multiply-add or multiply then add
+  Subnormals subnormals = Subnormals::keep;
+};
+
+// A row-major matrix view with a leading dimension; `trans` reads it transposed, so an operand
+// stored as (K x M) can serve as A (M x K) without a copy.
+struct MatView {
+  const float* data = nullptr;
+  int64_t ld = 0;
+  bool trans = false;
+  float at(int64_t r, int64_t c) const { return trans ? data[c * ld + r] : data[r * ld + c]; }
+};
+
+struct GemmShape {
+  int64_t M = 0, N = 0, K = 0;
+};
+
+// Closed-form compute cycles of one GEMM on the array (stall-free).
+int64_t gemm_folds(const ArrayConfig& cfg, const GemmShape& g);
+int64_t gemm_cycles_per_fold(const ArrayConfig& cfg, const GemmShape& g);
+int64_t gemm_compute_cycles(const ArrayConfig& cfg, const GemmShape& g);
+
+// Fast bit-accurate kernel: C (M x N, leading dimension ldc) = A * B on the modeled array.
+// Vectorized and OpenMP-parallel over output tiles; every output is produced by one thread in the
+// fixed order above, so results are identical for any thread count. Floating formats only.
+void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B, float* C,
+                   int64_t ldc);
+
+// int8 operands, int32 accumulation (wrapping). Row-major, no transposes; order-independent.
+void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,
+                      int32_t* C);
+
+// Cycle-stepped PE-level reference: registers move one PE per cycle as the hardware would.
+// Slow; exists to be trusted. Returns the cycles it stepped (all folds).
+int64_t systolic_gemm_reference(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B,
+                                float* C, int64_t ldc);
+int64_t systolic_gemm_reference_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A,
+                                   const int8_t* B, int32_t* C);
+
+}  // namespace st

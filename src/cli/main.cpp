@@ -1,0 +1,41 @@
+// systrain: the command-line front end. Thin: parsing and dispatch only.
+#include <cstdio>
+#include <exception>
+#include <map>
+
+#include "src/cli/command.h"
+#include "src/error.h"
+
+namespace st::cli {
+std::vector<Command>& commands() {
+  static std::vector<Command> c;
+  return c;
+}
+}  // namespace st::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"systrain: a functional training emulator of a systolic-array accelerator.\n"
+               "Trains real networks bit-accurately on the modeled array and counts its cycles, "
+               "bytes and energy."};
+  app.set_version_flag("--version", std::string("systrain ") + SYSTRAIN_VERSION);
+  app.require_subcommand(1);
+  std::map<CLI::App*, std::function<int()>> actions;
+  for (auto& c : st::cli::commands()) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    actions[sub] = c.setup(*sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;  // user errors on the command line: exit code 2
+  }
+  try {
+    for (auto& [sub, act] : actions)
+      if (sub->parsed()) return act();
+  } catch (const st::UserError& e) {
+    std::fprintf(stderr, "systrain: error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

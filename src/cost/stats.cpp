@@ -1,0 +1,76 @@
+#include "src/cost/stats.h"
+
+#include <cassert>
+
+namespace st {
+
+const std::vector<CounterInfo>& counter_registry() {
+  static const std::vector<CounterInfo> r = {
+      {"cycles.compute", "cycles", "cycles the array or vector unit spends computing"},
+      {"cycles.stall", "cycles", "cycles waiting for memory (total - compute)"},
+      {"cycles.total", "cycles", "wall-clock cycles of the op at the spec's clock"},
+      {"macs.issued", "MACs", "multiply-accumulates the array performs, zeros included"},
+      {"macs.useful", "MACs", "multiply-accumulates with no inserted (zero-space) operand"},
+      {"folds", "folds", "array folds (tiles of the GEMM mapped onto the array)"},
+      {"vector.ops.*", "ops", "vector-unit element operations by type (add, mul, fma, cmp, div, exp, rsqrt)"},
+      {"vector.elements", "elements", "elements produced by the vector unit"},
+      {"bytes.dram.read.*", "bytes", "bytes read from DRAM, by tensor role"},
+      {"bytes.dram.write.*", "bytes", "bytes written to DRAM, by tensor role"},
+      {"bytes.sram.*", "bytes", "bytes read/written in an on-chip buffer (sram.BUFFER.read|write)"},
+      {"bytes.edge.*", "bytes", "operand bytes entering the array edge, by role (zeros injected included)"},
+      {"storage.extra", "bytes", "peak DRAM bytes of materialized zero-space (explicit lowering)"},
+      {"energy.*", "pJ", "energy by component (mac, pe, sram.BUFFER, dram, vector, leakage)"},
+  };
+  return r;
+}
+
+const CounterInfo* find_counter(std::string_view name) {
+  for (const auto& c : counter_registry()) {
+    if (c.name == name) return &c;
+    if (c.name.ends_with('*') && name.starts_with(c.name.substr(0, c.name.size() - 1))) return &c;
+  }
+  return nullptr;
+}
+
+void Stats::add(std::string_view name, double v) {
+  assert(find_counter(name) && "unregistered counter");
+  auto it = v_.find(name);
+  if (it == v_.end()) v_.emplace(std::string(name), v);
+  else it->second += v;
+}
+
+void Stats::set(std::string_view name, double v) {
+  assert(find_counter(name) && "unregistered counter");
+  auto it = v_.find(name);
+  if (it == v_.end()) v_.emplace(std::string(name), v);
+  else it->second = v;
+}
+
+double Stats::get(std::string_view name) const {
+  auto it = v_.find(name);
+  return it == v_.end() ? 0.0 : it->second;
+}
+
+double Stats::sum_prefix(std::string_view prefix) const {
+  double s = 0;
+  for (auto it = v_.lower_bound(prefix); it != v_.end() && it->first.starts_with(prefix); ++it)
+    s += it->second;
+  return s;
+}
+
+Stats& Stats::operator+=(const Stats& o) {
+  for (const auto& [k, v] : o.v_) {
+    auto it = v_.find(k);
+    if (it == v_.end()) v_.emplace(k, v);
+    else it->second += v;
+  }
+  return *this;
+}
+
+Stats Stats::scaled(double f) const {
+  Stats s = *this;
+  for (auto& [k, v] : s.v_) v *= f;
+  return s;
+}
+
+}  // namespace st

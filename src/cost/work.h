@@ -1,0 +1,69 @@
+#pragma once
+// Work descriptions: what a kernel tells the cost model about the work it just did (or would do).
+// They hold shapes and counts only, never tensor data, so a cost is a pure function of
+// (description, spec) and can be computed once per layer shape and reused every step.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kernels/systolic.h"
+
+namespace st {
+
+enum class OpKind : uint8_t {
+  conv_fwd, conv_bwd_data, conv_bwd_weights,
+  fc_fwd, fc_bwd_data, fc_bwd_weights,
+  bn_fwd, bn_bwd, relu_fwd, relu_bwd,
+  maxpool_fwd, maxpool_bwd, avgpool_fwd, avgpool_bwd,
+  add_fwd, add_bwd, loss_fwd, loss_bwd, sgd_update,
+  kCount
+};
+std::string_view to_string(OpKind k);
+bool is_conv(OpKind k);          // conv_* (the "conv" side of conv vs non-conv shares)
+
+enum class Phase : uint8_t { forward, backward_data, backward_weights, update, kCount };
+std::string_view to_string(Phase p);
+
+struct Tag {
+  std::string layer;             // e.g. "stage2.block0.conv1"
+  OpKind kind = OpKind::conv_fwd;
+  Phase phase = Phase::forward;
+};
+
+// How one GEMM operand (the virtual matrix the array consumes) is backed in memory.
+// A lowering (im2col, BP-im2col, zero-skip) fills this in; the cost model's tiler uses it to turn a
+// tile of the virtual matrix into DRAM bytes, SRAM bytes and array-edge elements.
+struct OperandDesc {
+  int64_t rows = 0, cols = 0;          // extent of the virtual matrix (A: M x K, B: K x N, C: M x N)
+  int elem_bytes = 2;                  // bytes per element in DRAM / SRAM
+  double dram_elems = 0;               // elements of the backing tensor in DRAM (what one full pass reads)
+  double sram_elems_per_virtual = 1;   // SRAM storage per virtual element (im2col reuse < 1; zeros
+                                       // stored by explicit lowering count, BP-im2col's do not)
+  double fetched_fraction = 1;         // fraction of virtual elements read from SRAM into the array
+                                       // (1: every element incl. zeros; BP-im2col: nonzero fraction)
+  double extra_storage_bytes = 0;      // materialized zero-space kept in DRAM for this operand
+  double extra_dram_write_bytes = 0;   // bytes written to DRAM to materialize it (explicit lowering)
+  double extra_dram_read_bytes = 0;    // bytes read from DRAM to materialize it (explicit lowering)
+};
+
+struct GemmWork {
+  Tag tag;
+  GemmShape shape;                     // C[M,N] = A[M,K] B[K,N] (kernels/systolic.h convention)
+  int64_t sub_gemms = 1;               // zero-skip: number of phase sub-GEMMs summed in `shape`
+  OperandDesc a, b, c;                 // c.elem_bytes is the bytes stored per output element
+  double useful_macs = 0;              // MACs whose operands are both non-inserted (not zero-space)
+  bool accumulate_into_c = false;      // C is read, added to and written back (gradient accumulation)
+};
+
+// Work on the vector unit (non-conv ops). Counts are totals for the whole op.
+struct VectorWork {
+  Tag tag;
+  int64_t elements = 0;                // output elements
+  double adds = 0, muls = 0, fmas = 0, cmps = 0, divs = 0, exps = 0, rsqrts = 0;
+  int passes = 1;                      // passes over the data that cannot be overlapped (BN stats: 2)
+  double dram_read_bytes = 0, dram_write_bytes = 0;   // operands from / results to DRAM
+  double sram_read_bytes = 0, sram_write_bytes = 0;   // vector-memory traffic
+  bool fused_with_producer = false;    // input arrives from the array's output buffer, no DRAM trip
+};
+
+}  // namespace st

@@ -1,0 +1,63 @@
+#pragma once
+// The accelerator spec: everything the cost model and the kernels need to know about the modeled
+// machine. Loaded from TOML (src/spec/spec_toml.cpp), presets in models/presets/ embedded in the
+// binary. All sizes in the units their names say.
+#include <string>
+
+#include "kernels/systolic.h"
+
+namespace st {
+
+struct BufferSpec {
+  double kib = 64;              // capacity of one bank (KiB); double-buffered doubles the storage
+  bool double_buffered = true;
+  int port_bits = 64;           // SRAM word / port width (bits): energy per access scales with it
+  double dram_link_bits_per_cycle = 0;  // 0 = share the global DRAM link; >0 = own link (SimDIT)
+};
+
+struct DramSpec {
+  double bandwidth_gbps = 32;   // GB/s (1e9 bytes/s) of the shared off-chip link
+  double latency_ns = 100;      // exposed once per transfer burst that cannot be overlapped
+  double energy_pj_per_bit = 8; // LPDDR4 (Accelergy/CACTI table), see reference/energy.md
+};
+
+struct VectorSpec {
+  int lanes = 32;               // SIMD lanes (SimDIT: as many as the array has columns)
+  int pipeline_depth = 6;
+  int div_cycles = 5;           // fp32 cycles per lane per op (SimDIT: div 5, exp 3, rsqrt 11)
+  int exp_cycles = 3;
+  int rsqrt_cycles = 11;
+  double buffer_kib = 64;       // vector memory (one bank)
+  bool double_buffered = false; // SimDIT: single-buffered, load and store fully exposed
+  bool fuse_with_conv = false;  // BN/ReLU after conv consume the conv output on chip
+};
+
+// pJ per event. Defaults and sources: reference/energy.md (Horowitz ISSCC 2014; Accelergy/CACTI).
+struct EnergyTable {
+  double mac_bf16 = 1.5, mac_fp16 = 1.5, mac_fp32 = 4.6, mac_int8 = 0.3;
+  double pe_reg_write_per_bit = 0.01;
+  double pe_hop_16 = 0.16, pe_hop_32 = 0.32;
+  double sram_read_64b_32kib = 20;   // E0: 64-bit read of a 32 KiB SRAM; scaled by capacity and width
+  double sram_write_to_read = 0.9;
+  double sram_alpha_narrow = 0.5, sram_alpha_wide = 0.6;  // capacity exponent (<256-bit, >=256-bit)
+  double vec_add = 0.9, vec_mul = 3.7, vec_fma = 4.6, vec_cmp = 0.03, vec_div = 25, vec_exp = 30,
+         vec_rsqrt = 25;
+  double logic_leakage_mw = 10;      // whole-chip logic leakage
+  double sram_leakage_mw_per_mib = 0.25;
+};
+
+struct Spec {
+  std::string name = "tpu-like";
+  std::string source;           // file path or "preset:NAME"
+  double clock_ghz = 1.0;
+  int tech_nm = 45;
+  ArrayConfig array;
+  BufferSpec ifmap, weight, output;
+  DramSpec dram;
+  VectorSpec vector;
+  EnergyTable energy;
+
+  double dram_bytes_per_cycle() const { return dram.bandwidth_gbps / clock_ghz; }
+};
+
+}  // namespace st
