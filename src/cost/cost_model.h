@@ -1,0 +1,24 @@
+#pragma once
+// The cost model: pure functions from a work description and a spec to Stats. No tensor data.
+#include <string>
+
+#include "src/cost/stats.h"
+#include "src/cost/work.h"
+#include "src/spec/spec.h"
+
+namespace st {
+
+// What the tiler chose for a GEMM (recorded in reports).
+struct GemmPlan {
+  int64_t tile_m = 0, tile_n = 0, tile_k = 0;
+  std::string loop_order;        // e.g. "n,m,k" (outermost first)
+  int64_t candidates_evaluated = 0;
+};
+
+// Cost of one GEMM on the array (src/cost/gemm_cost.cpp).
+Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
+
+// Cost of one op on the vector unit (src/cost/vector_cost.cpp).
+Stats cost_vector(const VectorWork& w, const Spec& spec);
+
+}  // namespace st
