@@ -26,9 +26,16 @@ int main(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;  // user errors on the command line: exit code 2
+    // A user error on the command line: one line naming it, exit code 2.
+    std::fprintf(stderr, "systrain: error: %s (see --help)\n", e.what());
+    return 2;
   }
   try {
     for (auto& [sub, act] : actions)

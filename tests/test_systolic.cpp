@@ -1,0 +1,270 @@
+// The systolic array: fast kernel == cycle-stepped PE-level reference, bit for bit; cycles == the
+// closed form; results against oneDNN matmul; same bits for any thread count.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/systolic.h"
+#include "tests/util/compare.h"
+
+using namespace st;
+
+namespace {
+
+struct Case {
+  ArrayConfig cfg;
+  GemmShape g;
+  bool specials = false;  // Inf / NaN among the inputs
+  uint64_t seed = 0;
+  std::string name() const {
+    std::string s = fmt::format("m{}n{}k{}_{}x{}_{}_{}", g.M, g.N, g.K, cfg.rows, cfg.cols,
+                                to_string(cfg.dataflow), to_string(cfg.format));
+    if (cfg.format == Format::fp32 && !cfg.fused_mac) s += "_unfused";
+    if (cfg.subnormals == Subnormals::flush) s += "_ftz";
+    if (specials) s += "_infnan";
+    return s;
+  }
+};
+
+// Mixed magnitudes (2^-30 .. 2^30), negative zeros, subnormals; optionally Inf and NaN.
+std::vector<float> random_operand(std::mt19937_64& rng, int64_t n, bool specials) {
+  std::vector<float> v(n);
+  std::uniform_int_distribution<int> kind(0, 99), expo(-30, 30);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  for (auto& x : v) {
+    int k = kind(rng);
+    float sign = (rng() & 1) ? -1.0f : 1.0f;
+    if (k < 4) x = sign * 0.0f;
+    else if (k < 8) x = sign * std::ldexp(mant(rng), -130);  // subnormal
+    else if (specials && k < 10) x = sign * std::numeric_limits<float>::infinity();
+    else if (specials && k < 11) x = std::numeric_limits<float>::quiet_NaN();
+    else if (k < 60) x = sign * mant(rng) * std::ldexp(1.0f, expo(rng) / 6);  // typical
+    else x = sign * mant(rng) * std::ldexp(1.0f, expo(rng));
+  }
+  return v;
+}
+
+std::vector<Case> make_cases() {
+  std::vector<Case> cases;
+  std::mt19937_64 rng(20261121);
+  const int64_t dims[] = {1, 2, 3, 5, 7, 8, 11, 13, 16, 17, 23, 29, 31, 32, 33, 37, 41, 47, 53, 59, 64, 67, 70};
+  const int arrays[][2] = {{1, 1}, {1, 4}, {4, 1}, {2, 3}, {3, 2}, {4, 4}, {5, 7}, {8, 3}, {8, 8}, {7, 8}};
+  const Format formats[] = {Format::fp32, Format::bf16, Format::fp16, Format::int8};
+  const Dataflow flows[] = {Dataflow::os, Dataflow::ws, Dataflow::is};
+  auto pick = [&](auto& arr) { return arr[rng() % std::size(arr)]; };
+  for (int i = 0; i < 360; ++i) {
+    Case c;
+    const auto& a = arrays[i % std::size(arrays)];
+    c.cfg.rows = a[0];
+    c.cfg.cols = a[1];
+    c.cfg.dataflow = flows[i % 3];
+    c.cfg.format = formats[(i / 3) % 4];
+    c.cfg.fused_mac = !(c.cfg.format == Format::fp32 && (i / 12) % 2 == 1);
+    c.cfg.subnormals = (i % 5 == 4) ? Subnormals::flush : Subnormals::keep;
+    c.g = {pick(dims), pick(dims), pick(dims)};
+    c.specials = (i % 7 == 3);
+    c.seed = rng();
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+class SystolicCase : public ::testing::TestWithParam<Case> {};
+
+std::vector<int8_t> random_i8(std::mt19937_64& rng, int64_t n) {
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+  return v;
+}
+
+}  // namespace
+
+TEST_P(SystolicCase, FastEqualsPeLevelReferenceAndClosedFormCycles) {
+  const Case& c = GetParam();
+  std::mt19937_64 rng(c.seed);
+  const GemmShape& g = c.g;
+  if (c.cfg.format == Format::int8) {
+    auto A = random_i8(rng, g.M * g.K), B = random_i8(rng, g.K * g.N);
+    std::vector<int32_t> fast(g.M * g.N, 7), ref(g.M * g.N, 9);
+    systolic_gemm_i8(c.cfg, g, A.data(), B.data(), fast.data());
+    int64_t cycles = systolic_gemm_reference_i8(c.cfg, g, A.data(), B.data(), ref.data());
+    EXPECT_EQ(cycles, gemm_compute_cycles(c.cfg, g));
+    ASSERT_EQ(fast, ref);
+    // int32 accumulation of int8 products is exact (|sum| <= 70 * 2^14 fits): check the math too.
+    for (int64_t m = 0; m < g.M; ++m)
+      for (int64_t n = 0; n < g.N; ++n) {
+        int64_t s = 0;
+        for (int64_t k = 0; k < g.K; ++k) s += int64_t{A[m * g.K + k]} * B[k * g.N + n];
+        ASSERT_EQ(ref[m * g.N + n], s);
+      }
+    return;
+  }
+  auto A = random_operand(rng, g.M * g.K, c.specials);
+  auto B = random_operand(rng, g.K * g.N, c.specials);
+  std::vector<float> fast(g.M * g.N, 1.0f), ref(g.M * g.N, 2.0f);
+  systolic_gemm(c.cfg, g, {A.data(), g.K}, {B.data(), g.N}, fast.data(), g.N);
+  int64_t cycles = systolic_gemm_reference(c.cfg, g, {A.data(), g.K}, {B.data(), g.N}, ref.data(), g.N);
+  EXPECT_EQ(cycles, gemm_compute_cycles(c.cfg, g));
+  int64_t bad = 0;
+  for (int64_t i = 0; i < g.M * g.N; ++i)
+    if (std::memcmp(&fast[i], &ref[i], 4) != 0) {
+      if (bad++ < 5)
+        ADD_FAILURE() << "element " << i << ": fast " << std::hexfloat << fast[i] << " reference " << ref[i];
+    }
+  EXPECT_EQ(bad, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Random, SystolicCase, ::testing::ValuesIn(make_cases()),
+                         [](const auto& info) { return fmt::format("{}_{}", info.param.name(), info.index); });
+
+TEST(Systolic, AccumulationOrderIsTheDataflows) {
+  // 1 + 2^-24 + 2^-24: summed left to right the tiny terms vanish (ties to even); grouped in a
+  // chunk of two first they survive. OS chains over all of K; WS with R = 2 chunks {1, e}, {e, 0}.
+  const float e = std::ldexp(1.0f, -24);
+  std::vector<float> A = {1.0f, 1.0f, 1.0f, 1.0f}, B = {1.0f, e, e, 0.0f};  // (1x4) (4x1)
+  GemmShape g{1, 1, 4};
+  ArrayConfig os{2, 2, Dataflow::os, Format::fp32};
+  ArrayConfig ws{1, 2, Dataflow::ws, Format::fp32};  // R = 1: every product its own chunk
+  float out_os = 0, out_ws = 0, ref_ws = 0;
+  systolic_gemm(os, g, {A.data(), 4}, {B.data(), 1}, &out_os, 1);
+  EXPECT_EQ(out_os, 1.0f);
+  ws.rows = 3;  // chunks {1, e, e} -> 1 (ties), {0}; then 0 + 1 + 0
+  systolic_gemm(ws, g, {A.data(), 4}, {B.data(), 1}, &out_ws, 1);
+  systolic_gemm_reference(ws, g, {A.data(), 4}, {B.data(), 1}, &ref_ws, 1);
+  EXPECT_EQ(out_ws, ref_ws);
+  // Put the two tiny terms in one chunk: B = {e, e, 1, 0} with R = 2: (e+e) + (1+0) = 1 + 2^-23.
+  std::vector<float> B2 = {e, e, 1.0f, 0.0f};
+  ws.rows = 2;
+  systolic_gemm(ws, g, {A.data(), 4}, {B2.data(), 1}, &out_ws, 1);
+  EXPECT_EQ(out_ws, 1.0f + 2 * e);
+  systolic_gemm(os, g, {A.data(), 4}, {B2.data(), 1}, &out_os, 1);
+  EXPECT_EQ(out_os, 1.0f + 2 * e);  // OS: e + e = 2e exact, then + 1
+  std::vector<float> B3 = {1.0f, e, e, 0.0f};
+  systolic_gemm(ws, g, {A.data(), 4}, {B3.data(), 1}, &out_ws, 1);  // (1 + e) + (e + 0) = 1 (ties) + e = 1
+  EXPECT_EQ(out_ws, 1.0f);
+}
+
+TEST(Systolic, TransposedViewsReadTheSameMatrix) {
+  std::mt19937_64 rng(5);
+  GemmShape g{19, 23, 37};
+  auto A = random_operand(rng, g.M * g.K, false), B = random_operand(rng, g.K * g.N, false);
+  std::vector<float> At(g.K * g.M), Bt(g.N * g.K);
+  for (int64_t m = 0; m < g.M; ++m)
+    for (int64_t k = 0; k < g.K; ++k) At[k * g.M + m] = A[m * g.K + k];
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t n = 0; n < g.N; ++n) Bt[n * g.K + k] = B[k * g.N + n];
+  ArrayConfig cfg{4, 4, Dataflow::ws, Format::bf16};
+  std::vector<float> c1(g.M * g.N), c2(g.M * g.N);
+  systolic_gemm(cfg, g, {A.data(), g.K}, {B.data(), g.N}, c1.data(), g.N);
+  systolic_gemm(cfg, g, {At.data(), g.M, true}, {Bt.data(), g.K, true}, c2.data(), g.N);
+  EXPECT_EQ(0, std::memcmp(c1.data(), c2.data(), c1.size() * 4));
+}
+
+TEST(Systolic, SameBitsWithOneAndTwoThreads) {
+  std::mt19937_64 rng(11);
+  GemmShape g{301, 257, 515};
+  auto A = random_operand(rng, g.M * g.K, false), B = random_operand(rng, g.K * g.N, false);
+  for (Dataflow d : {Dataflow::os, Dataflow::ws, Dataflow::is}) {
+    ArrayConfig cfg{32, 32, d, Format::bf16};
+    std::vector<float> c1(g.M * g.N), c2(g.M * g.N);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    systolic_gemm(cfg, g, {A.data(), g.K}, {B.data(), g.N}, c1.data(), g.N);
+    omp_set_num_threads(2);
+    systolic_gemm(cfg, g, {A.data(), g.K}, {B.data(), g.N}, c2.data(), g.N);
+    omp_set_num_threads(saved);
+    EXPECT_EQ(0, std::memcmp(c1.data(), c2.data(), c1.size() * 4)) << to_string(d);
+  }
+}
+
+namespace {
+// oneDNN fp32 matmul C = A B (row-major), the reference for the array's arithmetic.
+std::vector<float> onednn_matmul(const std::vector<float>& A, const std::vector<float>& B, const GemmShape& g) {
+  using namespace dnnl;
+  engine eng(engine::kind::cpu, 0);
+  stream s(eng);
+  memory::desc a_md({g.M, g.K}, memory::data_type::f32, memory::format_tag::ab);
+  memory::desc b_md({g.K, g.N}, memory::data_type::f32, memory::format_tag::ab);
+  memory::desc c_md({g.M, g.N}, memory::data_type::f32, memory::format_tag::ab);
+  matmul::primitive_desc pd(matmul::desc(a_md, b_md, c_md), eng);
+  std::vector<float> C(g.M * g.N);
+  memory am(a_md, eng, const_cast<float*>(A.data())), bm(b_md, eng, const_cast<float*>(B.data())),
+      cm(c_md, eng, C.data());
+  matmul(pd).execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  s.wait();
+  return C;
+}
+}  // namespace
+
+TEST(SystolicVsOneDnn, SmallIntegersAreBitwiseEqual) {
+  // Integers in [-8, 8]: every product and partial sum (|s| <= 64 * 70) is exact in fp32, and every
+  // operand is exact in bf16 and fp16, so any summation order gives the same bits.
+  std::mt19937_64 rng(3);
+  for (GemmShape g : {GemmShape{1, 1, 1}, GemmShape{7, 13, 70}, GemmShape{64, 33, 29}, GemmShape{70, 70, 70}}) {
+    std::vector<float> A(g.M * g.K), B(g.K * g.N);
+    for (auto& x : A) x = static_cast<float>(static_cast<int>(rng() % 17) - 8);
+    for (auto& x : B) x = static_cast<float>(static_cast<int>(rng() % 17) - 8);
+    auto want = onednn_matmul(A, B, g);
+    for (Format f : {Format::fp32, Format::bf16, Format::fp16})
+      for (Dataflow d : {Dataflow::os, Dataflow::ws, Dataflow::is}) {
+        ArrayConfig cfg{8, 8, d, f};
+        std::vector<float> got(g.M * g.N);
+        systolic_gemm(cfg, g, {A.data(), g.K}, {B.data(), g.N}, got.data(), g.N);
+        test::CompareOptions o;
+        o.exact = true;
+        o.min_nonzero_fraction = 0.5;
+        EXPECT_TRUE(test::compare_arrays(got.data(), want.data(), got.size(), o,
+                                         std::string(to_string(f)) + "/" + std::string(to_string(d))));
+      }
+  }
+}
+
+TEST(SystolicVsOneDnn, RandomFp32WithinTheSummationBound) {
+  // Two fp32 summations of the same K products differ by at most 2 * K * 2^-24 * sum_k |a_k b_k|
+  // (the standard recursive-summation bound, applied to each side). That is the tolerance.
+  std::mt19937_64 rng(4);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (GemmShape g : {GemmShape{33, 65, 7}, GemmShape{128, 96, 300}, GemmShape{5, 200, 1024}}) {
+    std::vector<float> A(g.M * g.K), B(g.K * g.N);
+    for (auto& x : A) x = nd(rng);
+    for (auto& x : B) x = nd(rng);
+    auto want = onednn_matmul(A, B, g);
+    for (Dataflow d : {Dataflow::os, Dataflow::ws, Dataflow::is}) {
+      ArrayConfig cfg{32, 32, d, Format::fp32};
+      std::vector<float> got(g.M * g.N);
+      systolic_gemm(cfg, g, {A.data(), g.K}, {B.data(), g.N}, got.data(), g.N);
+      for (int64_t m = 0; m < g.M; ++m)
+        for (int64_t n = 0; n < g.N; ++n) {
+          double mag = 0;
+          for (int64_t k = 0; k < g.K; ++k) mag += std::fabs(double(A[m * g.K + k]) * B[k * g.N + n]);
+          double tol = 2.0 * g.K * std::ldexp(1.0, -24) * mag;
+          ASSERT_LE(std::fabs(double(got[m * g.N + n]) - want[m * g.N + n]), tol)
+              << to_string(d) << " at (" << m << "," << n << ")";
+        }
+    }
+  }
+}
+
+TEST(SystolicCycles, ClosedFormMatchesScaleSimExamples) {
+  // reference/scalesim-cycles.md, 32x32 array, stall-free; SCALE-Sim prints total - 1.
+  auto conv = [](int64_t H, int64_t R, int64_t C, int64_t K, int64_t s) {
+    int64_t E = (H - R + s) / s;  // SCALE-Sim's ceil((H - R + s) / s) with exact division here
+    if ((H - R + s) % s) ++E;
+    return GemmShape{E * E, K, R * R * C};
+  };
+  struct Row { GemmShape g; int64_t os, ws, is; };
+  for (const Row& r : {Row{conv(229, 7, 3, 64, 2), 163855, 126379, 309679},
+                       Row{conv(58, 3, 64, 64, 1), 125047, 116279, 278711}}) {
+    EXPECT_EQ(gemm_compute_cycles({32, 32, Dataflow::os}, r.g) - 1, r.os);
+    EXPECT_EQ(gemm_compute_cycles({32, 32, Dataflow::ws}, r.g) - 1, r.ws);
+    EXPECT_EQ(gemm_compute_cycles({32, 32, Dataflow::is}, r.g) - 1, r.is);
+  }
+}
