@@ -54,3 +54,9 @@ inline constexpr uint32_t kCanonicalNaN = 0x7FC00000u;
 inline float canonicalize_nan(float x) { return x != x ? bits_f32(kCanonicalNaN) : x; }
 
 }  // namespace st
+
+namespace st {
+// Vectorized round_to over an array, in place: bitwise the same as calling round_to on each element
+// (tested over all 2^32 patterns). Used wherever operands enter the array.
+void round_array(Format f, Subnormals s, float* x, int64_t n);
+}  // namespace st

@@ -10,6 +10,10 @@
 #include <immintrin.h>
 #include <omp.h>
 
+// GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 shuffle intrinsics (they start from
+// _mm512_undefined_ps); a known false positive, silenced for this file only.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -22,9 +26,8 @@
 namespace st {
 namespace {
 
-constexpr int kMR = 12;          // micro-tile rows (broadcast A values)
 constexpr int kNR = 32;          // micro-tile columns (two 16-lane registers)
-constexpr int kPanelsM = 8;      // macro tile = kPanelsM * kMR rows
+constexpr int kPanelsM = 8;      // macro tile = kPanelsM * MR rows
 constexpr int kPanelsN = 8;      // macro tile = kPanelsN * kNR columns
 constexpr int64_t kTargetKC = 256;
 
@@ -40,6 +43,18 @@ Buf alloc_floats(int64_t n) {
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Packed-operand workspace of the calling thread, kept between calls: fresh allocations of tens of
+// MB per GEMM cost more in page faults than the packing itself.
+float* workspace(int slot, int64_t n) {
+  thread_local Buf buf[2];
+  thread_local int64_t cap[2] = {0, 0};
+  if (cap[slot] < n) {
+    buf[slot] = alloc_floats(n);
+    cap[slot] = n;
+  }
+  return buf[slot].get();
+}
 
 // Flush-to-zero of subnormal lanes, keeping the sign (Subnormals::flush).
 inline __m512 flush_lanes(__m512 r) {
@@ -66,13 +81,13 @@ inline __m512 vmac(__m512 acc, __m512 a, __m512 b) {
 // One micro tile over kc k's. Ap: (kc, kMR) packed; Bp: (kc, kNR) packed; T: (kMR, kNR) running
 // accumulators. Chunked (WS/IS): chains of `chunk` k's start from +0 and are added into T.
 // Not chunked (OS): the chain continues from T.
-template <bool Fused, bool Flush, bool Chunked>
+template <int kMR, bool Fused, bool Flush, bool Chunked>
 void micro(int64_t kc, int64_t chunk, const float* __restrict Ap, const float* __restrict Bp,
            float* __restrict T) {
   for (int64_t k0 = 0; k0 < kc; k0 += chunk) {
     const int64_t len = std::min(chunk, kc - k0);
     __m512 c[kMR][2];
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < kMR; ++r) {
       if constexpr (Chunked) {
         c[r][0] = _mm512_setzero_ps();
@@ -87,14 +102,14 @@ void micro(int64_t kc, int64_t chunk, const float* __restrict Ap, const float* _
     for (int64_t k = 0; k < len; ++k) {
       __m512 b0 = _mm512_load_ps(b + k * kNR);
       __m512 b1 = _mm512_load_ps(b + k * kNR + 16);
-#pragma GCC unroll 12
+#pragma GCC unroll 16
       for (int r = 0; r < kMR; ++r) {
         __m512 av = _mm512_set1_ps(a[k * kMR + r]);
         c[r][0] = vmac<Fused, Flush>(c[r][0], av, b0);
         c[r][1] = vmac<Fused, Flush>(c[r][1], av, b1);
       }
     }
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < kMR; ++r) {
       if constexpr (Chunked) {
         __m512 t0 = _mm512_add_ps(_mm512_load_ps(T + r * kNR), c[r][0]);
@@ -115,41 +130,194 @@ void micro(int64_t kc, int64_t chunk, const float* __restrict Ap, const float* _
 
 using MicroFn = void (*)(int64_t, int64_t, const float*, const float*, float*);
 
+template <int kMR>
 MicroFn pick_micro(bool fused, bool flush, bool chunked) {
   if (fused) {
-    if (flush) return chunked ? micro<true, true, true> : micro<true, true, false>;
-    return chunked ? micro<true, false, true> : micro<true, false, false>;
+    if (flush) return chunked ? micro<kMR, true, true, true> : micro<kMR, true, true, false>;
+    return chunked ? micro<kMR, true, false, true> : micro<kMR, true, false, false>;
   }
-  if (flush) return chunked ? micro<false, true, true> : micro<false, true, false>;
-  return chunked ? micro<false, false, true> : micro<false, false, false>;
+  if (flush) return chunked ? micro<kMR, false, true, true> : micro<kMR, false, true, false>;
+  return chunked ? micro<kMR, false, false, true> : micro<kMR, false, false, false>;
 }
 
-// Packs rows [0, M) of A (M x K) into panels of kMR rows: panel p holds (K, kMR), rows past M zero.
-// Values are rounded to the array's input format on the way (the operand conversion at the edge).
-void pack_a(const ArrayConfig& cfg, const GemmShape& g, MatView A, float* Ap) {
-  const int64_t panels = ceil_div(g.M, kMR);
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < panels; ++p) {
-    float* dst = Ap + p * g.K * kMR;
-    for (int64_t k = 0; k < g.K; ++k)
-      for (int r = 0; r < kMR; ++r) {
-        int64_t m = p * kMR + r;
-        dst[k * kMR + r] = m < g.M ? round_to(cfg.format, A.at(m, k), cfg.subnormals) : 0.0f;
-      }
+// In-register 16x16 transpose: on return r[i] holds column i of the input rows.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    u[4 * j] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0x44);
+    u[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0xEE);
+    u[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0x44);
+    u[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0xEE);
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 4; ++i) {
+      t[8 * h + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + i + 4], 0x88);
+      t[8 * h + i + 4] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + i + 4], 0xDD);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
   }
 }
 
-// Packs B (K x N) into panels of kNR columns: panel q holds (K, kNR), columns past N zero.
-void pack_b(const ArrayConfig& cfg, const GemmShape& g, MatView B, float* Bp) {
-  const int64_t panels = ceil_div(g.N, kNR);
+// Copies a (rows x K) block whose rows are `ld` apart into dst transposed: dst[k * stride + r] for
+// r < lanes (rows <= lanes <= 16); lanes past `rows` are written as zeros.
+inline void transpose_block(const float* src, int64_t ld, int64_t rows, int64_t K, float* dst,
+                            int64_t stride, int lanes) {
+  const __mmask16 wmask = static_cast<__mmask16>((1u << lanes) - 1u);
+  for (int64_t k0 = 0; k0 < K; k0 += 16) {
+    const int64_t kn = std::min<int64_t>(16, K - k0);
+    const __mmask16 kmask = static_cast<__mmask16>((1u << kn) - 1u);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(kmask, src + i * ld + k0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t kk = 0; kk < kn; ++kk) _mm512_mask_storeu_ps(dst + (k0 + kk) * stride, wmask, r[kk]);
+  }
+}
+
+// Packs rows [m0, m0 + mr) of A (M x K) as one panel (K, mr), rows past M zero. The loops follow
+// A's storage so that reads are contiguous; the values are then rounded to the array's input
+// format in one vectorized pass (the operand conversion at the array edge).
+void pack_row_panel(const ArrayConfig& cfg, int64_t M, int64_t K, MatView A, int mr, int64_t p, float* dst) {
+  const int64_t m0 = p * mr, rows = std::min<int64_t>(mr, M - m0);
+  if (!A.trans) {
+    transpose_block(A.data + m0 * A.ld, A.ld, rows, K, dst, mr, mr);
+  } else {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = A.data + k * A.ld + m0;
+      for (int64_t r = 0; r < rows; ++r) dst[k * mr + r] = src[r];
+      for (int64_t r = rows; r < mr; ++r) dst[k * mr + r] = 0.0f;
+    }
+  }
+  round_array(cfg.format, cfg.subnormals, dst, K * mr);
+}
+
+// Packs columns [n0, n0 + kNR) of B (K x N) as one panel (K, kNR), columns past N zero.
+void pack_col_panel(const ArrayConfig& cfg, int64_t K, int64_t N, MatView B, int64_t q, float* dst) {
+  const int64_t n0 = q * kNR, cols = std::min<int64_t>(kNR, N - n0);
+  if (!B.trans) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = B.data + k * B.ld + n0;
+      float* d = dst + k * kNR;
+      for (int64_t c = 0; c < cols; ++c) d[c] = src[c];
+      for (int64_t c = cols; c < kNR; ++c) d[c] = 0.0f;
+    }
+  } else {
+    // Two 16-column halves, each a transpose of up to 16 rows of B^T.
+    const int64_t c_lo = std::min<int64_t>(cols, 16), c_hi = cols - c_lo;
+    transpose_block(B.data + n0 * B.ld, B.ld, c_lo, K, dst, kNR, 16);
+    transpose_block(B.data + (n0 + 16) * B.ld, B.ld, c_hi, K, dst + 16, kNR, 16);
+  }
+  round_array(cfg.format, cfg.subnormals, dst, K * kNR);
+}
+
+inline __m512 canonical_nan_lanes(__m512 v) {
+  __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_mask_mov_ps(v, nan, _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(kCanonicalNaN))));
+}
+
+// Writes a finished micro tile t (kMR, kNR) holding outputs rows [m0, m0+rows) x cols [n0, n0+cols)
+// to C (row-major, ldc), or to C transposed when out_trans. NaNs become the canonical NaN.
+template <int kMR>
+void store_tile(const float* t, int64_t rows, int64_t cols, int64_t m0, int64_t n0, float* C,
+                int64_t ldc, bool out_trans) {
+  if (!out_trans) {
+    const __mmask16 lo = static_cast<__mmask16>((1u << std::min<int64_t>(cols, 16)) - 1u);
+    const __mmask16 hi = static_cast<__mmask16>((1u << std::max<int64_t>(cols - 16, 0)) - 1u);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* dst = C + (m0 + r) * ldc + n0;
+      _mm512_mask_storeu_ps(dst, lo, canonical_nan_lanes(_mm512_load_ps(t + r * kNR)));
+      _mm512_mask_storeu_ps(dst + 16, hi, canonical_nan_lanes(_mm512_load_ps(t + r * kNR + 16)));
+    }
+    return;
+  }
+  // Transposed: column c of the tile becomes a row of C; a register transpose per 16 columns.
+  const __mmask16 rmask = static_cast<__mmask16>((1u << rows) - 1u);
+  for (int half = 0; half < 2; ++half) {
+    __m512 v[16];
+    for (int r = 0; r < 16; ++r)
+      v[r] = r < kMR ? _mm512_load_ps(t + r * kNR + 16 * half) : _mm512_setzero_ps();
+    transpose16(v);
+    for (int64_t c = 16 * half; c < std::min<int64_t>(cols, 16 * half + 16); ++c)
+      _mm512_mask_storeu_ps(C + (n0 + c) * ldc + m0, rmask, canonical_nan_lanes(v[c - 16 * half]));
+  }
+}
+
+// Runs C (M x N) = A B with the micro kernel of height kMR. Output element (m, n) is written to
+// C[m * ldc + n], or to C[n * ldc + m] when out_trans (the caller swapped the operands).
+// Parallel over strips of macro tiles along the longer tile dimension; the operand private to a
+// strip is packed inside it (hot in cache), the shared one once up front.
+template <int kMR>
+void run_tiles(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B, float* C,
+               int64_t ldc, bool out_trans) {
+  const int64_t pm = ceil_div(g.M, kMR), pn = ceil_div(g.N, kNR);
+  const int64_t tiles_m = ceil_div(pm, kPanelsM), tiles_n = ceil_div(pn, kPanelsN);
+  const bool strips_n = tiles_n >= tiles_m;  // parallel over column strips: B packed per strip
+  float* Ap = strips_n ? workspace(0, pm * kMR * g.K) : nullptr;  // (pm, K, kMR), shared
+  float* Bp = strips_n ? nullptr : workspace(1, pn * kNR * g.K);  // (pn, K, kNR), shared
+  if (strips_n) {
 #pragma omp parallel for schedule(static)
-  for (int64_t q = 0; q < panels; ++q) {
-    float* dst = Bp + q * g.K * kNR;
-    for (int64_t k = 0; k < g.K; ++k)
-      for (int c = 0; c < kNR; ++c) {
-        int64_t n = q * kNR + c;
-        dst[k * kNR + c] = n < g.N ? round_to(cfg.format, B.at(k, n), cfg.subnormals) : 0.0f;
+    for (int64_t p = 0; p < pm; ++p) pack_row_panel(cfg, g.M, g.K, A, kMR, p, Ap + p * g.K * kMR);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < pn; ++q) pack_col_panel(cfg, g.K, g.N, B, q, Bp + q * g.K * kNR);
+  }
+
+  const bool chunked = cfg.dataflow != Dataflow::os;
+  const bool fused = cfg.fused_mac || cfg.format != Format::fp32;
+  const bool flush = cfg.subnormals == Subnormals::flush;
+  MicroFn fn = pick_micro<kMR>(fused, flush, chunked);
+  // A k block is a whole number of array-row chunks so that chunk boundaries stay at multiples of R.
+  const int64_t R = cfg.rows;
+  const int64_t chunk = chunked ? R : g.K;
+  const int64_t kc_blk = chunked ? R * std::max<int64_t>(1, kTargetKC / R) : kTargetKC;
+  constexpr int64_t kTile = int64_t{kPanelsM} * kPanelsN * kMR * kNR;
+  const int64_t strips = strips_n ? tiles_n : tiles_m;
+
+#pragma omp parallel
+  {
+    Buf T = alloc_floats(kTile);
+    // The strip's private panels: all of its B (or A) panels, (kPanels, K, width).
+    Buf own = alloc_floats(strips_n ? int64_t{kPanelsN} * kNR * g.K : int64_t{kPanelsM} * kMR * g.K);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t st = 0; st < strips; ++st) {
+      const int64_t own0 = st * (strips_n ? kPanelsN : kPanelsM);
+      const int64_t own1 = std::min(strips_n ? pn : pm, own0 + (strips_n ? kPanelsN : kPanelsM));
+      for (int64_t o = own0; o < own1; ++o) {
+        if (strips_n) pack_col_panel(cfg, g.K, g.N, B, o, own.get() + (o - own0) * g.K * kNR);
+        else pack_row_panel(cfg, g.M, g.K, A, kMR, o, own.get() + (o - own0) * g.K * kMR);
       }
+      for (int64_t other = 0; other < (strips_n ? tiles_m : tiles_n); ++other) {
+        const int64_t tm = strips_n ? other : st, tn = strips_n ? st : other;
+        const int64_t p0 = tm * kPanelsM, p1 = std::min(pm, p0 + kPanelsM);
+        const int64_t q0 = tn * kPanelsN, q1 = std::min(pn, q0 + kPanelsN);
+        auto a_panel = [&](int64_t p) {
+          return strips_n ? Ap + p * g.K * kMR : own.get() + (p - p0) * g.K * kMR;
+        };
+        auto b_panel = [&](int64_t q) {
+          return strips_n ? own.get() + (q - q0) * g.K * kNR : Bp + q * g.K * kNR;
+        };
+        std::memset(T.get(), 0, sizeof(float) * kTile);  // accumulators start at +0
+        for (int64_t k0 = 0; k0 < g.K; k0 += kc_blk) {
+          const int64_t kc = std::min(kc_blk, g.K - k0);
+          for (int64_t q = q0; q < q1; ++q)
+            for (int64_t p = p0; p < p1; ++p) {
+              float* t = T.get() + ((q - q0) * kPanelsM + (p - p0)) * kMR * kNR;
+              fn(kc, std::min(chunk, kc), a_panel(p) + k0 * kMR, b_panel(q) + k0 * kNR, t);
+            }
+        }
+        for (int64_t q = q0; q < q1; ++q)
+          for (int64_t p = p0; p < p1; ++p)
+            store_tile<kMR>(T.get() + ((q - q0) * kPanelsM + (p - p0)) * kMR * kNR,
+                            std::min<int64_t>(kMR, g.M - p * kMR), std::min<int64_t>(kNR, g.N - q * kNR),
+                            p * kMR, q * kNR, C, ldc, out_trans);
+      }
+    }
   }
 }
 
@@ -164,56 +332,21 @@ void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatVie
     for (int64_t m = 0; m < g.M; ++m) std::fill(C + m * ldc, C + m * ldc + g.N, 0.0f);
     return;
   }
-  const int64_t pm = ceil_div(g.M, kMR), pn = ceil_div(g.N, kNR);
-  Buf Ap = alloc_floats(pm * kMR * g.K);  // (pm, K, kMR)
-  Buf Bp = alloc_floats(pn * kNR * g.K);  // (pn, K, kNR)
-  pack_a(cfg, g, A, Ap.get());
-  pack_b(cfg, g, B, Bp.get());
-
-  const bool chunked = cfg.dataflow != Dataflow::os;
-  const bool fused = cfg.fused_mac || cfg.format != Format::fp32;
-  const bool flush = cfg.subnormals == Subnormals::flush;
-  MicroFn fn = pick_micro(fused, flush, chunked);
-  // A k block is a whole number of array-row chunks so that chunk boundaries stay at multiples of R.
-  const int64_t R = cfg.rows;
-  const int64_t chunk = chunked ? R : g.K;
-  const int64_t kc_blk = chunked ? R * std::max<int64_t>(1, kTargetKC / R) : kTargetKC;
-
-  const int64_t tiles_m = ceil_div(pm, kPanelsM), tiles_n = ceil_div(pn, kPanelsN);
-#pragma omp parallel
-  {
-    Buf T = alloc_floats(int64_t{kPanelsM} * kPanelsN * kMR * kNR);
-#pragma omp for collapse(2) schedule(dynamic, 1)
-    for (int64_t tm = 0; tm < tiles_m; ++tm) {
-      for (int64_t tn = 0; tn < tiles_n; ++tn) {
-        const int64_t p0 = tm * kPanelsM, p1 = std::min(pm, p0 + kPanelsM);
-        const int64_t q0 = tn * kPanelsN, q1 = std::min(pn, q0 + kPanelsN);
-        std::memset(T.get(), 0, sizeof(float) * kPanelsM * kPanelsN * kMR * kNR);  // +0
-        for (int64_t k0 = 0; k0 < g.K; k0 += kc_blk) {
-          const int64_t kc = std::min(kc_blk, g.K - k0);
-          for (int64_t q = q0; q < q1; ++q)
-            for (int64_t p = p0; p < p1; ++p) {
-              float* t = T.get() + ((q - q0) * kPanelsM + (p - p0)) * kMR * kNR;
-              fn(kc, std::min(chunk, kc), Ap.get() + (p * g.K + k0) * kMR,
-                 Bp.get() + (q * g.K + k0) * kNR, t);
-            }
-        }
-        for (int64_t q = q0; q < q1; ++q)
-          for (int64_t p = p0; p < p1; ++p) {
-            const float* t = T.get() + ((q - q0) * kPanelsM + (p - p0)) * kMR * kNR;
-            for (int r = 0; r < kMR; ++r) {
-              int64_t m = p * kMR + r;
-              if (m >= g.M) break;
-              for (int c = 0; c < kNR; ++c) {
-                int64_t n = q * kNR + c;
-                if (n >= g.N) break;
-                C[m * ldc + n] = canonicalize_nan(t[r * kNR + c]);
-              }
-            }
-          }
-      }
-    }
+  // The micro kernel vectorizes over columns. When N is narrow and M is not, compute
+  // C^T = B^T A^T instead: each output still sees its own k's in the same order, so the bits are
+  // the same, and the wide dimension fills the vector lanes.
+  const bool swap = g.N < kNR && g.M > g.N;
+  GemmShape s = g;
+  MatView a = A, b = B;
+  if (swap) {
+    s = {g.N, g.M, g.K};
+    a = {B.data, B.ld, !B.trans};
+    b = {A.data, A.ld, !A.trans};
   }
+  // Height of the micro tile: 12 rows (24 accumulators) unless 8 wastes fewer padded rows.
+  const int64_t waste12 = ceil_div(s.M, 12) * 12 - s.M, waste8 = ceil_div(s.M, 8) * 8 - s.M;
+  if (waste8 < waste12) run_tiles<8>(cfg, s, a, b, C, ldc, swap);
+  else run_tiles<12>(cfg, s, a, b, C, ldc, swap);
 }
 
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,
