@@ -1,0 +1,244 @@
+// ResNet builders: CIFAR-style (He et al. 2016, sec. 4.2: three stages of 16/32/64 channels, basic
+// blocks, n = (depth - 2) / 6 per stage) and ImageNet-style (7x7/2 stem, 3x3/2 max pool, basic
+// blocks for 18/34, bottleneck blocks with the stride on the 3x3 conv for 50, as torchvision).
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "models/netdesc.h"
+#include "src/error.h"
+
+namespace st {
+
+std::string_view to_string(NodeKind k) {
+  switch (k) {
+    case NodeKind::input: return "input";
+    case NodeKind::conv: return "conv";
+    case NodeKind::bn: return "bn";
+    case NodeKind::relu: return "relu";
+    case NodeKind::add: return "add";
+    case NodeKind::maxpool: return "maxpool";
+    case NodeKind::gap: return "gap";
+    case NodeKind::fc: return "fc";
+    case NodeKind::shortcut_a: return "shortcut_a";
+    case NodeKind::loss: return "loss";
+  }
+  return "?";
+}
+
+int64_t NetDesc::parameter_count() const {
+  int64_t p = 0;
+  for (const auto& nd : nodes) {
+    if (nd.kind == NodeKind::conv) p += nd.out.c * in_shape(&nd - nodes.data()).c * nd.kh * nd.kw;
+    if (nd.kind == NodeKind::bn) p += 2 * nd.out.c;
+    if (nd.kind == NodeKind::fc) p += nd.out.c * (in_shape(&nd - nodes.data()).size() / batch) + nd.out.c;
+  }
+  return p;
+}
+
+namespace {
+
+class Builder {
+ public:
+  explicit Builder(NetDesc& d) : d_(d) {}
+
+  int input() {
+    NodeDesc n;
+    n.name = "input";
+    n.kind = NodeKind::input;
+    n.out = {d_.batch, d_.in_c, d_.in_h, d_.in_w};
+    return push(std::move(n));
+  }
+  int conv(const std::string& name, int in, int64_t out_c, int k, int stride, int pad) {
+    const Shape4 s = d_.nodes[in].out;
+    NodeDesc n;
+    n.name = name;
+    n.kind = NodeKind::conv;
+    n.inputs = {in};
+    n.kh = n.kw = k;
+    n.sh = n.sw = stride;
+    n.pt = n.pl = n.pb = n.pr = pad;
+    n.out = {s.n, out_c, out_size(name, s.h, k, stride, pad), out_size(name, s.w, k, stride, pad)};
+    return push(std::move(n));
+  }
+  int unary(const std::string& name, NodeKind kind, int in) {
+    NodeDesc n;
+    n.name = name;
+    n.kind = kind;
+    n.inputs = {in};
+    n.out = d_.nodes[in].out;
+    if (kind == NodeKind::relu) d_.nodes[in].relu_after = true;
+    return push(std::move(n));
+  }
+  int add(const std::string& name, int a, int b) {
+    if (!(d_.nodes[a].out == d_.nodes[b].out))
+      throw UserError(fmt::format("{}: residual shapes differ", name));
+    NodeDesc n;
+    n.name = name;
+    n.kind = NodeKind::add;
+    n.inputs = {a, b};
+    n.out = d_.nodes[a].out;
+    return push(std::move(n));
+  }
+  int maxpool(const std::string& name, int in, int k, int stride, int pad) {
+    const Shape4 s = d_.nodes[in].out;
+    NodeDesc n;
+    n.name = name;
+    n.kind = NodeKind::maxpool;
+    n.inputs = {in};
+    n.kh = n.kw = k;
+    n.sh = n.sw = stride;
+    n.pt = n.pl = n.pb = n.pr = pad;
+    n.out = {s.n, s.c, out_size(name, s.h, k, stride, pad), out_size(name, s.w, k, stride, pad)};
+    return push(std::move(n));
+  }
+  int gap(int in) {
+    const Shape4 s = d_.nodes[in].out;
+    NodeDesc n;
+    n.name = "gap";
+    n.kind = NodeKind::gap;
+    n.inputs = {in};
+    n.out = {s.n, s.c, 1, 1};
+    return push(std::move(n));
+  }
+  int fc(int in, int64_t classes) {
+    NodeDesc n;
+    n.name = "fc";
+    n.kind = NodeKind::fc;
+    n.inputs = {in};
+    n.out = {d_.batch, classes, 1, 1};
+    return push(std::move(n));
+  }
+  int shortcut_a(const std::string& name, int in, int64_t out_c, int stride) {
+    const Shape4 s = d_.nodes[in].out;
+    NodeDesc n;
+    n.name = name;
+    n.kind = NodeKind::shortcut_a;
+    n.inputs = {in};
+    n.sh = n.sw = stride;
+    n.out = {s.n, out_c, (s.h + stride - 1) / stride, (s.w + stride - 1) / stride};
+    return push(std::move(n));
+  }
+  int loss(int in) {
+    NodeDesc n;
+    n.name = "loss";
+    n.kind = NodeKind::loss;
+    n.inputs = {in};
+    n.out = {d_.batch, 1, 1, 1};
+    return push(std::move(n));
+  }
+  // conv + bn (+ relu)
+  int conv_bn(const std::string& name, int in, int64_t out_c, int k, int stride, int pad, bool relu) {
+    int x = conv(name + ".conv", in, out_c, k, stride, pad);
+    x = unary(name + ".bn", NodeKind::bn, x);
+    return relu ? unary(name + ".relu", NodeKind::relu, x) : x;
+  }
+
+ private:
+  static int64_t out_size(const std::string& name, int64_t in, int k, int stride, int pad) {
+    int64_t span = in + 2 * pad - k;
+    if (span < 0)
+      throw UserError(fmt::format("{}: a {}x{} window does not fit a {}-pixel input (padding {}); "
+                                  "use a larger --input", name, k, k, in, pad));
+    return span / stride + 1;
+  }
+  int push(NodeDesc n) {
+    d_.nodes.push_back(std::move(n));
+    return static_cast<int>(d_.nodes.size()) - 1;
+  }
+  NetDesc& d_;
+};
+
+int64_t scaled(int64_t c, double width) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::llround(static_cast<double>(c) * width)));
+}
+
+void cifar_resnet(Builder& b, const ResNetOptions& o, int depth) {
+  const int blocks = (depth - 2) / 6;
+  int x = b.input();
+  int64_t c = scaled(16, o.width);
+  x = b.conv_bn("stem", x, c, 3, 1, 1, true);
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t out_c = scaled(16 << stage, o.width);
+    for (int blk = 0; blk < blocks; ++blk) {
+      const std::string p = fmt::format("stage{}.block{}", stage + 1, blk);
+      const int stride = (stage > 0 && blk == 0) ? 2 : 1;
+      int y = b.conv_bn(p + ".a", x, out_c, 3, stride, 1, true);
+      y = b.conv_bn(p + ".b", y, out_c, 3, 1, 1, false);
+      int sc = x;
+      if (stride != 1 || out_c != c) {
+        sc = o.shortcut == "a" ? b.shortcut_a(p + ".shortcut", x, out_c, stride)
+                               : b.conv_bn(p + ".shortcut", x, out_c, 1, stride, 0, false);
+      }
+      x = b.unary(p + ".relu", NodeKind::relu, b.add(p + ".add", y, sc));
+      c = out_c;
+    }
+  }
+  b.loss(b.fc(b.gap(x), o.classes));
+}
+
+void imagenet_resnet(Builder& b, const ResNetOptions& o, const int (&blocks)[4], bool bottleneck) {
+  int x = b.input();
+  x = b.conv_bn("stem", x, scaled(64, o.width), 7, 2, 3, true);
+  x = b.maxpool("stem.pool", x, 3, 2, 1);
+  int64_t c = scaled(64, o.width);
+  const int expansion = bottleneck ? 4 : 1;
+  for (int stage = 0; stage < 4; ++stage) {
+    const int64_t mid = scaled(64 << stage, o.width), out_c = mid * expansion;
+    for (int blk = 0; blk < blocks[stage]; ++blk) {
+      const std::string p = fmt::format("layer{}.{}", stage + 1, blk);
+      const int stride = (stage > 0 && blk == 0) ? 2 : 1;
+      int y;
+      if (bottleneck) {
+        y = b.conv_bn(p + ".a", x, mid, 1, 1, 0, true);
+        y = b.conv_bn(p + ".b", y, mid, 3, stride, 1, true);
+        y = b.conv_bn(p + ".c", y, out_c, 1, 1, 0, false);
+      } else {
+        y = b.conv_bn(p + ".a", x, mid, 3, stride, 1, true);
+        y = b.conv_bn(p + ".b", y, out_c, 3, 1, 1, false);
+      }
+      int sc = x;
+      if (stride != 1 || out_c != c) sc = b.conv_bn(p + ".downsample", x, out_c, 1, stride, 0, false);
+      x = b.unary(p + ".relu", NodeKind::relu, b.add(p + ".add", y, sc));
+      c = out_c;
+    }
+  }
+  b.loss(b.fc(b.gap(x), o.classes));
+}
+
+}  // namespace
+
+std::vector<std::string> resnet_names() {
+  return {"resnet8", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34", "resnet50"};
+}
+
+NetDesc build_resnet(const ResNetOptions& o) {
+  if (o.batch < 1) throw UserError(fmt::format("batch must be >= 1 (got {})", o.batch));
+  if (o.in_c < 1 || o.in_h < 1 || o.in_w < 1)
+    throw UserError(fmt::format("input shape {}x{}x{} is impossible", o.in_c, o.in_h, o.in_w));
+  if (o.classes < 2) throw UserError(fmt::format("classes must be >= 2 (got {})", o.classes));
+  if (!(o.width > 0 && o.width <= 16)) throw UserError(fmt::format("width must be in (0, 16] (got {})", o.width));
+  if (o.shortcut != "conv" && o.shortcut != "a")
+    throw UserError(fmt::format("shortcut must be 'conv' or 'a' (got '{}')", o.shortcut));
+  NetDesc d;
+  d.name = o.name;
+  d.batch = o.batch;
+  d.in_c = o.in_c;
+  d.in_h = o.in_h;
+  d.in_w = o.in_w;
+  d.classes = o.classes;
+  Builder b(d);
+  if (o.name == "resnet8") cifar_resnet(b, o, 8);
+  else if (o.name == "resnet20") cifar_resnet(b, o, 20);
+  else if (o.name == "resnet32") cifar_resnet(b, o, 32);
+  else if (o.name == "resnet44") cifar_resnet(b, o, 44);
+  else if (o.name == "resnet56") cifar_resnet(b, o, 56);
+  else if (o.name == "resnet18") imagenet_resnet(b, o, {2, 2, 2, 2}, false);
+  else if (o.name == "resnet34") imagenet_resnet(b, o, {3, 4, 6, 3}, false);
+  else if (o.name == "resnet50") imagenet_resnet(b, o, {3, 4, 6, 3}, true);
+  else throw UserError(fmt::format("unknown model '{}' (known: resnet8, resnet20, resnet32, resnet44, "
+                                   "resnet56, resnet18, resnet34, resnet50)", o.name));
+  return d;
+}
+
+}  // namespace st
