@@ -64,6 +64,12 @@ struct VectorWork {
   double dram_read_bytes = 0, dram_write_bytes = 0;   // operands from / results to DRAM
   double sram_read_bytes = 0, sram_write_bytes = 0;   // vector-memory traffic
   bool fused_with_producer = false;    // input arrives from the array's output buffer, no DRAM trip
+  // Added for the vector cost model (src/cost/vector_cost.cpp). dram_read_bytes / dram_write_bytes
+  // hold ONE pass over the operands; the cost model multiplies reads by `passes` unless one reduction
+  // group (BN: a channel) fits in the vector buffer, in which case later passes replay from SRAM.
+  double producer_read_bytes = 0;      // part of dram_read_bytes that is the producer's output:
+                                       // not read from DRAM when fused (and spec.vector.fuse_with_conv)
+  int64_t groups = 1;                  // independent reduction groups the passes run over
 };
 
 }  // namespace st

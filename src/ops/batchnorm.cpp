@@ -1,0 +1,191 @@
+#include "src/ops/batchnorm.h"
+
+#include <cmath>
+
+#include "kernels/vector_unit.h"
+#include "src/ops/vector_op_util.h"
+
+namespace st {
+using namespace opdetail;
+
+namespace {
+
+struct Geo {
+  int64_t N, C, HW;
+  int64_t M() const { return N * HW; }
+};
+
+Geo geometry(const Tensor& src, const char* op) {
+  if (src.rank() != 4 && src.rank() != 2)
+    throw UserError(std::string(op) + ": src must be (N, C, H, W) or (N, C), got " + src.shape_str());
+  return Geo{src.dim(0), src.dim(1), src.dim(2) * src.dim(3)};
+}
+
+void require_channels(const Tensor& t, int64_t C, const char* what) {
+  if (t.size() != C)
+    throw UserError(std::string(what) + ": expected " + std::to_string(C) + " channels, got " +
+                    t.shape_str());
+}
+
+void ensure_channels(Tensor& t, int64_t C) {
+  if (t.size() != C) {
+    t = Tensor({C});
+    t.zero();
+  }
+}
+
+// dst = fma(a[c], x - m[c], b[c]) over (N, C, HW); parallel over (n, c) rows, order-free.
+void normalize(const Geo& g, const float* x, const float* a, const float* m, const float* b, float* y) {
+#pragma omp parallel for schedule(static) if (g.N * g.C * g.HW > kParallelMin)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
+    int64_t c = nc % g.C;
+    const float* xs = x + nc * g.HW;
+    float* ys = y + nc * g.HW;
+    const float ac = a[c], mc = m[c], bc = b[c];
+    for (int64_t i = 0; i < g.HW; ++i) ys[i] = std::fma(ac, xs[i] - mc, bc);
+  }
+}
+
+}  // namespace
+
+void bn_fwd_training(const ExecContext& ctx, const BnParams& p, const Tensor& src,
+                     const Tensor& gamma, const Tensor& beta, Tensor& dst, BnSaved& saved,
+                     Tensor& running_mean, Tensor& running_var, bool producer_on_chip) {
+  const Geo g = geometry(src, "bn_fwd_training");
+  require_channels(gamma, g.C, "bn_fwd_training gamma");
+  require_channels(beta, g.C, "bn_fwd_training beta");
+  ensure_channels(running_mean, g.C);
+  ensure_channels(running_var, g.C);
+  ensure_channels(saved.mean, g.C);
+  ensure_channels(saved.var, g.C);
+  ensure_like(dst, src);
+  const int L = lanes(ctx);
+  const float Mf = float(g.M());
+  Tensor a({g.C});  // gamma * inv per channel
+
+  // Statistics: one channel per thread; within a channel the order is the documented lane order.
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.C; ++c) {
+    vu::LaneSum s1(L);
+    for (int64_t n = 0; n < g.N; ++n) s1.add(src.data() + (n * g.C + c) * g.HW, g.HW);
+    const float mean = vu::div(s1.total(), Mf);
+    vu::LaneSum s2(L);
+    for (int64_t n = 0; n < g.N; ++n) s2.add_sq_dev(src.data() + (n * g.C + c) * g.HW, mean, g.HW);
+    const float var = vu::div(s2.total(), Mf);
+    saved.mean[c] = mean;
+    saved.var[c] = var;
+    a[c] = gamma[c] * vu::rsqrt(var + p.eps);
+    const float uvar = g.M() > 1 ? vu::div(var * Mf, float(g.M() - 1)) : var;
+    running_mean[c] = std::fma(p.momentum, mean - running_mean[c], running_mean[c]);
+    running_var[c] = std::fma(p.momentum, uvar - running_var[c], running_var[c]);
+  }
+  normalize(g, src.data(), a.data(), saved.mean.data(), beta.data(), dst.data());
+
+  const double n = double(src.size()), C = double(g.C);
+  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, src.size());
+  w.adds = 3 * n + 4 * C;        // sum; deviation (var pass); deviation (normalize); per channel
+  w.fmas = 2 * n + 2 * C;        // squared deviations; normalize; running stats
+  w.muls = 2 * C;                // gamma * inv, var * M
+  w.divs = 3 * C;                // mean, var, unbiased var
+  w.rsqrts = C;
+  w.passes = 3;
+  w.groups = g.C;
+  w.dram_read_bytes = kF32 * (n + 4 * C);  // src; gamma, beta, running mean / var
+  w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * (n + 4 * C); // dst; saved mean / var; running mean / var
+  w.sram_read_bytes = kF32 * (3 * n + 4 * C);
+  w.sram_write_bytes = kF32 * (n + 4 * C);
+  w.fused_with_producer = producer_on_chip;
+  ctx.emit(w);
+}
+
+void bn_fwd_inference(const ExecContext& ctx, const BnParams& p, const Tensor& src,
+                      const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                      const Tensor& running_var, Tensor& dst, bool producer_on_chip) {
+  const Geo g = geometry(src, "bn_fwd_inference");
+  require_channels(gamma, g.C, "bn_fwd_inference gamma");
+  require_channels(beta, g.C, "bn_fwd_inference beta");
+  require_channels(running_mean, g.C, "bn_fwd_inference running_mean");
+  require_channels(running_var, g.C, "bn_fwd_inference running_var");
+  ensure_like(dst, src);
+  Tensor a({g.C});
+  for (int64_t c = 0; c < g.C; ++c) a[c] = gamma[c] * vu::rsqrt(running_var[c] + p.eps);
+  normalize(g, src.data(), a.data(), running_mean.data(), beta.data(), dst.data());
+
+  const double n = double(src.size()), C = double(g.C);
+  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, src.size());
+  w.adds = n + C;
+  w.fmas = n;
+  w.muls = C;
+  w.rsqrts = C;
+  w.groups = g.C;
+  w.dram_read_bytes = kF32 * (n + 4 * C);
+  w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = kF32 * (n + 4 * C);
+  w.sram_write_bytes = kF32 * n;
+  w.fused_with_producer = producer_on_chip;
+  ctx.emit(w);
+}
+
+void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const Tensor& diff_dst,
+            const Tensor& gamma, const BnSaved& saved, Tensor& diff_src, Tensor& diff_gamma,
+            Tensor& diff_beta) {
+  const Geo g = geometry(src, "bn_bwd");
+  require_same(src, diff_dst, "bn_bwd: src vs diff_dst");
+  require_channels(gamma, g.C, "bn_bwd gamma");
+  require_channels(saved.mean, g.C, "bn_bwd saved mean");
+  require_channels(saved.var, g.C, "bn_bwd saved var");
+  ensure_channels(diff_gamma, g.C);
+  ensure_channels(diff_beta, g.C);
+  ensure_like(diff_src, src);
+  const int L = lanes(ctx);
+  const float Mf = float(g.M());
+  Tensor c1({g.C}), c2({g.C}), k({g.C});  // per-channel constants of the second pass
+
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.C; ++c) {
+    vu::LaneSum s_dy(L), s_xdy(L);
+    const float mean = saved.mean[c];
+    for (int64_t n = 0; n < g.N; ++n) {
+      const int64_t off = (n * g.C + c) * g.HW;
+      s_dy.add(diff_dst.data() + off, g.HW);
+      s_xdy.add_dev_dot(src.data() + off, mean, diff_dst.data() + off, g.HW);
+    }
+    const float inv = vu::rsqrt(saved.var[c] + p.eps);
+    const float db = s_dy.total();
+    const float dg = s_xdy.total() * inv;
+    diff_beta[c] += db;
+    diff_gamma[c] += dg;
+    c1[c] = vu::div(db, Mf);
+    c2[c] = vu::div(dg * inv, Mf);
+    k[c] = gamma[c] * inv;
+  }
+
+#pragma omp parallel for schedule(static) if (src.size() > kParallelMin)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
+    const int64_t c = nc % g.C;
+    const float* x = src.data() + nc * g.HW;
+    const float* dy = diff_dst.data() + nc * g.HW;
+    float* dx = diff_src.data() + nc * g.HW;
+    const float mc = saved.mean[c], c1c = c1[c], c2c = c2[c], kc = k[c];
+    for (int64_t i = 0; i < g.HW; ++i) dx[i] = kc * std::fma(-(x[i] - mc), c2c, dy[i] - c1c);
+  }
+
+  const double n = double(src.size()), C = double(g.C);
+  VectorWork w = vwork(ctx, OpKind::bn_bwd, Phase::backward_data, src.size());
+  w.adds = 4 * n + 3 * C;  // pass 1: sum dy, x - mean; pass 2: x - mean, dy - c1; per channel
+  w.fmas = 2 * n;          // pass 1: s_xdy; pass 2: the fma
+  w.muls = n + 3 * C;      // pass 2: k * (...); per channel
+  w.divs = 2 * C;
+  w.rsqrts = C;
+  w.passes = 2;
+  w.groups = g.C;
+  w.dram_read_bytes = kF32 * (2 * n + 5 * C);  // src, diff_dst; gamma, mean, var, diff_gamma, diff_beta
+  w.dram_write_bytes = kF32 * (n + 2 * C);     // diff_src; diff_gamma, diff_beta
+  w.sram_read_bytes = kF32 * (4 * n + 5 * C);
+  w.sram_write_bytes = kF32 * (n + 2 * C);
+  ctx.emit(w);
+}
+
+}  // namespace st

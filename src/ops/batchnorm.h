@@ -1,0 +1,45 @@
+#pragma once
+// Batch normalization over (N, C, H, W) (or (N, C)) per channel, on the vector unit, fp32.
+// Names and formulas follow oneDNN's batch_normalization with use_scale | use_shift; M = N*H*W.
+//
+// Training forward (3 passes over the channel's M elements, element order (n, h, w) flattened):
+//   mean = div(sum(x), M)                          lane-partitioned sum (kernels/vector_unit.h)
+//   var  = div(sum((x - mean)^2), M)               biased, lane-partitioned fma of squared deviations
+//   inv  = rsqrt(var + eps)                        1 / sqrt, both correctly rounded
+//   a    = gamma * inv;  dst = fma(a, x - mean, beta)
+//   running stats (PyTorch convention, unbiased variance for the running estimate):
+//   uvar = M > 1 ? div(var * M, M - 1) : var;  rm = fma(momentum, mean - rm, rm);
+//   rv = fma(momentum, uvar - rv, rv)
+// Inference forward: inv = rsqrt(rv + eps); dst = fma(gamma * inv, x - rm, beta).
+// Backward (2 passes), from the saved batch mean and var:
+//   s_dy = sum(dy);  s_xdy = sum((x - mean) * dy)       (lane-partitioned, fma per lane)
+//   diff_beta += s_dy;  dg = s_xdy * inv;  diff_gamma += dg
+//   c1 = div(s_dy, M);  c2 = div(dg * inv, M);  k = gamma * inv
+//   diff_src = k * fma(-(x - mean), c2, dy - c1)        WRITTEN (BN's input has one consumer)
+// diff_gamma / diff_beta are ADDED into (gradient accumulation; the caller zeroes them per step).
+#include "src/ops/context.h"
+#include "src/tensor.h"
+
+namespace st {
+
+struct BnParams {
+  float eps = 1e-5f;
+  float momentum = 0.1f;   // weight of the new batch statistic in the running estimate
+};
+
+// What training forward saves for backward: per-channel batch mean and biased variance (C).
+struct BnSaved {
+  Tensor mean, var;
+};
+
+void bn_fwd_training(const ExecContext& ctx, const BnParams& p, const Tensor& src,
+                     const Tensor& gamma, const Tensor& beta, Tensor& dst, BnSaved& saved,
+                     Tensor& running_mean, Tensor& running_var, bool producer_on_chip = false);
+void bn_fwd_inference(const ExecContext& ctx, const BnParams& p, const Tensor& src,
+                      const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                      const Tensor& running_var, Tensor& dst, bool producer_on_chip = false);
+void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const Tensor& diff_dst,
+            const Tensor& gamma, const BnSaved& saved, Tensor& diff_src, Tensor& diff_gamma,
+            Tensor& diff_beta);
+
+}  // namespace st

@@ -1,0 +1,134 @@
+#include "src/ops/fc.h"
+
+#include "kernels/systolic.h"
+#include "kernels/vector_unit.h"
+#include "src/ops/vector_op_util.h"
+
+namespace st {
+using namespace opdetail;
+
+namespace {
+
+struct Dims {
+  int64_t N, IC, OC;
+};
+
+Dims dims(const Tensor& src, const Tensor& wei, const char* op) {
+  if (src.rank() < 2 || wei.rank() != 2)
+    throw UserError(std::string(op) + ": src must be (N, IC[, 1, 1]) and wei (OC, IC), got " +
+                    src.shape_str() + " and " + wei.shape_str());
+  Dims d{src.dim(0), src.size() / src.dim(0), wei.dim(0)};
+  if (wei.dim(1) != d.IC)
+    throw UserError(std::string(op) + ": wei " + wei.shape_str() + " does not take " +
+                    std::to_string(d.IC) + " inputs");
+  return d;
+}
+
+const ArrayConfig& array(const ExecContext& ctx) {
+  ST_INVARIANT(ctx.spec != nullptr);
+  if (ctx.spec->array.format == Format::int8)
+    throw UserError("fc: the int8 array format is inference-only; training needs fp32, bf16 or fp16");
+  return ctx.spec->array;
+}
+
+OperandDesc operand(int64_t rows, int64_t cols, int elem_bytes) {
+  OperandDesc o;
+  o.rows = rows;
+  o.cols = cols;
+  o.elem_bytes = elem_bytes;
+  o.dram_elems = double(rows) * double(cols);
+  return o;
+}
+
+void run_gemm(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape& g, MatView A,
+              MatView B, float* C, bool accumulate) {
+  const ArrayConfig& cfg = array(ctx);
+  systolic_gemm(cfg, g, A, B, C, g.N);
+  GemmWork w;
+  w.tag = Tag{ctx.layer, kind, phase};
+  w.shape = g;
+  const int eb = format_bytes(cfg.format);
+  w.a = operand(g.M, g.K, eb);
+  w.b = operand(g.K, g.N, eb);
+  w.c = operand(g.M, g.N, accumulator_bytes(cfg.format));
+  w.useful_macs = double(g.M) * double(g.N) * double(g.K);
+  w.accumulate_into_c = accumulate;
+  ctx.emit(w);
+}
+
+}  // namespace
+
+void fc_fwd(const ExecContext& ctx, const Tensor& src, const Tensor& wei, const Tensor& bias, Tensor& dst) {
+  const Dims d = dims(src, wei, "fc_fwd");
+  if (bias.size() != d.OC) throw UserError("fc_fwd: bias " + bias.shape_str() + " for " +
+                                           std::to_string(d.OC) + " outputs");
+  if (dst.rank() != 2 || dst.dim(0) != d.N || dst.dim(1) != d.OC) {
+    dst = Tensor({d.N, d.OC});
+  }
+  const GemmShape g{d.N, d.OC, d.IC};
+  run_gemm(ctx, OpKind::fc_fwd, Phase::forward, g, MatView{src.data(), d.IC, false},
+           MatView{wei.data(), d.IC, true}, dst.data(), false);
+  float* y = dst.data();
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t o = 0; o < d.OC; ++o) y[n * d.OC + o] += bias[o];
+
+  const double outs = double(d.N * d.OC);
+  VectorWork w = vwork(ctx, OpKind::fc_fwd, Phase::forward, d.N * d.OC);
+  w.adds = outs;
+  w.dram_read_bytes = kF32 * double(d.OC);  // bias; the GEMM output arrives on chip
+  w.dram_write_bytes = kF32 * outs;
+  w.sram_read_bytes = kF32 * (outs + double(d.OC));
+  w.sram_write_bytes = kF32 * outs;
+  w.fused_with_producer = true;
+  ctx.emit(w);
+}
+
+void fc_bwd_data(const ExecContext& ctx, const Tensor& diff_dst, const Tensor& wei, Tensor& diff_src) {
+  if (diff_dst.rank() != 2 || wei.rank() != 2 || diff_dst.dim(1) != wei.dim(0))
+    throw UserError("fc_bwd_data: diff_dst " + diff_dst.shape_str() + " vs wei " + wei.shape_str());
+  const int64_t N = diff_dst.dim(0), OC = wei.dim(0), IC = wei.dim(1);
+  if (diff_src.size() != N * IC || diff_src.rank() < 2 || diff_src.dim(0) != N) diff_src = Tensor({N, IC});
+  const GemmShape g{N, IC, OC};
+  run_gemm(ctx, OpKind::fc_bwd_data, Phase::backward_data, g, MatView{diff_dst.data(), OC, false},
+           MatView{wei.data(), IC, false}, diff_src.data(), false);
+}
+
+void fc_bwd_weights(const ExecContext& ctx, const Tensor& src, const Tensor& diff_dst, Tensor& diff_wei,
+                    Tensor& diff_bias) {
+  if (src.rank() < 2 || diff_dst.rank() != 2 || diff_dst.dim(0) != src.dim(0))
+    throw UserError("fc_bwd_weights: src " + src.shape_str() + " vs diff_dst " + diff_dst.shape_str());
+  const int64_t N = src.dim(0), IC = src.size() / N, OC = diff_dst.dim(1);
+  if (diff_wei.rank() != 2 || diff_wei.dim(0) != OC || diff_wei.dim(1) != IC) {
+    diff_wei = Tensor({OC, IC});
+    diff_wei.zero();
+  }
+  if (diff_bias.size() != OC) {
+    diff_bias = Tensor({OC});
+    diff_bias.zero();
+  }
+  const GemmShape g{OC, IC, N};
+  Tensor tmp({OC, IC});
+  run_gemm(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, g,
+           MatView{diff_dst.data(), OC, true}, MatView{src.data(), IC, false}, tmp.data(), true);
+  for (int64_t i = 0; i < OC * IC; ++i) diff_wei[i] = diff_wei[i] + tmp[i];
+
+  // diff_bias[o] += sum over n of diff_dst[n, o], lane-partitioned in n order.
+  const int L = lanes(ctx);
+  std::vector<float> col(static_cast<size_t>(N));
+  for (int64_t o = 0; o < OC; ++o) {
+    for (int64_t n = 0; n < N; ++n) col[n] = diff_dst[n * OC + o];
+    vu::LaneSum s(L);
+    s.add(col.data(), N);
+    diff_bias[o] += s.total();
+  }
+  VectorWork w = vwork(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, OC);
+  w.adds = double(N * OC) + double(OC);
+  w.dram_read_bytes = kF32 * double(N * OC + OC);
+  w.dram_write_bytes = kF32 * double(OC);
+  w.sram_read_bytes = kF32 * double(N * OC + OC);
+  w.sram_write_bytes = kF32 * double(OC);
+  w.groups = OC;
+  ctx.emit(w);
+}
+
+}  // namespace st

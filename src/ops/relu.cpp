@@ -1,0 +1,46 @@
+#include "src/ops/relu.h"
+
+#include "kernels/formats.h"
+#include "src/ops/vector_op_util.h"
+
+namespace st {
+using namespace opdetail;
+
+void relu_fwd(const ExecContext& ctx, const Tensor& src, Tensor& dst, bool producer_on_chip) {
+  ensure_like(dst, src);
+  const int64_t n = src.size();
+  const float* s = src.data();
+  float* d = dst.data();
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) d[i] = s[i] > 0.0f ? s[i] : (s[i] != s[i] ? canonicalize_nan(s[i]) : 0.0f);
+
+  VectorWork w = vwork(ctx, OpKind::relu_fwd, Phase::forward, n);
+  w.cmps = double(n);
+  w.dram_read_bytes = w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = kF32 * n;
+  w.sram_write_bytes = kF32 * n;
+  w.fused_with_producer = producer_on_chip;
+  ctx.emit(w);
+}
+
+void relu_bwd(const ExecContext& ctx, const Tensor& src, const Tensor& diff_dst, Tensor& diff_src) {
+  require_same(src, diff_dst, "relu_bwd: src vs diff_dst");
+  ensure_like(diff_src, src);
+  const int64_t n = src.size();
+  const float* s = src.data();
+  const float* dd = diff_dst.data();
+  float* ds = diff_src.data();
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) ds[i] = s[i] > 0.0f ? dd[i] : 0.0f;
+
+  VectorWork w = vwork(ctx, OpKind::relu_bwd, Phase::backward_data, n);
+  w.cmps = double(n);
+  w.dram_read_bytes = 2 * kF32 * n;
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = 2 * kF32 * n;
+  w.sram_write_bytes = kF32 * n;
+  ctx.emit(w);
+}
+
+}  // namespace st

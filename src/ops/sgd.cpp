@@ -1,0 +1,35 @@
+#include "src/ops/sgd.h"
+
+#include <cmath>
+
+#include "src/ops/vector_op_util.h"
+
+namespace st {
+using namespace opdetail;
+
+void sgd_update(const ExecContext& ctx, const SgdParams& p, Tensor& wei, const Tensor& diff_wei,
+                Tensor& velocity) {
+  require_same(wei, diff_wei, "sgd_update: wei vs diff_wei");
+  ensure_like(velocity, wei);
+  const int64_t n = wei.size();
+  float* w = wei.data();
+  float* v = velocity.data();
+  const float* g = diff_wei.data();
+  const float wd = p.weight_decay, mu = p.momentum, neg_lr = -p.lr;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    float gi = std::fma(wd, w[i], g[i]);
+    float vi = std::fma(mu, v[i], gi);
+    v[i] = vi;
+    w[i] = std::fma(neg_lr, vi, w[i]);
+  }
+  VectorWork work = vwork(ctx, OpKind::sgd_update, Phase::update, n);
+  work.fmas = 3.0 * n;
+  work.dram_read_bytes = 3 * kF32 * n;   // wei, diff_wei, velocity
+  work.dram_write_bytes = 2 * kF32 * n;  // wei, velocity
+  work.sram_read_bytes = 3 * kF32 * n;
+  work.sram_write_bytes = 2 * kF32 * n;
+  ctx.emit(work);
+}
+
+}  // namespace st
