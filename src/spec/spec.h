@@ -1,7 +1,7 @@
 #pragma once
 // The accelerator spec: everything the cost model and the kernels need to know about the modeled
 // machine. Loaded from TOML (src/spec/spec_toml.cpp), presets in models/presets/ embedded in the
-// binary. All sizes in the units their names say.
+// binary (src/spec/spec_toml.h: load_spec, spec_to_toml). All sizes in the units their names say.
 #include <string>
 
 #include "kernels/systolic.h"
@@ -30,6 +30,7 @@ struct VectorSpec {
   double buffer_kib = 64;       // vector memory (one bank)
   bool double_buffered = false; // SimDIT: single-buffered, load and store fully exposed
   bool fuse_with_conv = false;  // BN/ReLU after conv consume the conv output on chip
+  double dram_link_bits_per_cycle = 0;  // 0 = share the global DRAM link; >0 = own link (SimDIT)
 };
 
 // pJ per event. Defaults and sources: reference/energy.md (Horowitz ISSCC 2014; Accelergy/CACTI).
@@ -49,6 +50,7 @@ struct EnergyTable {
 struct Spec {
   std::string name = "tpu-like";
   std::string source;           // file path or "preset:NAME"
+  std::string description;      // one line, free text (what the preset models, its assumptions)
   double clock_ghz = 1.0;
   int tech_nm = 45;
   ArrayConfig array;
@@ -58,6 +60,14 @@ struct Spec {
   EnergyTable energy;
 
   double dram_bytes_per_cycle() const { return dram.bandwidth_gbps / clock_ghz; }
+  // DRAM bytes per cycle available to a buffer: its own link (SimDIT) or the shared one.
+  double link_bytes_per_cycle(const BufferSpec& b) const {
+    return b.dram_link_bits_per_cycle > 0 ? b.dram_link_bits_per_cycle / 8.0 : dram_bytes_per_cycle();
+  }
+  double vector_link_bytes_per_cycle() const {
+    return vector.dram_link_bits_per_cycle > 0 ? vector.dram_link_bits_per_cycle / 8.0
+                                               : dram_bytes_per_cycle();
+  }
 };
 
 }  // namespace st
