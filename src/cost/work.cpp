@@ -23,6 +23,8 @@ std::string_view to_string(OpKind k) {
     case OpKind::loss_fwd: return "loss_fwd";
     case OpKind::loss_bwd: return "loss_bwd";
     case OpKind::sgd_update: return "sgd_update";
+    case OpKind::shortcut_fwd: return "shortcut_fwd";
+    case OpKind::shortcut_bwd: return "shortcut_bwd";
     case OpKind::kCount: break;
   }
   return "?";

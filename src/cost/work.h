@@ -16,6 +16,7 @@ enum class OpKind : uint8_t {
   bn_fwd, bn_bwd, relu_fwd, relu_bwd,
   maxpool_fwd, maxpool_bwd, avgpool_fwd, avgpool_bwd,
   add_fwd, add_bwd, loss_fwd, loss_bwd, sgd_update,
+  shortcut_fwd, shortcut_bwd,   // option-A shortcut: strided copy + channel zero-pad (and back)
   kCount
 };
 std::string_view to_string(OpKind k);
