@@ -1,0 +1,418 @@
+// Cost of one GEMM on the array: a tiler searches tile sizes and loop orders under the buffer
+// capacities; each candidate is costed in closed form (no per-tile loop), so the whole search is
+// cheap enough for every layer of ResNet-50 well under a millisecond.
+//
+// Model (README "Cost model" has the long version):
+// - Tiles (tm, tn, tk) of C[M,N] = A[M,K] B[K,N]; one A tile in one ifmap bank, one B tile in one
+//   weight bank, one C tile (accumulator precision) in one output bank. A loop order over the tile
+//   indices (outermost first) decides reuse: an operand is reloaded whenever the indices it depends on
+//   change, i.e. loads = product of the trip counts of every loop from the outermost down to the
+//   innermost loop the operand depends on (loops of trip 1 do not exist).
+// - An operand whose whole matrix fits in its bank is loaded once whatever the order (resident).
+// - C tiles visited more than once (K tiled outside an M/N loop) spill fp32 partial sums to DRAM
+//   and read them back; accumulate_into_c reads C once more.
+// - Compute cycles: the closed form per fold (kernels/systolic.h) of every tile GEMM, summed exactly
+//   over full and remainder tiles.
+// - Time: double-buffered operands overlap their transfer with the previous step's compute:
+//   a step costs max(compute, transfer) (+ the transfer of single-buffered operands, never
+//   overlapped); the first load and the last store are exposed. Transfer of a step = DRAM latency +
+//   bytes / bandwidth, links in parallel when a buffer has its own link (SimDIT). Steps are of two
+//   kinds: the first step of a run of the innermost loop loads what the outer loops changed, the
+//   other steps load only what the innermost loop changes.
+// - Explicit-lowering materialization (extra_dram_*) is a separate pass before the GEMM: exposed.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "src/cost/cost_model.h"
+#include "src/cost/energy.h"
+#include "src/error.h"
+
+namespace st {
+
+namespace {
+
+constexpr int kAccBytes = 4;           // partial sums / accumulators are fp32 or int32
+constexpr int kMaxCandidates = 10;     // tile sizes tried per dimension
+constexpr int kMinTimeTile = 8;        // smallest tile of the dimension streamed in time
+enum Dim { kM = 0, kN = 1, kK = 2 };
+constexpr unsigned kDepA = (1u << kM) | (1u << kK), kDepB = (1u << kK) | (1u << kN),
+                   kDepC = (1u << kM) | (1u << kN);
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Everything about a GEMM that does not depend on the tiling.
+struct Problem {
+  const Spec* spec;
+  GemmShape g;
+  std::array<int64_t, 3> ext;          // extents of m, n, k
+  std::array<int64_t, 3> gran;         // array rows/cols a dim is mapped to; 1 for the time dim
+  int time_dim;
+  double a_total, b_total, c_total;    // DRAM bytes of one full pass over each backing store
+  double a_occ, b_occ;                 // SRAM bytes per virtual element
+  double bank_a, bank_b, bank_c;       // bytes of one bank
+  bool db_a, db_b, db_c;
+  int link_a, link_b, link_c;          // link index: 0 shared, 1..3 own
+  std::array<double, 4> link_bw;       // bytes per cycle
+  double latency;                      // cycles
+  bool accumulate;                     // C is read once and added to
+  bool resident_a, resident_b, resident_c;  // the whole operand fits in one bank
+};
+
+// Result of costing one (tiles, order) candidate.
+struct Eval {
+  int64_t t[3] = {0, 0, 0};
+  int order[3] = {0, 1, 2};
+  double total = 0, compute = 0, folds = 0, steps = 0;
+  double loads_a = 0, loads_b = 0, visits_c = 0;   // in tile units
+  double dram_a = 0, dram_b = 0, dram_c_read = 0, dram_c_write = 0;
+  double dram_bytes() const { return dram_a + dram_b + dram_c_read + dram_c_write; }
+};
+
+struct Split {  // q full tiles of size t plus one remainder tile of size r (r may be 0)
+  int64_t q, t, r;
+  int64_t count() const { return q + (r > 0); }
+};
+Split split(int64_t e, int64_t t) { return {e / t, t, e % t}; }
+
+// Sum over the tiles of a dim of ceil(tile / gran) (gran 1: the number of tiles).
+double fold_sum(const Split& s, int64_t gran) {
+  if (gran <= 1) return double(s.count());
+  return double(s.q) * ceil_div(s.t, gran) + (s.r > 0 ? ceil_div(s.r, gran) : 0);
+}
+
+// Compute cycles and folds of all tile GEMMs: 8 combinations of full / remainder per dim.
+void tile_compute(const ArrayConfig& cfg, const Split s[3], double& cycles, double& folds) {
+  cycles = folds = 0;
+  for (int mask = 0; mask < 8; ++mask) {
+    int64_t size[3];
+    double count = 1;
+    for (int d = 0; d < 3; ++d) {
+      const bool rem = mask >> d & 1;
+      size[d] = rem ? s[d].r : s[d].t;
+      count *= rem ? (s[d].r > 0 ? 1 : 0) : double(s[d].q);
+    }
+    if (count == 0) continue;
+    const GemmShape tg{size[kM], size[kN], size[kK]};
+    cycles += count * double(gemm_compute_cycles(cfg, tg));
+    folds += count * double(gemm_folds(cfg, tg));
+  }
+}
+
+// Tile loads of an operand depending on `dep` under a loop order with trip counts `trip`.
+double loads(const int order[3], const int64_t trip[3], unsigned dep) {
+  int inner = -1;
+  for (int i = 0; i < 3; ++i)
+    if (trip[order[i]] > 1 && (dep >> order[i] & 1)) inner = i;
+  double n = 1;
+  for (int i = 0; i <= inner; ++i) n *= double(trip[order[i]]);
+  return n;
+}
+
+// Transfer time of one step: latency once if anything moves, then the slowest link.
+double transfer(const Problem& p, const std::array<double, 4>& bytes) {
+  double t = 0;
+  bool any = false;
+  for (int l = 0; l < 4; ++l) {
+    if (bytes[l] <= 0) continue;
+    any = true;
+    t = std::max(t, bytes[l] / p.link_bw[l]);
+  }
+  return any ? t + p.latency : 0.0;
+}
+
+Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, const int order[3]) {
+  Eval e;
+  for (int d = 0; d < 3; ++d) e.t[d] = s[d].t;
+  std::copy(order, order + 3, e.order);
+  e.compute = compute;
+  e.folds = folds;
+  const int64_t trip[3] = {s[kM].count(), s[kN].count(), s[kK].count()};
+  const double S = double(trip[0]) * double(trip[1]) * double(trip[2]);
+  e.steps = S;
+  const double tiles_a = double(trip[kM]) * double(trip[kK]);
+  const double tiles_b = double(trip[kK]) * double(trip[kN]);
+  const double tiles_c = double(trip[kM]) * double(trip[kN]);
+  // An operand whose whole matrix fits in its bank stays resident: each tile is loaded once.
+  e.loads_a = p.resident_a ? tiles_a : loads(order, trip, kDepA);
+  e.loads_b = p.resident_b ? tiles_b : loads(order, trip, kDepB);
+  e.visits_c = p.resident_c ? tiles_c : loads(order, trip, kDepC);
+  e.dram_a = p.a_total * e.loads_a / tiles_a;
+  e.dram_b = p.b_total * e.loads_b / tiles_b;
+  const double c_passes = e.visits_c / tiles_c;          // > 1: partial sums spill
+  const double mn = double(p.g.M) * double(p.g.N);
+  const double spill = (c_passes - 1) * mn * kAccBytes;  // each of write-out and read-back
+  e.dram_c_write = p.c_total + spill;
+  e.dram_c_read = spill + (p.accumulate ? p.c_total : 0.0);
+
+  // Exposed first load (one A and one B tile) and last store (one C tile).
+  const double first_a = p.a_total / tiles_a, first_b = p.b_total / tiles_b;
+  const double last_c = p.c_total / tiles_c;
+  auto link_bytes = [&](double a, double b, double c, bool want_db) {
+    std::array<double, 4> v{0, 0, 0, 0};
+    if (p.db_a == want_db) v[p.link_a] += a;
+    if (p.db_b == want_db) v[p.link_b] += b;
+    if (p.db_c == want_db) v[p.link_c] += c;
+    return v;
+  };
+  const double t_first = transfer(p, link_bytes(first_a, first_b, 0, true)) +
+                         transfer(p, link_bytes(first_a, first_b, 0, false));
+  const double t_last = transfer(p, link_bytes(0, 0, last_c, true)) +
+                        transfer(p, link_bytes(0, 0, last_c, false));
+  if (S <= 1) {
+    e.total = t_first + compute + t_last;
+    return e;
+  }
+  // Innermost loop that actually iterates; runs of it start with the outer loops' loads.
+  int inner = -1;
+  for (int i = 0; i < 3; ++i)
+    if (trip[order[i]] > 1) inner = order[i];
+  const double runs = S / double(trip[inner]);
+  const double steady_a = e.dram_a - first_a, steady_b = e.dram_b - first_b;
+  const double steady_c = e.dram_c_read + e.dram_c_write - last_c;
+  // Per-step bytes for operands the innermost loop changes, per-run-start bytes for the others.
+  auto per_step = [&](double steady, unsigned dep) { return (dep >> inner & 1) ? steady / (S - 1) : 0.0; };
+  auto per_run = [&](double steady, unsigned dep) {
+    return (dep >> inner & 1) || runs <= 1 ? 0.0 : steady / (runs - 1);
+  };
+  const double ia = per_step(steady_a, kDepA), ib = per_step(steady_b, kDepB), ic = per_step(steady_c, kDepC);
+  const double ra = per_run(steady_a, kDepA), rb = per_run(steady_b, kDepB), rc = per_run(steady_c, kDepC);
+  const double cc = compute / S;
+  auto step = [&](double a, double b, double c) {
+    return std::max(cc, transfer(p, link_bytes(a, b, c, true))) + transfer(p, link_bytes(a, b, c, false));
+  };
+  const double t_inner = step(ia, ib, ic);
+  const double t_start = step(ia + ra, ib + rb, ic + rc);
+  e.total = t_first + cc + (runs - 1) * t_start + (S - runs) * t_inner + t_last;
+  return e;
+}
+
+// Candidate tile sizes of one dim: the whole extent, powers of two times the granularity, and
+// even splits of the extent rounded up to the granularity; at most kMaxCandidates, largest first.
+std::vector<int64_t> candidates(int64_t extent, int64_t gran) {
+  std::vector<int64_t> v{extent};
+  for (int j = 2; j <= 4; ++j) v.push_back(ceil_div(ceil_div(extent, j), gran) * gran);
+  for (int64_t t = std::max<int64_t>(gran, gran == 1 ? kMinTimeTile : gran); t < extent; t *= 2)
+    v.push_back(t);
+  for (auto& x : v) x = std::clamp<int64_t>(x, 1, extent);
+  std::sort(v.begin(), v.end(), std::greater<>());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  if (int(v.size()) > kMaxCandidates) {
+    // Keep the largest few and the smallest few: big tiles win on reuse, small ones on fitting.
+    std::vector<int64_t> k(v.begin(), v.begin() + kMaxCandidates / 2);
+    k.insert(k.end(), v.end() - kMaxCandidates / 2, v.end());
+    v = k;
+  }
+  return v;
+}
+
+Problem make_problem(const GemmWork& w, const Spec& spec) {
+  Problem p;
+  p.spec = &spec;
+  p.g = w.shape;
+  p.ext = {w.shape.M, w.shape.N, w.shape.K};
+  const int R = spec.array.rows, C = spec.array.cols;
+  switch (spec.array.dataflow) {
+    case Dataflow::os: p.gran = {R, C, 1}; p.time_dim = kK; break;
+    case Dataflow::ws: p.gran = {1, C, R}; p.time_dim = kM; break;
+    case Dataflow::is: p.gran = {C, 1, R}; p.time_dim = kN; break;
+  }
+  const double mk = double(w.shape.M) * double(w.shape.K), kn = double(w.shape.K) * double(w.shape.N),
+               mn = double(w.shape.M) * double(w.shape.N);
+  // dram_elems <= 0 means "the virtual matrix itself is the backing store".
+  auto backing = [](const OperandDesc& o, double virt) { return o.dram_elems > 0 ? o.dram_elems : virt; };
+  p.a_total = backing(w.a, mk) * w.a.elem_bytes;
+  p.b_total = backing(w.b, kn) * w.b.elem_bytes;
+  p.c_total = backing(w.c, mn) * w.c.elem_bytes;
+  p.a_occ = w.a.sram_elems_per_virtual * w.a.elem_bytes;
+  p.b_occ = w.b.sram_elems_per_virtual * w.b.elem_bytes;
+  p.bank_a = spec.ifmap.kib * 1024;
+  p.bank_b = spec.weight.kib * 1024;
+  p.bank_c = spec.output.kib * 1024;
+  p.db_a = spec.ifmap.double_buffered;
+  p.db_b = spec.weight.double_buffered;
+  p.db_c = spec.output.double_buffered;
+  p.link_bw = {spec.dram_bytes_per_cycle(), spec.link_bytes_per_cycle(spec.ifmap),
+               spec.link_bytes_per_cycle(spec.weight), spec.link_bytes_per_cycle(spec.output)};
+  p.link_a = spec.ifmap.dram_link_bits_per_cycle > 0 ? 1 : 0;
+  p.link_b = spec.weight.dram_link_bits_per_cycle > 0 ? 2 : 0;
+  p.link_c = spec.output.dram_link_bits_per_cycle > 0 ? 3 : 0;
+  p.latency = spec.dram.latency_ns * spec.clock_ghz;
+  p.accumulate = w.accumulate_into_c;
+  p.resident_a = mk * p.a_occ <= p.bank_a;
+  p.resident_b = kn * p.b_occ <= p.bank_b;
+  p.resident_c = mn * kAccBytes <= p.bank_c;
+  return p;
+}
+
+bool better(const Eval& x, const Eval& y) {
+  if (x.total != y.total) return x.total < y.total;
+  return x.dram_bytes() < y.dram_bytes();
+}
+
+Eval search(const Problem& p, int64_t& evaluated) {
+  static constexpr int kOrders[6][3] = {{kM, kN, kK}, {kN, kM, kK}, {kM, kK, kN},
+                                        {kK, kM, kN}, {kN, kK, kM}, {kK, kN, kM}};
+  const auto cm = candidates(p.ext[kM], p.gran[kM]);
+  const auto cn = candidates(p.ext[kN], p.gran[kN]);
+  const auto ck = candidates(p.ext[kK], p.gran[kK]);
+  Eval best;
+  bool have = false;
+  evaluated = 0;
+  // Smallest tiles of every dim: used if nothing fits (a spec with absurdly small buffers).
+  for (int64_t tm : cm)
+    for (int64_t tk : ck) {
+      if (double(tm) * double(tk) * p.a_occ > p.bank_a) continue;
+      for (int64_t tn : cn) {
+        if (double(tk) * double(tn) * p.b_occ > p.bank_b) continue;
+        if (double(tm) * double(tn) * kAccBytes > p.bank_c) continue;
+        const Split s[3] = {split(p.ext[kM], tm), split(p.ext[kN], tn), split(p.ext[kK], tk)};
+        double compute, folds;
+        tile_compute(p.spec->array, s, compute, folds);
+        for (const auto& o : kOrders) {
+          const Eval e = evaluate(p, s, compute, folds, o);
+          ++evaluated;
+          if (!have || better(e, best)) best = e, have = true;
+        }
+      }
+    }
+  if (!have) {
+    const Split s[3] = {split(p.ext[kM], cm.back()), split(p.ext[kN], cn.back()),
+                        split(p.ext[kK], ck.back())};
+    double compute, folds;
+    tile_compute(p.spec->array, s, compute, folds);
+    best = evaluate(p, s, compute, folds, kOrders[0]);
+    evaluated = 1;
+  }
+  return best;
+}
+
+}  // namespace
+
+namespace {
+
+const char* dim_name(int d) { return d == kM ? "m" : d == kN ? "n" : "k"; }
+
+Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
+  Stats s;
+  const GemmShape& g = w.shape;
+  if (g.M <= 0 || g.N <= 0 || g.K <= 0) return s;
+  const Problem p = make_problem(w, spec);
+  int64_t evaluated = 0;
+  const Eval e = search(p, evaluated);
+  if (plan) {
+    plan->tile_m = e.t[kM];
+    plan->tile_n = e.t[kN];
+    plan->tile_k = e.t[kK];
+    plan->loop_order = std::string(dim_name(e.order[0])) + "," + dim_name(e.order[1]) + "," +
+                       dim_name(e.order[2]);
+    plan->candidates_evaluated = evaluated;
+  }
+
+  // Materialization of explicit lowering: a separate pass over the shared link before the GEMM.
+  const double extra_r[3] = {w.a.extra_dram_read_bytes, w.b.extra_dram_read_bytes, w.c.extra_dram_read_bytes};
+  const double extra_w[3] = {w.a.extra_dram_write_bytes, w.b.extra_dram_write_bytes, w.c.extra_dram_write_bytes};
+  double extra = 0;
+  for (int i = 0; i < 3; ++i) extra += extra_r[i] + extra_w[i];
+  const double t_extra = extra > 0 ? extra / spec.dram_bytes_per_cycle() + p.latency : 0.0;
+  const double total = std::ceil(e.total + t_extra);
+  const double compute = e.compute;
+
+  const double M = double(g.M), N = double(g.N), K = double(g.K);
+  const double issued = M * N * K;
+  const double useful = w.useful_macs > 0 ? w.useful_macs : issued;
+  s.add("cycles.compute", compute);
+  s.add("cycles.stall", total - compute);
+  s.add("cycles.total", total);
+  s.add("macs.issued", issued);
+  s.add("macs.useful", useful);
+  s.add("folds", e.folds);
+  s.add("tiles", e.steps);
+
+  // DRAM, by role.
+  s.add("bytes.dram.read.ifmap", e.dram_a + extra_r[0]);
+  s.add("bytes.dram.read.weight", e.dram_b + extra_r[1]);
+  s.add("bytes.dram.read.output", e.dram_c_read + extra_r[2]);
+  if (extra_w[0] > 0) s.add("bytes.dram.write.ifmap", extra_w[0]);
+  if (extra_w[1] > 0) s.add("bytes.dram.write.weight", extra_w[1]);
+  s.add("bytes.dram.write.output", e.dram_c_write + extra_w[2]);
+  const double extra_storage = w.a.extra_storage_bytes + w.b.extra_storage_bytes + w.c.extra_storage_bytes;
+  if (extra_storage > 0) s.add("storage.extra", extra_storage);
+
+  // Array edge: the virtual operands streamed into the array (zeros included). An operand is
+  // re-streamed once per array fold of the dim it does not depend on; the stationary one (not
+  // depending on the time dim) enters once per tile step (see gemm_cost.cpp header / README).
+  const Split sp[3] = {split(g.M, e.t[kM]), split(g.N, e.t[kN]), split(g.K, e.t[kK])};
+  auto rereads = [&](int missing) { return fold_sum(sp[missing], missing == p.time_dim ? 1 : p.gran[missing]); };
+  const double edge_a = M * K * rereads(kN), edge_b = K * N * rereads(kM);
+  const double chunks_c = M * N * rereads(kK);  // accumulator writes from the array
+  s.add("bytes.edge.ifmap", edge_a * w.a.elem_bytes);
+  s.add("bytes.edge.weight", edge_b * w.b.elem_bytes);
+  s.add("bytes.edge.output", chunks_c * kAccBytes);
+
+  // SRAM: fills are what arrives from DRAM; array-side reads skip injected zeros (fetched_fraction).
+  const double sram_a_r = edge_a * w.a.elem_bytes * w.a.fetched_fraction;
+  const double sram_b_r = edge_b * w.b.elem_bytes * w.b.fetched_fraction;
+  const double sram_a_w = e.dram_a, sram_b_w = e.dram_b;
+  // Output buffer: every accumulator chunk is written; all but the first of each C visit first read
+  // what is there; C coming back from DRAM (spills, accumulate) is written in; all leaving is read.
+  const double first_chunks = M * N * (e.visits_c / (double(sp[kM].count()) * double(sp[kN].count())));
+  const double sram_c_w = chunks_c * kAccBytes + e.dram_c_read;
+  const double sram_c_r = (chunks_c - first_chunks) * kAccBytes + e.dram_c_read + e.dram_c_write;
+  s.add("bytes.sram.ifmap.read", sram_a_r);
+  s.add("bytes.sram.ifmap.write", sram_a_w);
+  s.add("bytes.sram.weight.read", sram_b_r);
+  s.add("bytes.sram.weight.write", sram_b_w);
+  s.add("bytes.sram.output.read", sram_c_r);
+  s.add("bytes.sram.output.write", sram_c_w);
+
+  // PE datapath: every issued MAC moves its streamed operand(s) one hop and writes them into a
+  // register; OS keeps the sum in place (both operands hop), WS / IS pass a 32-bit partial sum down.
+  const int op_bits = format_bytes(spec.array.format) * 8;
+  const bool os = spec.array.dataflow == Dataflow::os;
+  const double hops_op = issued * (os ? 2 : 1);
+  const double hops_psum = os ? 0 : issued;
+  const double reg_bits = hops_op * op_bits + issued * kAccBytes * 8;
+  s.add("pe.hops.operand", hops_op);
+  s.add("pe.hops.psum", hops_psum);
+  s.add("pe.reg_write_bits", reg_bits);
+
+  // Energy.
+  const EnergyTable& t = spec.energy;
+  s.add("energy.mac", issued * mac_pj(t, spec.array.format));
+  s.add("energy.pe", hops_op * pe_hop_pj(t, op_bits) + hops_psum * pe_hop_pj(t, kAccBytes * 8) +
+                         reg_bits * t.pe_reg_write_per_bit);
+  s.add("energy.sram.ifmap", buffer_energy_pj(t, spec.ifmap, sram_a_r, sram_a_w));
+  s.add("energy.sram.weight", buffer_energy_pj(t, spec.weight, sram_b_r, sram_b_w));
+  s.add("energy.sram.output", buffer_energy_pj(t, spec.output, sram_c_r, sram_c_w));
+  s.add("energy.dram", dram_energy_pj(spec, s.sum_prefix("bytes.dram.")));
+  s.add("energy.leakage", leakage_energy_pj(spec, total));
+  return s;
+}
+
+}  // namespace
+
+Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
+  if (w.sub_gemms <= 1) return cost_one(w, spec, plan);
+  // `sub_gemms` equal sub-GEMMs summed in `shape` along M (README: each takes 1/sub_gemms of M and
+  // of A's and C's backing stores and every extra_* byte; each reads all of B).
+  const double f = 1.0 / double(w.sub_gemms);
+  GemmWork sub = w;
+  sub.sub_gemms = 1;
+  sub.shape.M = ceil_div(w.shape.M, w.sub_gemms);
+  sub.a.rows = sub.c.rows = sub.shape.M;
+  for (OperandDesc* o : {&sub.a, &sub.b, &sub.c}) {
+    o->extra_storage_bytes *= f;
+    o->extra_dram_read_bytes *= f;
+    o->extra_dram_write_bytes *= f;
+  }
+  sub.a.dram_elems *= f;
+  sub.c.dram_elems *= f;
+  sub.useful_macs *= f;
+  Stats one = cost_one(sub, spec, plan);
+  Stats s = one.scaled(double(w.sub_gemms));
+  return s;
+}
+
+}  // namespace st
