@@ -22,32 +22,9 @@
 #include <cmath>
 
 #include "src/cost/cost_model.h"
+#include "src/cost/energy.h"
 
 namespace st {
-
-namespace {
-// Local energy helpers until src/cost/energy.h (the cost developer's) lands; same formulas as
-// reference/energy.md. The vector memory's port is one fp32 word per lane.
-double sram_access_pj(const Spec& spec, double kib, int port_bits) {
-  const EnergyTable& e = spec.energy;
-  const double alpha = port_bits >= 256 ? e.sram_alpha_wide : e.sram_alpha_narrow;
-  return e.sram_read_64b_32kib * std::pow(port_bits / 64.0, 0.7) * std::pow(kib / 32.0, alpha);
-}
-double vector_sram_energy_pj(const Spec& spec, double read_bytes, double write_bytes) {
-  const int port_bits = 32 * spec.vector.lanes;
-  const double per_read = sram_access_pj(spec, spec.vector.buffer_kib, port_bits);
-  const double bytes_per_access = port_bits / 8.0;
-  return (read_bytes + write_bytes * spec.energy.sram_write_to_read) / bytes_per_access * per_read;
-}
-double dram_energy_pj(const Spec& spec, double bytes) { return bytes * 8 * spec.dram.energy_pj_per_bit; }
-double leakage_energy_pj(const Spec& spec, double cycles) {
-  auto mib = [](const BufferSpec& b) { return b.kib * (b.double_buffered ? 2 : 1) / 1024.0; };
-  const double sram_mib = mib(spec.ifmap) + mib(spec.weight) + mib(spec.output) +
-                          spec.vector.buffer_kib * (spec.vector.double_buffered ? 2 : 1) / 1024.0;
-  const double mw = spec.energy.logic_leakage_mw + spec.energy.sram_leakage_mw_per_mib * sram_mib;
-  return mw * cycles / spec.clock_ghz;  // mW x ns = pJ
-}
-}  // namespace
 
 Stats cost_vector(const VectorWork& w, const Spec& spec) {
   const VectorSpec& v = spec.vector;
@@ -103,10 +80,8 @@ Stats cost_vector(const VectorWork& w, const Spec& spec) {
   s.add("bytes.sram.vector.write", sram_write);
 
   // Energy.
-  const EnergyTable& e = spec.energy;
-  s.add("energy.vector", w.adds * e.vec_add + w.muls * e.vec_mul + w.fmas * e.vec_fma +
-                             w.cmps * e.vec_cmp + w.divs * e.vec_div + w.exps * e.vec_exp +
-                             w.rsqrts * e.vec_rsqrt);
+  s.add("energy.vector", vector_ops_energy_pj(spec.energy, VectorOpCounts{w.adds, w.muls, w.fmas, w.cmps,
+                                                                       w.divs, w.exps, w.rsqrts}));
   s.add("energy.sram.vector", vector_sram_energy_pj(spec, sram_read, sram_write));
   s.add("energy.dram", dram_energy_pj(spec, dram_read + dram_write));
   s.add("energy.leakage", leakage_energy_pj(spec, total));
