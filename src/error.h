@@ -23,3 +23,10 @@ struct UserError : std::runtime_error {
 
 #define ST_INVARIANT(expr) \
   ((expr) ? static_cast<void>(0) : ::st::invariant_failed(#expr, __FILE__, __LINE__))
+
+namespace st {
+// Training stopped because the loss became NaN or Inf; the CLI exits with code 3.
+struct TrainingDiverged : UserError {
+  using UserError::UserError;
+};
+}  // namespace st

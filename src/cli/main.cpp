@@ -1,4 +1,6 @@
 // systrain: the command-line front end. Thin: parsing and dispatch only.
+#include <malloc.h>
+
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -14,6 +16,10 @@ std::vector<Command>& commands() {
 }  // namespace st::cli
 
 int main(int argc, char** argv) {
+  // Training allocates and frees the same large activation buffers every step. glibc would hand
+  // each one back to the kernel (mmap / trim) and fault it in again; keep them in the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   CLI::App app{"systrain: a functional training emulator of a systolic-array accelerator.\n"
                "Trains real networks bit-accurately on the modeled array and counts its cycles, "
                "bytes and energy."};
@@ -40,6 +46,9 @@ int main(int argc, char** argv) {
   try {
     for (auto& [sub, act] : actions)
       if (sub->parsed()) return act();
+  } catch (const st::TrainingDiverged& e) {
+    std::fprintf(stderr, "systrain: error: %s\n", e.what());
+    return 3;
   } catch (const st::UserError& e) {
     std::fprintf(stderr, "systrain: error: %s\n", e.what());
     return 2;
