@@ -34,6 +34,11 @@ int run_convert(const DatasetArgs& a) {
     throw UserError(fmt::format("--out must name an .h5 or .hdf5 file (got '{}')", a.out));
   if (a.limit < -1 || a.limit == 0)
     throw UserError(fmt::format("--limit must be a positive number of samples (got {})", a.limit));
+  // Fail before the (slow) read when the output cannot be written anyway.
+  const std::filesystem::path out_dir = std::filesystem::path(a.out).parent_path();
+  std::error_code ec;
+  if (!out_dir.empty() && !std::filesystem::is_directory(out_dir, ec))
+    throw UserError(fmt::format("{}: output directory {} does not exist", a.out, out_dir.string()));
   auto t0 = std::chrono::steady_clock::now();
   data::RawDataset d = data::load_raw(a.from, a.dir, {a.limit, a.limit});
   fmt::print("read {} from {}: {} train + {} test images of {}x{}x{}, {} classes ({:.2f} s)\n",

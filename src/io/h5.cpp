@@ -601,6 +601,10 @@ ST_H5_INSTANTIATE(uint64_t)
 // Atomic writes
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+  const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+    throw UserError(fmt::format("{}: output directory {} does not exist", path_, dir.string()));
   file_.emplace(File::create(tmp_));
 }
 
