@@ -1,0 +1,83 @@
+#pragma once
+// The oneDNN reference of a whole network: the same NetDesc and the same ParamSet as the emulator's
+// network, executed with oneDNN 2.6 fp32 primitives on plain layouts (NCHW, OIHW, NC, OI). The
+// whole-network gradient check (`systrain gradcheck`) compares the emulator against it; the training
+// benchmark uses it as the native-fp32 baseline.
+//
+// One call of forward_backward = one training step without the update:
+//   forward:  conv (no bias, asymmetric padding), bn (batch statistics, eps 1e-5, scale + shift),
+//             relu, residual add (binary add), max pool (training, workspace), global average pool,
+//             fc (with bias), log-softmax; loss = mean over the batch of cross-entropy (host, double)
+//   backward: every primitive's backward in reverse node order; a node output consumed by several
+//             nodes gets the sum of their diffs. Option-A shortcuts run on the host (see .cpp).
+// The diff of the loss node is 1/N per sample (d loss / d per-sample loss).
+// Running statistics are not touched (see bn_batch_mean / bn_batch_var for the batch statistics).
+// Primitives and their memories are created once in the constructor and reused every call.
+// Gradients are overwritten (not accumulated) by each call.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "models/netdesc.h"
+#include "src/tensor.h"
+#include "src/train/param_set.h"
+
+namespace st {
+
+class OneDnnNet {
+ public:
+  // Copies the parameters (conv/bn/fc entries by the ParamSet naming); shapes must match the net.
+  OneDnnNet(const NetDesc& net, const ParamSet& params);
+  ~OneDnnNet();
+  OneDnnNet(const OneDnnNet&) = delete;
+  OneDnnNet& operator=(const OneDnnNet&) = delete;
+
+  // images (N, C, H, W) with the net's shape; labels in [0, classes). Returns the loss.
+  double forward_backward(const Tensor& images, const std::vector<int32_t>& labels);
+
+  double loss() const { return loss_; }
+  const NetDesc& net() const { return net_; }
+  const ParamSet& params() const { return params_; }
+  // Copies new values into the network's parameters (same names and shapes; extra entries are
+  // ignored). The tensors themselves stay in place: the oneDNN memories alias them.
+  void set_params(const ParamSet& params);
+  // Gradients of the trainable parameters, same names and shapes as params().
+  const ParamSet& grads() const { return grads_; }
+  // Output of a node (N, C, H, W); for the loss node the per-sample cross-entropy (N, 1, 1, 1).
+  const Tensor& activation(const std::string& node_name) const;
+  // d loss / d (output of the node), same shape as activation(node_name).
+  const Tensor& activation_grad(const std::string& node_name) const;
+  // Softmax probabilities of the last forward (N, classes).
+  const Tensor& probabilities() const { return prob_; }
+  // Batch mean and (biased) variance a bn node used in the last forward, (C).
+  const Tensor& bn_batch_mean(const std::string& node_name) const;
+  const Tensor& bn_batch_var(const std::string& node_name) const;
+
+  static constexpr float kBnEpsilon = 1e-5f;
+
+ private:
+  struct Node;  // per-node primitives and memories (onednn_net.cpp)
+  int node_id(const std::string& name) const;
+  void build(int id);
+  void forward(int id, const std::vector<int32_t>& labels);
+  void backward(int id, const std::vector<int32_t>& labels);
+  void accumulate_diff(int producer, const Tensor& d);
+
+  NetDesc net_;
+  ParamSet params_, grads_;
+  dnnl::engine eng_;
+  dnnl::stream strm_;
+  std::vector<Tensor> act_, diff_;          // per node: output and d loss / d output
+  std::vector<int> consumers_;              // per node: how many nodes read its output
+  std::vector<int> diff_written_;           // per node, during backward: contributions so far
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::unordered_map<std::string, int> by_name_;
+  Tensor prob_;                             // (N, classes)
+  double loss_ = 0.0;
+};
+
+}  // namespace st
