@@ -1,0 +1,307 @@
+// SCALE-Sim v2 config / topology import and its per-layer figures (see scalesim_import.h).
+#include "src/spec/scalesim_import.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "src/cost/cost_model.h"
+#include "src/error.h"
+
+namespace st {
+
+namespace {
+
+constexpr double kCalcWordsPerCycle = 1e9;  // CALC: an interface that never stalls
+constexpr int kMaxDim = 1 << 16;
+
+std::string trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+std::string lower(std::string s) {
+  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+std::string read_file(const std::string& path, std::string_view what) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw UserError(fmt::format("SCALE-Sim {} '{}': no such file", what, path));
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream b;
+  b << in.rdbuf();
+  return b.str();
+}
+std::optional<int64_t> to_int(const std::string& s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+std::optional<double> to_real(const std::string& s) {
+  try {
+    size_t n = 0;
+    double v = std::stod(s, &n);
+    if (n != s.size() || !std::isfinite(v)) return std::nullopt;
+    return v;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+ScaleSimConfig parse_scalesim_config(std::string_view text, std::string_view source) {
+  // INI as Python's configparser reads it: [section], `key = value` or `key : value`, keys
+  // case-insensitive, '#' / ';' comment lines.
+  struct Entry { std::string value; int line; };
+  std::map<std::string, std::map<std::string, Entry>> ini;
+  std::string section;
+  std::istringstream in{std::string(text)};
+  std::string raw;
+  int line = 0;
+  auto fail = [&](int ln, const std::string& what) -> void {
+    throw UserError(fmt::format("SCALE-Sim config {} line {}: {}", source, ln, what));
+  };
+  while (std::getline(in, raw)) {
+    ++line;
+    const std::string l = trim(raw);
+    if (l.empty() || l[0] == '#' || l[0] == ';') continue;
+    if (l.front() == '[') {
+      if (l.back() != ']') fail(line, fmt::format("malformed section header '{}'", l));
+      section = lower(trim(std::string_view(l).substr(1, l.size() - 2)));
+      continue;
+    }
+    const size_t eq = l.find_first_of("=:");
+    if (eq == std::string::npos) fail(line, fmt::format("expected 'key = value' or 'key: value', got '{}'", l));
+    if (section.empty()) fail(line, "key outside any [section]");
+    ini[section][lower(trim(std::string_view(l).substr(0, eq)))] = {trim(std::string_view(l).substr(eq + 1)), line};
+  }
+
+  // Known sections and keys (lower-case, as configparser stores them).
+  static const std::map<std::string, std::vector<std::string>> known = {
+      {"general", {"run_name"}},
+      {"architecture_presets",
+       {"arrayheight", "arraywidth", "ifmapsramszkb", "filtersramszkb", "ofmapsramszkb", "ifmapoffset",
+        "filteroffset", "ofmapoffset", "dataflow", "bandwidth", "memorybanks"}},
+      {"run_presets", {"interfacebandwidth"}},
+      {"network_presets", {"topologycsvloc"}},  // older configs name the topology here; ignored
+  };
+  for (const auto& [sec, keys] : ini) {
+    auto k = known.find(sec);
+    if (k == known.end())
+      throw UserError(fmt::format("SCALE-Sim config {}: unknown section [{}] (allowed: general, "
+                                  "architecture_presets, run_presets, network_presets)", source, sec));
+    for (const auto& [key, e] : keys) {
+      if (std::find(k->second.begin(), k->second.end(), key) == k->second.end())
+        fail(e.line, fmt::format("unknown key '{}' in [{}] (allowed: {})", key, sec, fmt::join(k->second, ", ")));
+    }
+  }
+  auto find = [&](const char* sec, const char* key) -> const Entry* {
+    auto s = ini.find(sec);
+    if (s == ini.end()) return nullptr;
+    auto e = s->second.find(key);
+    return e == s->second.end() ? nullptr : &e->second;
+  };
+  auto missing = [&](const char* sec, const char* key) {
+    throw UserError(fmt::format("SCALE-Sim config {}: missing key '{}' in [{}]", source, key, sec));
+  };
+  auto integer = [&](const char* key, int64_t lo, int64_t hi, bool required, int64_t def) {
+    const Entry* e = find("architecture_presets", key);
+    if (!e) {
+      if (required) missing("architecture_presets", key);
+      return def;
+    }
+    auto v = to_int(e->value);
+    if (!v || *v < lo || *v > hi)
+      fail(e->line, fmt::format("'{}' must be an integer in [{}, {}], got '{}'", key, lo, hi, e->value));
+    return *v;
+  };
+  auto real = [&](const char* key, double lo, double hi, bool required) {
+    const Entry* e = find("architecture_presets", key);
+    if (!e) {
+      if (required) missing("architecture_presets", key);
+      return 0.0;
+    }
+    auto v = to_real(e->value);
+    if (!v || *v <= lo || *v > hi)
+      fail(e->line, fmt::format("'{}' must be a number in ({}, {}], got '{}'", key, lo, hi, e->value));
+    return *v;
+  };
+
+  ScaleSimConfig c;
+  if (const Entry* e = find("general", "run_name")) c.run_name = e->value;
+  c.rows = int(integer("arrayheight", 1, kMaxDim, true, 0));
+  c.cols = int(integer("arraywidth", 1, kMaxDim, true, 0));
+  c.ifmap_kb = real("ifmapsramszkb", 0, 1 << 24, true);
+  c.filter_kb = real("filtersramszkb", 0, 1 << 24, true);
+  c.ofmap_kb = real("ofmapsramszkb", 0, 1 << 24, true);
+  c.ifmap_offset = integer("ifmapoffset", 0, INT64_MAX, false, 0);
+  c.filter_offset = integer("filteroffset", 0, INT64_MAX, false, 0);
+  c.ofmap_offset = integer("ofmapoffset", 0, INT64_MAX, false, 0);
+  c.memory_banks = int(integer("memorybanks", 1, 1024, false, 1));
+  {
+    const Entry* e = find("architecture_presets", "dataflow");
+    if (!e) missing("architecture_presets", "Dataflow");
+    auto d = parse_dataflow(lower(e->value));
+    if (!d) fail(e->line, fmt::format("'Dataflow' must be os, ws or is, got '{}'", e->value));
+    c.dataflow = *d;
+  }
+  if (const Entry* e = find("run_presets", "interfacebandwidth")) {
+    const std::string v = lower(e->value);
+    if (v != "calc" && v != "user")
+      fail(e->line, fmt::format("'InterfaceBandwidth' must be CALC or USER, got '{}'", e->value));
+    c.calc_bandwidth = v == "calc";
+  }
+  c.bandwidth_words = real("bandwidth", 0, 1e9, !c.calc_bandwidth);
+  return c;
+}
+
+ScaleSimConfig load_scalesim_config(const std::string& path) {
+  return parse_scalesim_config(read_file(path, "config"), path);
+}
+
+std::vector<ScaleSimLayer> parse_scalesim_topology(std::string_view text, std::string_view source) {
+  static const char* kColumns[] = {"IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
+                                   "Channels", "Num Filter", "Strides"};
+  std::vector<ScaleSimLayer> layers;
+  std::istringstream in{std::string(text)};
+  std::string raw;
+  int line = 0;
+  auto fail = [&](const std::string& what) {
+    throw UserError(fmt::format("SCALE-Sim topology {} line {}: {}", source, line, what));
+  };
+  bool header = false;
+  while (std::getline(in, raw)) {
+    ++line;
+    if (trim(raw).empty()) continue;
+    std::vector<std::string> f;
+    std::stringstream ss(raw);
+    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(trim(cell));
+    while (!f.empty() && f.back().empty()) f.pop_back();  // SCALE-Sim rows end with a comma
+    if (!header) {
+      if (f.empty() || lower(f[0]).find("layer") == std::string::npos)
+        fail("expected the header row 'Layer name, IFMAP Height, IFMAP Width, Filter Height, "
+             "Filter Width, Channels, Num Filter, Strides,'");
+      header = true;
+      continue;
+    }
+    if (f.size() < 8) fail(fmt::format("expected 8 columns (name and 7 integers), got {}", f.size()));
+    ScaleSimLayer l;
+    l.name = f[0];
+    int64_t* dst[] = {&l.H, &l.W, &l.R, &l.S, &l.C, &l.K, &l.stride};
+    for (int i = 0; i < 7; ++i) {
+      auto v = to_int(f[i + 1]);
+      if (!v || *v < 1 || *v > (int64_t{1} << 24))
+        fail(fmt::format("column '{}' must be a positive integer, got '{}'", kColumns[i], f[i + 1]));
+      *dst[i] = *v;
+    }
+    if (l.R > l.H || l.S > l.W)
+      fail(fmt::format("layer '{}': the filter ({}x{}) is larger than the pre-padded input ({}x{})",
+                       l.name, l.R, l.S, l.H, l.W));
+    layers.push_back(l);
+  }
+  if (layers.empty())
+    throw UserError(fmt::format("SCALE-Sim topology {}: no layers", source));
+  return layers;
+}
+
+std::vector<ScaleSimLayer> load_scalesim_topology(const std::string& path) {
+  return parse_scalesim_topology(read_file(path, "topology"), path);
+}
+
+Spec scalesim_spec(const ScaleSimConfig& c) {
+  Spec s;
+  s.name = c.run_name;
+  s.source = "scalesim";
+  s.description = "imported from a SCALE-Sim config";
+  s.clock_ghz = 1.0;
+  s.array.rows = c.rows;
+  s.array.cols = c.cols;
+  s.array.dataflow = c.dataflow;
+  s.array.format = Format::int8;  // SCALE-Sim counts 1-byte words
+  const double words = c.calc_bandwidth ? kCalcWordsPerCycle : c.bandwidth_words;
+  auto buf = [&](BufferSpec& b, double kb) {
+    b.kib = kb / 2;               // SCALE-Sim's double-buffered scratchpad: two halves
+    b.double_buffered = true;
+    b.dram_link_bits_per_cycle = words * 8;
+  };
+  buf(s.ifmap, c.ifmap_kb);
+  buf(s.weight, c.filter_kb);
+  buf(s.output, c.ofmap_kb);
+  s.dram.bandwidth_gbps = 3 * words;  // the three links together
+  s.dram.latency_ns = 0;              // SCALE-Sim v2's DRAM is an ideal port
+  return s;
+}
+
+ScaleSimLayerResult run_scalesim_layer(const ScaleSimConfig& cfg, const ScaleSimLayer& l) {
+  const Spec spec = scalesim_spec(cfg);
+  const GemmShape g = l.gemm();
+  const double npix = double(g.M), window = double(g.K), filters = double(g.N);
+  const double Ra = cfg.rows, Ca = cfg.cols;
+  auto cdiv = [](double a, double b) { return std::ceil(a / b); };
+
+  ScaleSimLayerResult r;
+  r.name = l.name;
+  r.macs = npix * window * filters;
+  r.compute_cycles = gemm_compute_cycles(spec.array, g);
+  const int64_t folds = gemm_folds(spec.array, g);
+  // Mapping efficiency: mapped rows x cols over the PEs of every fold.
+  double mapped = 0;
+  switch (cfg.dataflow) {
+    case Dataflow::os: mapped = npix * filters; break;
+    case Dataflow::ws: mapped = window * filters; break;
+    case Dataflow::is: mapped = window * npix; break;
+  }
+  r.mapping_efficiency = mapped / (double(folds) * Ra * Ca);
+
+  // SRAM (array side), SCALE-Sim's counts (reference/scalesim-cycles.md).
+  switch (cfg.dataflow) {
+    case Dataflow::os:
+      r.sram_ifmap_reads = cdiv(filters, Ca) * npix * window;
+      r.sram_filter_reads = cdiv(npix, Ra) * window * filters;
+      r.sram_ofmap_writes = npix * filters;
+      break;
+    case Dataflow::ws:
+      r.sram_ifmap_reads = cdiv(filters, Ca) * npix * window;
+      r.sram_filter_reads = window * filters;
+      r.sram_ofmap_writes = cdiv(window, Ra) * npix * filters;
+      break;
+    case Dataflow::is:
+      r.sram_ifmap_reads = npix * window;
+      r.sram_filter_reads = cdiv(npix, Ca) * window * filters;
+      r.sram_ofmap_writes = cdiv(window, Ra) * npix * filters;
+      break;
+  }
+
+  // DRAM and stalls: our tiler and memory model on the imported spec (1-byte words, so bytes are
+  // words). The input is the pre-padded ifmap, read through im2col.
+  GemmWork w;
+  w.shape = g;
+  const double ifmap = double(l.H) * double(l.W) * double(l.C);
+  w.a = {g.M, g.K, 1, ifmap, std::min(1.0, ifmap / (npix * window)), 1, 0, 0, 0};
+  w.b = {g.K, g.N, 1, window * filters, 1, 1, 0, 0, 0};
+  w.c = {g.M, g.N, 1, npix * filters, 1, 1, 0, 0, 0};
+  w.useful_macs = r.macs;
+  const Stats s = cost_gemm(w, spec);
+  r.dram_ifmap_reads = s.get("bytes.dram.read.ifmap");
+  r.dram_filter_reads = s.get("bytes.dram.read.weight");
+  r.dram_ofmap_writes = s.get("bytes.dram.write.output");
+
+  int64_t cycles = r.compute_cycles;  // CALC: stall-free by definition
+  if (!cfg.calc_bandwidth) cycles = std::max<int64_t>(cycles, int64_t(s.get("cycles.total")));
+  r.stall_cycles = cycles - r.compute_cycles;
+  r.total_cycles = cycles - 1;        // SCALE-Sim prints its last 0-based cycle index
+  r.utilization = r.macs / (double(cycles) * Ra * Ca);
+  return r;
+}
+
+}  // namespace st
