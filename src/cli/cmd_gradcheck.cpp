@@ -1,0 +1,53 @@
+// systrain gradcheck: the emulated network's gradients against a oneDNN reference network.
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "src/cli/command.h"
+#include "src/error.h"
+#include "src/train/gradcheck.h"
+
+namespace st::cli {
+namespace {
+
+Registrar reg{{"gradcheck", "Check every gradient of one training step against a oneDNN reference network",
+               [](CLI::App& sub) -> std::function<int()> {
+                 auto c = std::make_shared<GradcheckConfig>();
+                 auto json = std::make_shared<std::string>();
+                 sub.add_option("--model", c->model, "resnet8|20|32|44|56 or resnet18|34|50")->capture_default_str();
+                 sub.add_option("--width", c->width, "channel multiplier")->capture_default_str();
+                 sub.add_option("--shortcut", c->shortcut, "conv | a")->capture_default_str();
+                 sub.add_option("--batch", c->batch, "batch size")->capture_default_str();
+                 sub.add_option("--channels", c->channels, "input channels (0: 1 CIFAR-style, 3 ImageNet-style)");
+                 sub.add_option("--input", c->input, "input height = width (0: 16 CIFAR-style, 32 ImageNet-style)");
+                 sub.add_option("--classes", c->classes, "classes")->capture_default_str();
+                 sub.add_option("--spec", c->spec, "accelerator preset or TOML file")->capture_default_str();
+                 sub.add_option("--format", c->format, "override the spec's operand format: fp32 | bf16 | fp16");
+                 sub.add_option("--lowering", c->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
+                 sub.add_option("--seed", c->seed, "seed of weights and batch")->capture_default_str();
+                 sub.add_option("--tolerance", c->tolerance, "override the format's tolerance");
+                 sub.add_option("--dump", c->dump, "write batch, parameters, gradients, loss and network to HDF5");
+                 sub.add_option("--json", *json, "write the result as JSON");
+                 return [c, json] {
+                   GradcheckResult r = gradcheck(*c);
+                   fmt::print("gradcheck {} (lowering {}): loss {:.6f} vs oneDNN {:.6f}\n", c->model, c->lowering, r.loss,
+                              r.reference_loss);
+                   fmt::print("  {:<40} {:>12} {:>10}  {}\n", "tensor", "max rel err", "tolerance", "");
+                   for (const auto& e : r.errors)
+                     fmt::print("  {:<40} {:>12.3e} {:>10.1e}  {}\n", e.name, e.max_rel_error, e.tolerance,
+                                e.passed ? "ok" : "FAIL");
+                   fmt::print("{}: max relative error {:.3e} over {} tensors\n", r.passed ? "PASSED" : "FAILED",
+                              r.max_rel_error, r.errors.size());
+                   if (!json->empty()) {
+                     std::ofstream o(*json + ".tmp");
+                     o << r.to_json().dump(2) << "\n";
+                     if (!o) throw UserError(fmt::format("cannot write '{}'", *json));
+                     o.close();
+                     std::rename((*json + ".tmp").c_str(), json->c_str());
+                   }
+                   return r.passed ? 0 : 1;
+                 };
+               }}};
+
+}  // namespace
+}  // namespace st::cli

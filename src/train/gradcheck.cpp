@@ -1,0 +1,156 @@
+#include "src/train/gradcheck.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "src/error.h"
+#include "src/io/h5.h"
+#include "src/spec/spec_toml.h"
+#include "src/train/network.h"
+#include "src/train/onednn_net.h"
+#include "src/train/param_set.h"
+
+namespace st {
+namespace {
+
+// ||got - want||_2 / ||want||_2. A 2-norm, not a max-norm: in a reduced-precision network a few
+// ReLU / max-pool decisions flip where the forward value is within rounding of zero, and each flip
+// makes one element's gradient entirely different; the 2-norm weighs them by their share.
+double normwise_error(const Tensor& got, const Tensor& want) {
+  if (got.size() != want.size()) return INFINITY;
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < want.size(); ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    num += d * d;
+    den += double(want[i]) * double(want[i]);
+  }
+  if (std::isnan(num)) return INFINITY;
+  if (den == 0) return num == 0 ? 0 : INFINITY;
+  return std::sqrt(num / den);
+}
+
+void dump_network(h5::File& f, const NetDesc& d) {
+  std::vector<std::string> names, kinds, inputs;
+  std::vector<int64_t> shapes, windows;
+  for (const auto& n : d.nodes) {
+    names.push_back(n.name);
+    kinds.push_back(std::string(to_string(n.kind)));
+    std::string in;
+    for (int i : n.inputs) in += (in.empty() ? "" : ",") + d.nodes[i].name;
+    inputs.push_back(in);
+    for (int64_t v : {n.out.n, n.out.c, n.out.h, n.out.w}) shapes.push_back(v);
+    for (int v : {n.kh, n.kw, n.sh, n.sw, n.pt, n.pl, n.pb, n.pr}) windows.push_back(v);
+  }
+  const int64_t count = static_cast<int64_t>(d.nodes.size());
+  f.write_strings("network/names", names);
+  f.write_strings("network/kinds", kinds);
+  f.write_strings("network/inputs", inputs);
+  f.write<int64_t>("network/shapes", shapes.data(), {count, 4});
+  f.write<int64_t>("network/windows", windows.data(), {count, 8});
+  f.set_attr("network", "name", d.name);
+  f.set_attr("network", "shape_columns", "n,c,h,w (output of the node)");
+  f.set_attr("network", "window_columns", "kh,kw,stride_h,stride_w,pad_top,pad_left,pad_bottom,pad_right");
+}
+
+}  // namespace
+
+double format_tolerance(Format f) {
+  switch (f) {
+    case Format::fp32: return 1e-4;
+    case Format::fp16: return 1e-2;
+    case Format::bf16: return 6e-2;
+    case Format::int8: break;
+  }
+  return 0;
+}
+
+nlohmann::json GradcheckResult::to_json() const {
+  nlohmann::json t = nlohmann::json::array();
+  for (const auto& e : errors)
+    t.push_back({{"name", e.name}, {"max_rel_error", e.max_rel_error}, {"tolerance", e.tolerance}, {"passed", e.passed}});
+  return {{"passed", passed}, {"max_rel_error", max_rel_error}, {"loss", loss}, {"reference_loss", reference_loss},
+          {"tensors", t}};
+}
+
+GradcheckResult gradcheck(const GradcheckConfig& cfg) {
+  Spec spec = load_spec(cfg.spec);
+  if (!cfg.format.empty()) {
+    auto f = parse_format(cfg.format);
+    if (!f || *f == Format::int8) throw UserError(fmt::format("--format must be fp32, bf16 or fp16 (got '{}')", cfg.format));
+    spec.array.format = *f;
+  }
+  if (spec.array.format == Format::int8) throw UserError("gradcheck needs a floating-point operand format, not int8");
+  auto lowering = parse_lowering(cfg.lowering);
+  if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", cfg.lowering));
+  if (cfg.batch < 1 || cfg.batch > 512) throw UserError(fmt::format("--batch must be in 1..512 (got {})", cfg.batch));
+
+  const bool imagenet = cfg.model == "resnet18" || cfg.model == "resnet34" || cfg.model == "resnet50";
+  ResNetOptions ro;
+  ro.name = cfg.model;
+  ro.width = cfg.width;
+  ro.shortcut = cfg.shortcut;
+  ro.batch = cfg.batch;
+  ro.in_c = cfg.channels > 0 ? cfg.channels : (imagenet ? 3 : 1);
+  ro.in_h = ro.in_w = cfg.input > 0 ? cfg.input : (imagenet ? 32 : 16);
+  ro.classes = cfg.classes;
+  NetDesc desc = build_resnet(ro);
+  ParamSet params = init_params(desc, cfg.seed);
+
+  // The batch: standard-normal images and uniform labels from the seed (counter-based, portable).
+  Tensor images({desc.batch, desc.in_c, desc.in_h, desc.in_w});
+  const uint64_t key = splitmix64(cfg.seed ^ 0x6772616463686b31ull);
+  for (int64_t i = 0; i < images.size(); ++i) images[i] = static_cast<float>(counter_normal(key, i));
+  std::vector<int32_t> labels(desc.batch);
+  for (int64_t n = 0; n < desc.batch; ++n)
+    labels[n] = static_cast<int32_t>(splitmix64(key + 0x9e3779b97f4a7c15ull * (n + 1)) % desc.classes);
+
+  Network net(desc, params, *lowering);
+  ExecContext ctx{&spec, nullptr, ""};
+  GradcheckResult r;
+  net.zero_grads();
+  r.loss = net.forward(ctx, images, labels);
+  net.backward(ctx);
+  OneDnnNet ref(desc, params);
+  r.reference_loss = ref.forward_backward(images, labels);
+
+  const double tol = cfg.tolerance > 0 ? cfg.tolerance : format_tolerance(spec.array.format);
+  auto add = [&](const std::string& name, double e) {
+    r.errors.push_back({name, e, tol, e <= tol});
+    r.max_rel_error = std::max(r.max_rel_error, e);
+  };
+  add("loss", std::fabs(r.loss - r.reference_loss) / std::max(1e-30, std::fabs(r.reference_loss)));
+  for (const auto& [name, g] : ref.grads()) add(name, normwise_error(net.grads().at(name), g));
+  for (const auto& n : desc.nodes) {
+    if (n.kind == NodeKind::input || n.kind == NodeKind::loss) continue;
+    const Tensor& want = ref.activation_grad(n.name);
+    const Tensor& got = net.activation_grad(n.name);
+    // The emulator keeps the fc output gradient as (N, classes); same elements as (N, classes, 1, 1).
+    add("act:" + n.name, normwise_error(got, want));
+  }
+  r.passed = true;
+  for (const auto& e : r.errors) r.passed = r.passed && e.passed;
+
+  if (!cfg.dump.empty()) {
+    h5::AtomicFile out(cfg.dump);
+    h5::File& f = out.file();
+    f.write_tensor("input/images", images);
+    f.write<int32_t>("input/labels", labels);
+    for (const auto& [name, t] : params) f.write_tensor("params/" + name, t);
+    for (const auto& [name, g] : net.grads()) f.write_tensor("grads/" + name, g);
+    for (const auto& [name, g] : ref.grads()) f.write_tensor("reference_grads/" + name, g);
+    f.write_scalar<double>("loss", r.loss);
+    f.write_scalar<double>("reference_loss", r.reference_loss);
+    dump_network(f, desc);
+    f.write_string("spec", spec_to_toml(spec));
+    f.set_attr("/", "model", cfg.model);
+    f.set_attr("/", "lowering", cfg.lowering);
+    f.set_attr("/", "format", std::string(to_string(spec.array.format)));
+    f.set_attr("/", "loss_definition", "mean over the batch of softmax cross-entropy");
+    f.set_attr("/", "weight_layout", "conv (K, C, R, S) = PyTorch's (out, in, kh, kw); fc (out, in)");
+    out.commit();
+  }
+  return r;
+}
+
+}  // namespace st
