@@ -320,8 +320,8 @@ TEST(OneDnnNet, GradientsMatchFp64FiniteDifferencesResNet18Loosely) {
   // an ill-conditioned layer). Even so a deeper, wider net has many ReLU / max-pool kinks within
   // one FD step of the evaluation point and an fp32 forward that drifts from fp64 by ~1e-5
   // relative, so the central differences themselves move by ~1e-3 with the step: measured worst
-  // 7e-4 to 2e-3 (depending on the probed elements). The tolerance 2e-2 still catches wiring errors (order 1); the
-  // exact formulas are held tightly by the tiny nets above and below.
+  // 7e-4 to 2e-3 (depending on the probed elements). The tolerance 2e-2 still catches wiring
+  // errors (order 1); the exact formulas are held tightly by the tiny nets above and below.
   gradient_check(tiny_net("resnet18", "conv", 2, 3, 64, 0.125), 2, 0, 2e-2);
 }
 TEST(OneDnnNet, BottleneckResNet50ForwardMatchesFp64) {
