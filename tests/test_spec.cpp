@@ -1,0 +1,165 @@
+// Accelerator spec: presets load, round trip through TOML, and every kind of bad spec is rejected
+// with one message naming the file and the key (also through the CLI: exit code 2, one line).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "src/error.h"
+#include "src/spec/spec_toml.h"
+
+namespace st {
+namespace {
+
+std::string error_of(const std::string& text, const std::string& source = "t.toml") {
+  try {
+    parse_spec_toml(text, source);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Spec, PresetsLoadWithDocumentedValues) {
+  EXPECT_EQ(preset_names().size(), 3u);
+  const Spec t = load_spec("");  // default
+  EXPECT_EQ(t.name, "tpu-like");
+  EXPECT_EQ(t.array.rows, 32);
+  EXPECT_EQ(t.array.cols, 32);
+  EXPECT_EQ(t.array.dataflow, Dataflow::ws);
+  EXPECT_EQ(t.array.format, Format::bf16);
+  EXPECT_DOUBLE_EQ(t.clock_ghz, 1.0);
+  EXPECT_EQ(t.source, "preset:tpu-like");
+
+  const Spec s = load_spec("simdit-16x16");
+  EXPECT_EQ(s.array.rows, 16);
+  EXPECT_DOUBLE_EQ(s.clock_ghz, 1.25);
+  EXPECT_DOUBLE_EQ(s.ifmap.kib * 2, 64);
+  EXPECT_DOUBLE_EQ(s.weight.kib * 2, 64);
+  EXPECT_DOUBLE_EQ(s.output.kib, 64);
+  EXPECT_TRUE(s.output.double_buffered);
+  EXPECT_DOUBLE_EQ(s.vector.buffer_kib, 64);
+  EXPECT_DOUBLE_EQ(s.ifmap.dram_link_bits_per_cycle, 128);
+  EXPECT_DOUBLE_EQ(s.weight.dram_link_bits_per_cycle, 256);
+  EXPECT_DOUBLE_EQ(s.output.dram_link_bits_per_cycle, 128);
+  EXPECT_DOUBLE_EQ(s.vector.dram_link_bits_per_cycle, 256);
+  EXPECT_EQ(s.vector.lanes, 16);
+
+  const Spec b = load_spec("bp-im2col-16x16");
+  EXPECT_EQ(b.array.dataflow, Dataflow::is);
+  EXPECT_EQ(b.array.rows, 16);
+}
+
+TEST(Spec, RoundTripThroughToml) {
+  for (const auto& name : preset_names()) {
+    const Spec s = load_spec(name);
+    const std::string t = spec_to_toml(s);
+    const Spec back = parse_spec_toml(t, "roundtrip");
+    EXPECT_EQ(spec_to_toml(back), t) << name;
+    EXPECT_EQ(back.name, s.name);
+    EXPECT_EQ(back.energy.mac_bf16, s.energy.mac_bf16);
+    EXPECT_EQ(back.dram.bandwidth_gbps, s.dram.bandwidth_gbps);
+  }
+  // Non-round values survive exactly.
+  Spec s = load_spec("tpu-like");
+  s.clock_ghz = 0.1 + 0.2;
+  s.energy.sram_read_64b_32kib = 1.0 / 3.0;
+  s.description = "quote \" and 'single' and \\ backslash";
+  const Spec back = parse_spec_toml(spec_to_toml(s), "x");
+  EXPECT_EQ(back.clock_ghz, s.clock_ghz);
+  EXPECT_EQ(back.energy.sram_read_64b_32kib, s.energy.sram_read_64b_32kib);
+  EXPECT_EQ(back.description, s.description);
+}
+
+TEST(Spec, BaseAndTechNode) {
+  const Spec s = parse_spec_toml("base = \"tpu-like\"\n[array]\nrows = 64\n", "my.toml");
+  EXPECT_EQ(s.array.rows, 64);
+  EXPECT_EQ(s.array.cols, 32);  // from the base
+  EXPECT_EQ(s.name, "my");      // file stem
+  const Spec n = parse_spec_toml("base = \"tpu-like\"\ntech_nm = 16\n[energy]\nmac_fp32 = 1.0\n", "n.toml");
+  EXPECT_DOUBLE_EQ(n.energy.mac_bf16, 0.27);  // the 16 nm default
+  EXPECT_DOUBLE_EQ(n.energy.mac_fp32, 1.0);   // overridden
+}
+
+TEST(Spec, BadSpecsNameFileAndKey) {
+  struct Case { const char* text; const char* must_contain[3]; };
+  const Case cases[] = {
+      {"[array]\nrowz = 4\n", {"t.toml", "array.rowz", "allowed"}},
+      {"[array]\nrows = \"four\"\n", {"t.toml", "array.rows", "integer in [1, 4096]"}},
+      {"[array]\nrows = 0\n", {"t.toml", "array.rows", "got 0"}},
+      {"[array]\nrows = 4.5\n", {"t.toml", "array.rows", "integer"}},
+      {"[array]\ndataflow = \"xs\"\n", {"t.toml", "array.dataflow", "\"os\", \"ws\", \"is\""}},
+      {"[array]\nformat = \"fp8\"\n", {"t.toml", "array.format", "bf16"}},
+      {"[array]\nformat = \"int8\"\naccumulator = \"fp32\"\n", {"t.toml", "array.accumulator", "int32"}},
+      {"[buffers.ifmap]\nkib = -1\n", {"t.toml", "buffers.ifmap.kib", "(0,"}},
+      {"[buffers.ifmap]\nport_bits = 12\n", {"t.toml", "buffers.ifmap.port_bits", "multiple of 8"}},
+      {"[buffers.scratch]\nkib = 1\n", {"t.toml", "buffers.scratch", "ifmap, weight, output"}},
+      {"[dram]\nbandwidth_gbps = 0\n", {"t.toml", "dram.bandwidth_gbps", "number"}},
+      {"[vector]\nfuse_with_conv = 1\n", {"t.toml", "vector.fuse_with_conv", "true or false"}},
+      {"[energy]\nmac_bf16 = -2\n", {"t.toml", "energy.mac_bf16", "[0,"}},
+      {"clock_ghz = 0\n", {"t.toml", "clock_ghz", "(0,"}},
+      {"tech_nm = 7\n", {"t.toml", "tech_nm", "45, 28, 16"}},
+      {"base = \"nope\"\n", {"t.toml", "base", "tpu-like"}},
+      {"array = 3\n", {"t.toml", "array", "table"}},
+      {"frequency = 1\n", {"t.toml", "frequency", "clock_ghz"}},
+      {"[array\nrows = 4\n", {"t.toml", "TOML syntax error", "line 1"}},
+  };
+  for (const auto& c : cases) {
+    const std::string msg = error_of(c.text);
+    ASSERT_FALSE(msg.empty()) << "accepted: " << c.text;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const char* m : c.must_contain) EXPECT_NE(msg.find(m), std::string::npos) << msg << "  (wanted " << m << ")";
+  }
+}
+
+TEST(Spec, MissingFileOrUnknownName) {
+  try {
+    load_spec("/nonexistent/dir/spec.toml");
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/spec.toml"), std::string::npos);
+  }
+  EXPECT_THROW(load_spec("tpu-lik"), UserError);
+}
+
+TEST(Spec, LoadsFromFile) {
+  const auto path = std::filesystem::temp_directory_path() / "systrain_test_spec.toml";
+  std::ofstream(path) << "base = \"simdit-16x16\"\n[dram]\nlatency_ns = 50\n";
+  const Spec s = load_spec(path.string());
+  EXPECT_DOUBLE_EQ(s.dram.latency_ns, 50);
+  EXPECT_EQ(s.array.rows, 16);
+  EXPECT_EQ(s.source, path.string());
+  std::filesystem::remove(path);
+}
+
+// Runs the CLI, returns (exit code, stderr).
+std::pair<int, std::string> run_cli(const std::string& args) {
+  const char* bin = std::getenv("SYSTRAIN_BIN");
+  if (!bin) return {-1, ""};
+  const auto err = std::filesystem::temp_directory_path() / "systrain_test_spec_err.txt";
+  const std::string cmd = std::string(bin) + " " + args + " >/dev/null 2>" + err.string();
+  const int rc = std::system(cmd.c_str());
+  std::ifstream in(err);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, text};
+}
+
+TEST(Spec, CliRejectsBadSpecWithExitCode2AndOneLine) {
+  if (!std::getenv("SYSTRAIN_BIN")) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)";
+  const auto path = std::filesystem::temp_directory_path() / "systrain_test_bad.toml";
+  std::ofstream(path) << "[array]\nrows = -1\n";
+  auto [rc, err] = run_cli("spec " + path.string());
+  EXPECT_EQ(rc, 2);
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("array.rows"), std::string::npos) << err;
+  std::filesystem::remove(path);
+  auto [rc2, err2] = run_cli("spec tpu-like");
+  EXPECT_EQ(rc2, 0) << err2;
+}
+
+}  // namespace
+}  // namespace st
