@@ -1,0 +1,71 @@
+// Speed of the cost model: every conv layer of ResNet-50 (forward GEMMs at batch 1, 224x224), the
+// tiler's whole search included, on each preset. Reported per layer evaluation.
+// For comparison (in words only, SCALE-Sim is not installed here): SCALE-Sim v2 simulates a layer by
+// generating cycle-by-cycle address traces, which its users report as seconds to minutes per layer.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "src/cost/cost_model.h"
+#include "src/spec/spec_toml.h"
+
+namespace {
+
+struct Conv { int64_t H, C, K, R, stride, repeat; };  // square input H x H, pad R/2
+
+// ResNet-50 v1.5 convs (torchvision): stem, then per stage the bottleneck blocks (53 convs).
+std::vector<st::GemmWork> resnet50_convs() {
+  std::vector<Conv> convs = {{224, 3, 64, 7, 2, 1}};
+  const int64_t widths[] = {64, 128, 256, 512}, blocks[] = {3, 4, 6, 3};
+  int64_t H = 56, in = 64;
+  for (int s = 0; s < 4; ++s) {
+    const int64_t w = widths[s], out = 4 * w;
+    for (int64_t b = 0; b < blocks[s]; ++b) {
+      const int64_t stride = (b == 0 && s > 0) ? 2 : 1;
+      convs.push_back({H, in, w, 1, 1, 1});
+      convs.push_back({H, w, w, 3, stride, 1});  // stride on the 3x3 (v1.5)
+      const int64_t Ho = H / stride;
+      convs.push_back({Ho, w, out, 1, 1, 1});
+      if (b == 0) convs.push_back({H, in, out, 1, stride, 1});  // projection shortcut
+      in = out;
+      H = Ho;
+    }
+  }
+  std::vector<st::GemmWork> out;
+  for (const Conv& c : convs) {
+    const int64_t P = (c.H + 2 * (c.R / 2) - c.R) / c.stride + 1;
+    st::GemmWork w;
+    w.shape = {P * P, c.K, c.C * c.R * c.R};
+    const double x = double(c.H * c.H * c.C);
+    const double virt = double(w.shape.M) * double(w.shape.K);
+    w.a = {w.shape.M, w.shape.K, 2, x, std::min(1.0, x / virt), 1, 0, 0, 0};
+    w.b = {w.shape.K, w.shape.N, 2, double(w.shape.K * w.shape.N), 1, 1, 0, 0, 0};
+    w.c = {w.shape.M, w.shape.N, 4, double(w.shape.M * w.shape.N), 1, 1, 0, 0, 0};
+    out.push_back(w);
+  }
+  return out;
+}
+
+void BM_CostResNet50Convs(benchmark::State& state, const char* preset) {
+  const st::Spec spec = st::load_spec(preset);
+  const auto convs = resnet50_convs();
+  double cycles = 0;
+  for (auto _ : state)
+    for (const auto& w : convs) {
+      st::Stats s = st::cost_gemm(w, spec);
+      cycles += s.get("cycles.total");
+      benchmark::DoNotOptimize(cycles);
+    }
+  state.SetItemsProcessed(int64_t(state.iterations() * convs.size()));
+  state.counters["layers"] = double(convs.size());
+  // Seconds per layer evaluation (the rate of layers, inverted).
+  state.counters["per_layer"] = benchmark::Counter(double(state.iterations() * convs.size()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK_CAPTURE(BM_CostResNet50Convs, tpu_like, "tpu-like")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CostResNet50Convs, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CostResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
