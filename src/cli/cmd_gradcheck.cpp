@@ -36,6 +36,9 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                    for (const auto& e : r.errors)
                      fmt::print("  {:<40} {:>12.3e} {:>10.1e}  {}\n", e.name, e.max_rel_error, e.tolerance,
                                 e.passed ? "ok" : "FAIL");
+                   if (r.format_error > 0)
+                     fmt::print("  (for information: parameter gradients differ from an all-fp32 network by up to {:.3e})\n",
+                                r.format_error);
                    fmt::print("{}: max relative error {:.3e} over {} tensors\n", r.passed ? "PASSED" : "FAILED",
                               r.max_rel_error, r.errors.size());
                    if (!json->empty()) {

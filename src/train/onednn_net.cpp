@@ -27,6 +27,13 @@ struct OneDnnNet::Node {
   // d loss / d input when the input's producer feeds several nodes: written here, then summed into
   // the producer's diff. Empty otherwise (oneDNN writes the producer's diff directly).
   Tensor dsrc_buf;
+  // Reduced-precision reference (operand_format != fp32), conv and fc only: the GEMM operands
+  // rounded to the format, as the modeled array rounds them on entry. The primitives read these
+  // copies; src_of / wei_of / ddst_of are the originals they are made from.
+  Tensor r_src, r_wei, r_ddst;
+  const Tensor* src_of = nullptr;
+  const Tensor* wei_of = nullptr;
+  const Tensor* ddst_of = nullptr;
 };
 
 namespace {
@@ -40,8 +47,28 @@ memory::desc md1(int64_t a) { return {{a}, memory::data_type::f32, tag::x}; }
 
 OneDnnNet::~OneDnnNet() = default;
 
-OneDnnNet::OneDnnNet(const NetDesc& net, const ParamSet& params)
+void OneDnnNet::round_copy(const Tensor& from, Tensor& to) const {
+  ST_INVARIANT(from.size() == to.size());
+  std::memcpy(to.data(), from.data(), from.size() * sizeof(float));
+  round_array(operand_format_, Subnormals::keep, to.data(), to.size());
+}
+
+std::tuple<const Tensor*, const Tensor*, const Tensor*> OneDnnNet::gemm_operands(Node& node, const Tensor& src,
+                                                                                  const Tensor& wei,
+                                                                                  const Tensor& ddst) {
+  if (operand_format_ == Format::fp32) return {&src, &wei, &ddst};
+  node.r_src = src;
+  node.r_wei = wei;
+  node.r_ddst = ddst;
+  node.src_of = &src;
+  node.wei_of = &wei;
+  node.ddst_of = &ddst;
+  return {&node.r_src, &node.r_wei, &node.r_ddst};
+}
+
+OneDnnNet::OneDnnNet(const NetDesc& net, const ParamSet& params, Format operand_format)
     : net_(net), eng_(dnnl::engine::kind::cpu, 0), strm_(eng_) {
+  operand_format_ = operand_format;
   // Own copies of the parameters this network uses, in the init_params order and shapes; the
   // tensors are allocated here once, so the oneDNN memories can alias them for the object's life.
   params_ = init_params(net_, 0);
@@ -111,7 +138,9 @@ const Tensor& OneDnnNet::bn_batch_var(const std::string& name) const {
 void OneDnnNet::build(int id) {
   const NodeDesc& nd = net_.nodes[id];
   Node& node = *nodes_[id];
-  auto mem = [&](const memory::desc& md, Tensor& t) { return memory(md, eng_, t.data()); };
+  auto mem = [&](const memory::desc& md, const Tensor& t) {
+    return memory(md, eng_, const_cast<float*>(t.data()));  // oneDNN takes a void*; inputs are not written
+  };
   if (nd.inputs.empty()) return;  // the input node
   const int in = nd.inputs[0];
   const Shape4 is = net_.nodes[in].out, os = nd.out;
@@ -135,18 +164,18 @@ void OneDnnNet::build(int id) {
           {algorithm::convolution_direct, src_md, wei_md, dst_md, strides, pad_l, pad_r}, eng_, fpd);
       dnnl::convolution_backward_weights::primitive_desc wpd(
           {algorithm::convolution_direct, src_md, wei_md, dst_md, strides, pad_l, pad_r}, eng_, fpd);
-      Tensor& w = params_.at(nd.name + ".weight");
       Tensor& dw = grads_.at(nd.name + ".weight");
+      auto [x, w, dy] = gemm_operands(node, act_[in], params_.at(nd.name + ".weight"), diff_[id]);
       node.fwd = dnnl::convolution_forward(fpd);
-      node.fwd_args = {{DNNL_ARG_SRC, mem(src_md, act_[in])}, {DNNL_ARG_WEIGHTS, mem(wei_md, w)},
+      node.fwd_args = {{DNNL_ARG_SRC, mem(src_md, *x)}, {DNNL_ARG_WEIGHTS, mem(wei_md, *w)},
                        {DNNL_ARG_DST, mem(dst_md, act_[id])}};
       node.bwd_data = dnnl::convolution_backward_data(dpd);
-      node.bwd_data_args = {{DNNL_ARG_DIFF_DST, mem(dst_md, diff_[id])},
-                            {DNNL_ARG_WEIGHTS, mem(wei_md, w)},
+      node.bwd_data_args = {{DNNL_ARG_DIFF_DST, mem(dst_md, *dy)},
+                            {DNNL_ARG_WEIGHTS, mem(wei_md, *w)},
                             {DNNL_ARG_DIFF_SRC, mem(src_md, *dsrc)}};
       node.bwd_weights = dnnl::convolution_backward_weights(wpd);
-      node.bwd_weights_args = {{DNNL_ARG_SRC, mem(src_md, act_[in])},
-                               {DNNL_ARG_DIFF_DST, mem(dst_md, diff_[id])},
+      node.bwd_weights_args = {{DNNL_ARG_SRC, mem(src_md, *x)},
+                               {DNNL_ARG_DIFF_DST, mem(dst_md, *dy)},
                                {DNNL_ARG_DIFF_WEIGHTS, mem(wei_md, dw)}};
       break;
     }
@@ -233,17 +262,17 @@ void OneDnnNet::build(int id) {
           {prop_kind::forward_training, x_md, w_md, b_md, y_md}, eng_);
       dnnl::inner_product_backward_data::primitive_desc dpd({x_md, w_md, y_md}, eng_, fpd);
       dnnl::inner_product_backward_weights::primitive_desc wpd({x_md, w_md, b_md, y_md}, eng_, fpd);
-      Tensor& w = params_.at(nd.name + ".weight");
+      auto [x, w, dy] = gemm_operands(node, act_[in], params_.at(nd.name + ".weight"), diff_[id]);
       node.fwd = dnnl::inner_product_forward(fpd);
-      node.fwd_args = {{DNNL_ARG_SRC, mem(x_md, act_[in])}, {DNNL_ARG_WEIGHTS, mem(w_md, w)},
+      node.fwd_args = {{DNNL_ARG_SRC, mem(x_md, *x)}, {DNNL_ARG_WEIGHTS, mem(w_md, *w)},
                        {DNNL_ARG_BIAS, mem(b_md, params_.at(nd.name + ".bias"))},
                        {DNNL_ARG_DST, mem(y_md, act_[id])}};
       node.bwd_data = dnnl::inner_product_backward_data(dpd);
-      node.bwd_data_args = {{DNNL_ARG_DIFF_DST, mem(y_md, diff_[id])}, {DNNL_ARG_WEIGHTS, mem(w_md, w)},
+      node.bwd_data_args = {{DNNL_ARG_DIFF_DST, mem(y_md, *dy)}, {DNNL_ARG_WEIGHTS, mem(w_md, *w)},
                             {DNNL_ARG_DIFF_SRC, mem(x_md, *dsrc)}};
       node.bwd_weights = dnnl::inner_product_backward_weights(wpd);
-      node.bwd_weights_args = {{DNNL_ARG_SRC, mem(x_md, act_[in])},
-                               {DNNL_ARG_DIFF_DST, mem(y_md, diff_[id])},
+      node.bwd_weights_args = {{DNNL_ARG_SRC, mem(x_md, *x)},
+                               {DNNL_ARG_DIFF_DST, mem(y_md, *dy)},
                                {DNNL_ARG_DIFF_WEIGHTS, mem(w_md, grads_.at(nd.name + ".weight"))},
                                {DNNL_ARG_DIFF_BIAS, mem(b_md, grads_.at(nd.name + ".bias"))}};
       break;
@@ -298,6 +327,10 @@ void OneDnnNet::forward(int id, const std::vector<int32_t>& labels) {
       return;
     }
     default: break;
+  }
+  if (node.src_of) {  // reduced-precision reference: operands enter in the array's format
+    round_copy(*node.src_of, node.r_src);
+    round_copy(*node.wei_of, node.r_wei);
   }
   node.fwd.execute(strm_, node.fwd_args);
   strm_.wait();
@@ -355,6 +388,7 @@ void OneDnnNet::backward(int id, const std::vector<int32_t>& labels) {
     }
     default: break;
   }
+  if (node.ddst_of) round_copy(*node.ddst_of, node.r_ddst);
   if (node.bwd_weights) {
     node.bwd_weights.execute(strm_, node.bwd_weights_args);
     strm_.wait();

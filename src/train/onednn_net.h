@@ -1,4 +1,7 @@
 #pragma once
+#include <tuple>
+
+#include "kernels/formats.h"
 // The oneDNN reference of a whole network: the same NetDesc and the same ParamSet as the emulator's
 // network, executed with oneDNN 2.6 fp32 primitives on plain layouts (NCHW, OIHW, NC, OI). The
 // whole-network gradient check (`systrain gradcheck`) compares the emulator against it; the training
@@ -31,7 +34,10 @@ namespace st {
 class OneDnnNet {
  public:
   // Copies the parameters (conv/bn/fc entries by the ParamSet naming); shapes must match the net.
-  OneDnnNet(const NetDesc& net, const ParamSet& params);
+  // operand_format != fp32 makes a reduced-precision reference: the operands of every conv and fc
+  // primitive (src, weights, diff_dst) are rounded to that format first, as the modeled array
+  // rounds its GEMM operands; everything else stays fp32.
+  OneDnnNet(const NetDesc& net, const ParamSet& params, Format operand_format = Format::fp32);
   ~OneDnnNet();
   OneDnnNet(const OneDnnNet&) = delete;
   OneDnnNet& operator=(const OneDnnNet&) = delete;
@@ -61,6 +67,10 @@ class OneDnnNet {
 
  private:
   struct Node;  // per-node primitives and memories (onednn_net.cpp)
+  void round_copy(const Tensor& from, Tensor& to) const;
+  std::tuple<const Tensor*, const Tensor*, const Tensor*> gemm_operands(Node& node, const Tensor& src,
+                                                                        const Tensor& wei, const Tensor& ddst);
+  Format operand_format_ = Format::fp32;
   int node_id(const std::string& name) const;
   void build(int id);
   void forward(int id, const std::vector<int32_t>& labels);
