@@ -132,8 +132,7 @@ double min_nonzero(const std::vector<double>& abs_terms) {
 
 class ConvOnednn : public ::testing::TestWithParam<int> {};
 
-TEST_P(ConvOnednn, IntegersBitwiseEveryDirectionModeFormat) {
-  const int idx = GetParam();
+void integers_bitwise(int idx) {
   const ConvDesc& d = all_problems()[idx];
   const Dataflow df = static_cast<Dataflow>(idx % 3);
   std::mt19937_64 rng(1000 + idx);
@@ -154,8 +153,7 @@ TEST_P(ConvOnednn, IntegersBitwiseEveryDirectionModeFormat) {
   }
 }
 
-TEST_P(ConvOnednn, RandomWithinBoundAndModesAgree) {
-  const int idx = GetParam();
+void random_within_bound_and_modes_agree(int idx) {
   const ConvDesc& d = all_problems()[idx];
   const Dataflow df = static_cast<Dataflow>((idx + 1) % 3);
   const int rows = 4 + idx % 7;
@@ -186,9 +184,8 @@ TEST_P(ConvOnednn, RandomWithinBoundAndModesAgree) {
     }
 }
 
-TEST_P(ConvOnednn, FastKernelEqualsPeLevelReferenceBitwise) {
-  const int idx = GetParam();
-  if (idx % 4 != 0) GTEST_SKIP() << "PE-level reference on every 4th problem (it is slow)";
+// The PE-level reference runs on every 4th problem (it is slow).
+void fast_kernel_equals_pe_level_reference(int idx) {
   const ConvDesc& d = all_problems()[idx];
   const Format f = kFormats[(idx / 4) % 3];
   const Spec spec = spec_for(f, static_cast<Dataflow>((idx / 4) % 3), 4 + idx % 3, 4 + idx % 5);
@@ -200,6 +197,24 @@ TEST_P(ConvOnednn, FastKernelEqualsPeLevelReferenceBitwise) {
       const Tensor want = test::array_ref_conv(spec.array, d, dir, l, a, b);
       EXPECT_TRUE(test::bitwise_equal(got, want)) << to_string(dir) << " " << to_string(l);
     }
+  }
+}
+
+// One test per problem (ctest runs each test in its own process; three per problem cost more in
+// process start-up than in work).
+TEST_P(ConvOnednn, AllDirectionsModesFormats) {
+  const int idx = GetParam();
+  {
+    SCOPED_TRACE("small integers, bitwise vs oneDNN");
+    integers_bitwise(idx);
+  }
+  {
+    SCOPED_TRACE("random reals, bounded vs oneDNN, modes agree");
+    random_within_bound_and_modes_agree(idx);
+  }
+  if (idx % 4 == 0) {
+    SCOPED_TRACE("fast kernel == PE-level reference");
+    fast_kernel_equals_pe_level_reference(idx);
   }
 }
 
