@@ -48,6 +48,61 @@ void normalize(const Geo& g, const float* x, const float* a, const float* m, con
 
 }  // namespace
 
+VectorWork bn_fwd_training_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups,
+                                bool producer_on_chip) {
+  const double n = double(n_elems), C = double(C_groups);
+  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, n_elems);
+  w.adds = 3 * n + 4 * C;        // sum; deviation (var pass); deviation (normalize); per channel
+  w.fmas = 2 * n + 2 * C;        // squared deviations; normalize; running stats
+  w.muls = 2 * C;                // gamma * inv, var * M
+  w.divs = 3 * C;                // mean, var, unbiased var
+  w.rsqrts = C;
+  w.passes = 3;
+  w.groups = C_groups;
+  w.dram_read_bytes = kF32 * (n + 4 * C);  // src; gamma, beta, running mean / var
+  w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * (n + 4 * C); // dst; saved mean / var; running mean / var
+  w.sram_read_bytes = kF32 * (3 * n + 4 * C);
+  w.sram_write_bytes = kF32 * (n + 4 * C);
+  w.fused_with_producer = producer_on_chip;
+  return w;
+}
+
+VectorWork bn_fwd_inference_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups,
+                                 bool producer_on_chip) {
+  const double n = double(n_elems), C = double(C_groups);
+  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, n_elems);
+  w.adds = n + C;
+  w.fmas = n;
+  w.muls = C;
+  w.rsqrts = C;
+  w.groups = C_groups;
+  w.dram_read_bytes = kF32 * (n + 4 * C);
+  w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = kF32 * (n + 4 * C);
+  w.sram_write_bytes = kF32 * n;
+  w.fused_with_producer = producer_on_chip;
+  return w;
+}
+
+VectorWork bn_bwd_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups) {
+  const double n = double(n_elems), C = double(C_groups);
+  VectorWork w = vwork(ctx, OpKind::bn_bwd, Phase::backward_data, n_elems);
+  w.adds = 4 * n + 3 * C;  // pass 1: sum dy, x - mean; pass 2: x - mean, dy - c1; per channel
+  w.fmas = 2 * n;          // pass 1: s_xdy; pass 2: the fma
+  w.muls = n + 3 * C;      // pass 2: k * (...); per channel
+  w.divs = 2 * C;
+  w.rsqrts = C;
+  w.passes = 2;
+  w.groups = C_groups;
+  w.dram_read_bytes = kF32 * (2 * n + 5 * C);  // src, diff_dst; gamma, mean, var, diff_gamma, diff_beta
+  w.dram_write_bytes = kF32 * (n + 2 * C);     // diff_src; diff_gamma, diff_beta
+  w.sram_read_bytes = kF32 * (4 * n + 5 * C);
+  w.sram_write_bytes = kF32 * (n + 2 * C);
+  return w;
+}
+
 void bn_fwd_training(const ExecContext& ctx, const BnParams& p, const Tensor& src,
                      const Tensor& gamma, const Tensor& beta, Tensor& dst, BnSaved& saved,
                      Tensor& running_mean, Tensor& running_var, bool producer_on_chip) {
@@ -81,22 +136,7 @@ void bn_fwd_training(const ExecContext& ctx, const BnParams& p, const Tensor& sr
   }
   normalize(g, src.data(), a.data(), saved.mean.data(), beta.data(), dst.data());
 
-  const double n = double(src.size()), C = double(g.C);
-  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, src.size());
-  w.adds = 3 * n + 4 * C;        // sum; deviation (var pass); deviation (normalize); per channel
-  w.fmas = 2 * n + 2 * C;        // squared deviations; normalize; running stats
-  w.muls = 2 * C;                // gamma * inv, var * M
-  w.divs = 3 * C;                // mean, var, unbiased var
-  w.rsqrts = C;
-  w.passes = 3;
-  w.groups = g.C;
-  w.dram_read_bytes = kF32 * (n + 4 * C);  // src; gamma, beta, running mean / var
-  w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * (n + 4 * C); // dst; saved mean / var; running mean / var
-  w.sram_read_bytes = kF32 * (3 * n + 4 * C);
-  w.sram_write_bytes = kF32 * (n + 4 * C);
-  w.fused_with_producer = producer_on_chip;
-  ctx.emit(w);
+  ctx.emit(bn_fwd_training_work(ctx, src.size(), g.C, producer_on_chip));
 }
 
 void bn_fwd_inference(const ExecContext& ctx, const BnParams& p, const Tensor& src,
@@ -112,20 +152,7 @@ void bn_fwd_inference(const ExecContext& ctx, const BnParams& p, const Tensor& s
   for (int64_t c = 0; c < g.C; ++c) a[c] = gamma[c] * vu::rsqrt(running_var[c] + p.eps);
   normalize(g, src.data(), a.data(), running_mean.data(), beta.data(), dst.data());
 
-  const double n = double(src.size()), C = double(g.C);
-  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, src.size());
-  w.adds = n + C;
-  w.fmas = n;
-  w.muls = C;
-  w.rsqrts = C;
-  w.groups = g.C;
-  w.dram_read_bytes = kF32 * (n + 4 * C);
-  w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * n;
-  w.sram_read_bytes = kF32 * (n + 4 * C);
-  w.sram_write_bytes = kF32 * n;
-  w.fused_with_producer = producer_on_chip;
-  ctx.emit(w);
+  ctx.emit(bn_fwd_inference_work(ctx, src.size(), g.C, producer_on_chip));
 }
 
 void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const Tensor& diff_dst,
@@ -172,20 +199,7 @@ void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const 
     for (int64_t i = 0; i < g.HW; ++i) dx[i] = kc * std::fma(-(x[i] - mc), c2c, dy[i] - c1c);
   }
 
-  const double n = double(src.size()), C = double(g.C);
-  VectorWork w = vwork(ctx, OpKind::bn_bwd, Phase::backward_data, src.size());
-  w.adds = 4 * n + 3 * C;  // pass 1: sum dy, x - mean; pass 2: x - mean, dy - c1; per channel
-  w.fmas = 2 * n;          // pass 1: s_xdy; pass 2: the fma
-  w.muls = n + 3 * C;      // pass 2: k * (...); per channel
-  w.divs = 2 * C;
-  w.rsqrts = C;
-  w.passes = 2;
-  w.groups = g.C;
-  w.dram_read_bytes = kF32 * (2 * n + 5 * C);  // src, diff_dst; gamma, mean, var, diff_gamma, diff_beta
-  w.dram_write_bytes = kF32 * (n + 2 * C);     // diff_src; diff_gamma, diff_beta
-  w.sram_read_bytes = kF32 * (4 * n + 5 * C);
-  w.sram_write_bytes = kF32 * (n + 2 * C);
-  ctx.emit(w);
+  ctx.emit(bn_bwd_work(ctx, src.size(), g.C));
 }
 
 }  // namespace st

@@ -42,4 +42,12 @@ void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const 
             const Tensor& gamma, const BnSaved& saved, Tensor& diff_src, Tensor& diff_gamma,
             Tensor& diff_beta);
 
+// The work the ops above describe for n_elems elements in C_groups channels, without tensors (the
+// ops emit exactly these, so projections and executed steps cannot disagree).
+VectorWork bn_fwd_training_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups,
+                                bool producer_on_chip = false);
+VectorWork bn_fwd_inference_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups,
+                                 bool producer_on_chip = false);
+VectorWork bn_bwd_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups);
+
 }  // namespace st

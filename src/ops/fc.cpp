@@ -40,10 +40,8 @@ OperandDesc operand(int64_t rows, int64_t cols, int elem_bytes) {
   return o;
 }
 
-void run_gemm(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape& g, MatView A,
-              MatView B, float* C, bool accumulate) {
+GemmWork gemm_work(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape& g, bool accumulate) {
   const ArrayConfig& cfg = array(ctx);
-  systolic_gemm(cfg, g, A, B, C, g.N);
   GemmWork w;
   w.tag = Tag{ctx.layer, kind, phase};
   w.shape = g;
@@ -53,10 +51,50 @@ void run_gemm(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape&
   w.c = operand(g.M, g.N, accumulator_bytes(cfg.format));
   w.useful_macs = double(g.M) * double(g.N) * double(g.K);
   w.accumulate_into_c = accumulate;
+  return w;
+}
+
+void run_gemm(const ExecContext& ctx, const GemmWork& w, MatView A, MatView B, float* C) {
+  systolic_gemm(array(ctx), w.shape, A, B, C, w.shape.N);
   ctx.emit(w);
 }
 
 }  // namespace
+
+GemmWork fc_fwd_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC) {
+  return gemm_work(ctx, OpKind::fc_fwd, Phase::forward, GemmShape{N, OC, IC}, false);
+}
+
+VectorWork fc_bias_fwd_work(const ExecContext& ctx, int64_t N, int64_t OC) {
+  const double outs = double(N * OC);
+  VectorWork w = vwork(ctx, OpKind::fc_fwd, Phase::forward, N * OC);
+  w.adds = outs;
+  w.dram_read_bytes = kF32 * double(OC);  // bias; the GEMM output arrives on chip
+  w.dram_write_bytes = kF32 * outs;
+  w.sram_read_bytes = kF32 * (outs + double(OC));
+  w.sram_write_bytes = kF32 * outs;
+  w.fused_with_producer = true;
+  return w;
+}
+
+GemmWork fc_bwd_data_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC) {
+  return gemm_work(ctx, OpKind::fc_bwd_data, Phase::backward_data, GemmShape{N, IC, OC}, false);
+}
+
+GemmWork fc_bwd_weights_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC) {
+  return gemm_work(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, GemmShape{OC, IC, N}, true);
+}
+
+VectorWork fc_bias_bwd_work(const ExecContext& ctx, int64_t N, int64_t OC) {
+  VectorWork w = vwork(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, OC);
+  w.adds = double(N * OC) + double(OC);
+  w.dram_read_bytes = kF32 * double(N * OC + OC);
+  w.dram_write_bytes = kF32 * double(OC);
+  w.sram_read_bytes = kF32 * double(N * OC + OC);
+  w.sram_write_bytes = kF32 * double(OC);
+  w.groups = OC;
+  return w;
+}
 
 void fc_fwd(const ExecContext& ctx, const Tensor& src, const Tensor& wei, const Tensor& bias, Tensor& dst) {
   const Dims d = dims(src, wei, "fc_fwd");
@@ -65,22 +103,13 @@ void fc_fwd(const ExecContext& ctx, const Tensor& src, const Tensor& wei, const 
   if (dst.rank() != 2 || dst.dim(0) != d.N || dst.dim(1) != d.OC) {
     dst = Tensor({d.N, d.OC});
   }
-  const GemmShape g{d.N, d.OC, d.IC};
-  run_gemm(ctx, OpKind::fc_fwd, Phase::forward, g, MatView{src.data(), d.IC, false},
-           MatView{wei.data(), d.IC, true}, dst.data(), false);
+  run_gemm(ctx, fc_fwd_work(ctx, d.N, d.IC, d.OC), MatView{src.data(), d.IC, false},
+           MatView{wei.data(), d.IC, true}, dst.data());
   float* y = dst.data();
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t o = 0; o < d.OC; ++o) y[n * d.OC + o] += bias[o];
 
-  const double outs = double(d.N * d.OC);
-  VectorWork w = vwork(ctx, OpKind::fc_fwd, Phase::forward, d.N * d.OC);
-  w.adds = outs;
-  w.dram_read_bytes = kF32 * double(d.OC);  // bias; the GEMM output arrives on chip
-  w.dram_write_bytes = kF32 * outs;
-  w.sram_read_bytes = kF32 * (outs + double(d.OC));
-  w.sram_write_bytes = kF32 * outs;
-  w.fused_with_producer = true;
-  ctx.emit(w);
+  ctx.emit(fc_bias_fwd_work(ctx, d.N, d.OC));
 }
 
 void fc_bwd_data(const ExecContext& ctx, const Tensor& diff_dst, const Tensor& wei, Tensor& diff_src) {
@@ -88,9 +117,8 @@ void fc_bwd_data(const ExecContext& ctx, const Tensor& diff_dst, const Tensor& w
     throw UserError("fc_bwd_data: diff_dst " + diff_dst.shape_str() + " vs wei " + wei.shape_str());
   const int64_t N = diff_dst.dim(0), OC = wei.dim(0), IC = wei.dim(1);
   if (diff_src.size() != N * IC || diff_src.rank() < 2 || diff_src.dim(0) != N) diff_src = Tensor({N, IC});
-  const GemmShape g{N, IC, OC};
-  run_gemm(ctx, OpKind::fc_bwd_data, Phase::backward_data, g, MatView{diff_dst.data(), OC, false},
-           MatView{wei.data(), IC, false}, diff_src.data(), false);
+  run_gemm(ctx, fc_bwd_data_work(ctx, N, IC, OC), MatView{diff_dst.data(), OC, false},
+           MatView{wei.data(), IC, false}, diff_src.data());
 }
 
 void fc_bwd_weights(const ExecContext& ctx, const Tensor& src, const Tensor& diff_dst, Tensor& diff_wei,
@@ -106,10 +134,9 @@ void fc_bwd_weights(const ExecContext& ctx, const Tensor& src, const Tensor& dif
     diff_bias = Tensor({OC});
     diff_bias.zero();
   }
-  const GemmShape g{OC, IC, N};
   Tensor tmp({OC, IC});
-  run_gemm(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, g,
-           MatView{diff_dst.data(), OC, true}, MatView{src.data(), IC, false}, tmp.data(), true);
+  run_gemm(ctx, fc_bwd_weights_work(ctx, N, IC, OC), MatView{diff_dst.data(), OC, true},
+           MatView{src.data(), IC, false}, tmp.data());
   for (int64_t i = 0; i < OC * IC; ++i) diff_wei[i] = diff_wei[i] + tmp[i];
 
   // diff_bias[o] += sum over n of diff_dst[n, o], lane-partitioned in n order.
@@ -121,14 +148,7 @@ void fc_bwd_weights(const ExecContext& ctx, const Tensor& src, const Tensor& dif
     s.add(col.data(), N);
     diff_bias[o] += s.total();
   }
-  VectorWork w = vwork(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, OC);
-  w.adds = double(N * OC) + double(OC);
-  w.dram_read_bytes = kF32 * double(N * OC + OC);
-  w.dram_write_bytes = kF32 * double(OC);
-  w.sram_read_bytes = kF32 * double(N * OC + OC);
-  w.sram_write_bytes = kF32 * double(OC);
-  w.groups = OC;
-  ctx.emit(w);
+  ctx.emit(fc_bias_bwd_work(ctx, N, OC));
 }
 
 }  // namespace st

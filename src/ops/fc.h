@@ -13,6 +13,8 @@
 // Operands are rounded to the array's input format by the GEMM kernel on entry (that is where the
 // fp32 master weights become bf16 / fp16); outputs are fp32. int8 is not supported for training.
 // Each GEMM is described to the cost model as a GemmWork; bias work as a VectorWork.
+#include <cstdint>
+
 #include "src/ops/context.h"
 #include "src/tensor.h"
 
@@ -22,5 +24,13 @@ void fc_fwd(const ExecContext& ctx, const Tensor& src, const Tensor& wei, const 
 void fc_bwd_data(const ExecContext& ctx, const Tensor& diff_dst, const Tensor& wei, Tensor& diff_src);
 void fc_bwd_weights(const ExecContext& ctx, const Tensor& src, const Tensor& diff_dst, Tensor& diff_wei,
                     Tensor& diff_bias);
+
+// The work the ops above describe for a batch N, IC inputs, OC outputs, without tensors (the ops
+// emit exactly these, in this order: fwd = GEMM then bias; bwd_weights = GEMM then bias sum).
+GemmWork fc_fwd_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC);
+VectorWork fc_bias_fwd_work(const ExecContext& ctx, int64_t N, int64_t OC);
+GemmWork fc_bwd_data_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC);
+GemmWork fc_bwd_weights_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC);
+VectorWork fc_bias_bwd_work(const ExecContext& ctx, int64_t N, int64_t OC);
 
 }  // namespace st

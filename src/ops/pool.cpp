@@ -66,6 +66,59 @@ PoolDesc global_avg_pool_desc(const Tensor& src) {
   return d;
 }
 
+namespace {
+Geo pool_geo(const PoolDesc& d, int64_t N, int64_t C, int64_t IH, int64_t IW) {
+  return Geo{N, C, IH, IW, pool_out_dim(IH, d.kh, d.sh, d.ph), pool_out_dim(IW, d.kw, d.sw, d.pw)};
+}
+}  // namespace
+
+VectorWork pool_fwd_work(const ExecContext& ctx, const PoolDesc& d, int64_t N, int64_t C, int64_t IH,
+                         int64_t IW) {
+  const Geo g = pool_geo(d, N, C, IH, IW);
+  const bool is_max = d.alg == PoolAlg::max;
+  const int64_t planes = g.N * g.C;
+  const double welems = window_elems(d, g) * double(planes);
+  const double outs = double(g.N * g.C * g.OH * g.OW);
+  VectorWork w = vwork(ctx, is_max ? OpKind::maxpool_fwd : OpKind::avgpool_fwd, Phase::forward,
+                       g.N * g.C * g.OH * g.OW);
+  if (is_max) w.cmps = welems - outs;  // first element of a window is loaded, the rest compared
+  else {
+    w.adds = welems;
+    w.divs = outs;
+  }
+  w.dram_read_bytes = w.producer_read_bytes = kF32 * double(g.N * g.C * g.IH * g.IW);
+  w.dram_write_bytes = kF32 * outs + (is_max ? ws_bytes_per_entry(d) * outs : 0);
+  w.sram_read_bytes = kF32 * welems;  // every window element enters a lane
+  w.sram_write_bytes = w.dram_write_bytes;
+  return w;
+}
+
+VectorWork pool_bwd_work(const ExecContext& ctx, const PoolDesc& d, int64_t N, int64_t C, int64_t IH,
+                         int64_t IW) {
+  const Geo g = pool_geo(d, N, C, IH, IW);
+  const bool is_max = d.alg == PoolAlg::max;
+  const int64_t planes = g.N * g.C;
+  const double outs = double(g.N * g.C * g.OH * g.OW);
+  const double ins = double(g.N * g.C * g.IH * g.IW);
+  VectorWork w = vwork(ctx, is_max ? OpKind::maxpool_bwd : OpKind::avgpool_bwd,
+                       Phase::backward_data, g.N * g.C * g.IH * g.IW);
+  if (is_max) {
+    w.adds = outs;  // one scatter-add per output
+    w.dram_read_bytes = kF32 * outs + ws_bytes_per_entry(d) * outs;
+    w.sram_read_bytes = kF32 * outs + ws_bytes_per_entry(d) * outs + kF32 * outs;  // + read-modify
+  } else {
+    const double welems = window_elems(d, g) * double(planes);
+    w.adds = welems;
+    w.divs = outs;
+    w.dram_read_bytes = kF32 * outs;
+    w.sram_read_bytes = kF32 * outs + kF32 * welems;  // diff_dst + read-modify-write of diff_src
+  }
+  // diff_src is zero-filled, then every scatter-add writes it back.
+  w.dram_write_bytes = kF32 * ins;
+  w.sram_write_bytes = kF32 * ins + kF32 * (is_max ? outs : w.adds);
+  return w;
+}
+
 void pool_fwd(const ExecContext& ctx, const PoolDesc& d, const Tensor& src, Tensor& dst,
               PoolWorkspace* ws) {
   validate(d, src);
@@ -105,20 +158,7 @@ void pool_fwd(const ExecContext& ctx, const PoolDesc& d, const Tensor& src, Tens
       }
   }
 
-  const double welems = window_elems(d, g) * double(planes);
-  const double outs = double(dst.size());
-  VectorWork w = vwork(ctx, is_max ? OpKind::maxpool_fwd : OpKind::avgpool_fwd, Phase::forward,
-                       dst.size());
-  if (is_max) w.cmps = welems - outs;  // first element of a window is loaded, the rest compared
-  else {
-    w.adds = welems;
-    w.divs = outs;
-  }
-  w.dram_read_bytes = w.producer_read_bytes = kF32 * double(src.size());
-  w.dram_write_bytes = kF32 * outs + (is_max ? ws_bytes_per_entry(d) * outs : 0);
-  w.sram_read_bytes = kF32 * welems;  // every window element enters a lane
-  w.sram_write_bytes = w.dram_write_bytes;
-  ctx.emit(w);
+  ctx.emit(pool_fwd_work(ctx, d, g.N, g.C, g.IH, g.IW));
 }
 
 void pool_bwd(const ExecContext& ctx, const PoolDesc& d, const Tensor& diff_dst,
@@ -153,25 +193,7 @@ void pool_bwd(const ExecContext& ctx, const PoolDesc& d, const Tensor& diff_dst,
     }
   }
 
-  const double outs = double(diff_dst.size());
-  const double ins = double(diff_src.size());
-  VectorWork w = vwork(ctx, is_max ? OpKind::maxpool_bwd : OpKind::avgpool_bwd,
-                       Phase::backward_data, diff_src.size());
-  if (is_max) {
-    w.adds = outs;  // one scatter-add per output
-    w.dram_read_bytes = kF32 * outs + ws_bytes_per_entry(d) * outs;
-    w.sram_read_bytes = kF32 * outs + ws_bytes_per_entry(d) * outs + kF32 * outs;  // + read-modify
-  } else {
-    const double welems = window_elems(d, g) * double(planes);
-    w.adds = welems;
-    w.divs = outs;
-    w.dram_read_bytes = kF32 * outs;
-    w.sram_read_bytes = kF32 * outs + kF32 * welems;  // diff_dst + read-modify-write of diff_src
-  }
-  // diff_src is zero-filled, then every scatter-add writes it back.
-  w.dram_write_bytes = kF32 * ins;
-  w.sram_write_bytes = kF32 * ins + kF32 * (is_max ? outs : w.adds);
-  ctx.emit(w);
+  ctx.emit(pool_bwd_work(ctx, d, g.N, g.C, g.IH, g.IW));
 }
 
 }  // namespace st

@@ -41,4 +41,11 @@ void pool_fwd(const ExecContext& ctx, const PoolDesc& d, const Tensor& src, Tens
 void pool_bwd(const ExecContext& ctx, const PoolDesc& d, const Tensor& diff_dst,
               const PoolWorkspace* ws, Tensor& diff_src);
 
+// The work the two ops describe for an (N, C, IH, IW) input, without tensors (the ops emit exactly
+// these, so projections and executed steps cannot disagree).
+VectorWork pool_fwd_work(const ExecContext& ctx, const PoolDesc& d, int64_t N, int64_t C, int64_t IH,
+                         int64_t IW);
+VectorWork pool_bwd_work(const ExecContext& ctx, const PoolDesc& d, int64_t N, int64_t C, int64_t IH,
+                         int64_t IW);
+
 }  // namespace st

@@ -6,6 +6,27 @@
 namespace st {
 using namespace opdetail;
 
+VectorWork relu_fwd_work(const ExecContext& ctx, int64_t n, bool producer_on_chip) {
+  VectorWork w = vwork(ctx, OpKind::relu_fwd, Phase::forward, n);
+  w.cmps = double(n);
+  w.dram_read_bytes = w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = kF32 * n;
+  w.sram_write_bytes = kF32 * n;
+  w.fused_with_producer = producer_on_chip;
+  return w;
+}
+
+VectorWork relu_bwd_work(const ExecContext& ctx, int64_t n) {
+  VectorWork w = vwork(ctx, OpKind::relu_bwd, Phase::backward_data, n);
+  w.cmps = double(n);
+  w.dram_read_bytes = 2 * kF32 * n;
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = 2 * kF32 * n;
+  w.sram_write_bytes = kF32 * n;
+  return w;
+}
+
 void relu_fwd(const ExecContext& ctx, const Tensor& src, Tensor& dst, bool producer_on_chip) {
   ensure_like(dst, src);
   const int64_t n = src.size();
@@ -14,14 +35,7 @@ void relu_fwd(const ExecContext& ctx, const Tensor& src, Tensor& dst, bool produ
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) d[i] = s[i] > 0.0f ? s[i] : (s[i] != s[i] ? canonicalize_nan(s[i]) : 0.0f);
 
-  VectorWork w = vwork(ctx, OpKind::relu_fwd, Phase::forward, n);
-  w.cmps = double(n);
-  w.dram_read_bytes = w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * n;
-  w.sram_read_bytes = kF32 * n;
-  w.sram_write_bytes = kF32 * n;
-  w.fused_with_producer = producer_on_chip;
-  ctx.emit(w);
+  ctx.emit(relu_fwd_work(ctx, n, producer_on_chip));
 }
 
 void relu_bwd(const ExecContext& ctx, const Tensor& src, const Tensor& diff_dst, Tensor& diff_src) {
@@ -34,13 +48,7 @@ void relu_bwd(const ExecContext& ctx, const Tensor& src, const Tensor& diff_dst,
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) ds[i] = s[i] > 0.0f ? dd[i] : 0.0f;
 
-  VectorWork w = vwork(ctx, OpKind::relu_bwd, Phase::backward_data, n);
-  w.cmps = double(n);
-  w.dram_read_bytes = 2 * kF32 * n;
-  w.dram_write_bytes = kF32 * n;
-  w.sram_read_bytes = 2 * kF32 * n;
-  w.sram_write_bytes = kF32 * n;
-  ctx.emit(w);
+  ctx.emit(relu_bwd_work(ctx, n));
 }
 
 }  // namespace st

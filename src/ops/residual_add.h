@@ -6,6 +6,8 @@
 //            meet again at the block input x: diff_src += diff_dst (ADDED into the gradient the
 //            other branch already wrote, e.g. conv bwd_data's diff_src of the block's first conv).
 // Cost: one add per element; read two operands, write one.
+#include <cstdint>
+
 #include "src/ops/context.h"
 #include "src/tensor.h"
 
@@ -14,5 +16,9 @@ namespace st {
 void add_fwd(const ExecContext& ctx, const Tensor& src0, const Tensor& src1, Tensor& dst,
              bool producer_on_chip = false);
 void add_bwd(const ExecContext& ctx, const Tensor& diff_dst, Tensor& diff_src);
+
+// The work the ops describe for n elements, without tensors (the ops emit exactly these).
+VectorWork add_fwd_work(const ExecContext& ctx, int64_t n, bool producer_on_chip = false);
+VectorWork add_bwd_work(const ExecContext& ctx, int64_t n);
 
 }  // namespace st

@@ -7,6 +7,16 @@
 namespace st {
 using namespace opdetail;
 
+VectorWork sgd_update_work(const ExecContext& ctx, int64_t n) {
+  VectorWork work = vwork(ctx, OpKind::sgd_update, Phase::update, n);
+  work.fmas = 3.0 * n;
+  work.dram_read_bytes = 3 * kF32 * n;   // wei, diff_wei, velocity
+  work.dram_write_bytes = 2 * kF32 * n;  // wei, velocity
+  work.sram_read_bytes = 3 * kF32 * n;
+  work.sram_write_bytes = 2 * kF32 * n;
+  return work;
+}
+
 void sgd_update(const ExecContext& ctx, const SgdParams& p, Tensor& wei, const Tensor& diff_wei,
                 Tensor& velocity) {
   require_same(wei, diff_wei, "sgd_update: wei vs diff_wei");
@@ -23,13 +33,7 @@ void sgd_update(const ExecContext& ctx, const SgdParams& p, Tensor& wei, const T
     v[i] = vi;
     w[i] = std::fma(neg_lr, vi, w[i]);
   }
-  VectorWork work = vwork(ctx, OpKind::sgd_update, Phase::update, n);
-  work.fmas = 3.0 * n;
-  work.dram_read_bytes = 3 * kF32 * n;   // wei, diff_wei, velocity
-  work.dram_write_bytes = 2 * kF32 * n;  // wei, velocity
-  work.sram_read_bytes = 3 * kF32 * n;
-  work.sram_write_bytes = 2 * kF32 * n;
-  ctx.emit(work);
+  ctx.emit(sgd_update_work(ctx, n));
 }
 
 }  // namespace st

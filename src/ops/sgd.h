@@ -8,6 +8,8 @@
 // every operand to the array's input format on entry (kernels/systolic.h, round_to), which is the
 // cast to bf16/fp16 for compute; the update itself is always fp32. diff_wei is only read (the
 // caller zeroes gradients before the next step). `velocity` gets wei's shape (zeros) if it has not.
+#include <cstdint>
+
 #include "src/ops/context.h"
 #include "src/tensor.h"
 
@@ -21,5 +23,7 @@ struct SgdParams {
 
 void sgd_update(const ExecContext& ctx, const SgdParams& p, Tensor& wei, const Tensor& diff_wei,
                 Tensor& velocity);
+// The work sgd_update describes for a parameter of n elements, without tensors.
+VectorWork sgd_update_work(const ExecContext& ctx, int64_t n);
 
 }  // namespace st

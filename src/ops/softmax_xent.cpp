@@ -22,6 +22,36 @@ void check(const Tensor& t, const std::vector<int32_t>& labels, const char* op) 
 }
 }  // namespace
 
+VectorWork softmax_xent_fwd_work(const ExecContext& ctx, int64_t N, int64_t K) {
+  const double n = double(N * K), rows = double(N);
+  VectorWork w = vwork(ctx, OpKind::loss_fwd, Phase::forward, N * K);
+  w.cmps = n - rows;
+  w.adds = 2 * n + 3 * rows;  // x - m, the sum; per row: log - (x_l - m), the batch sum
+  w.exps = n + rows;          // exps and the row logs
+  w.divs = n + 1;
+  w.passes = 3;               // max, exp-sum, normalize
+  w.groups = N;
+  w.dram_read_bytes = kF32 * n + 4 * rows;  // logits, labels
+  w.producer_read_bytes = kF32 * n;
+  w.dram_write_bytes = kF32 * n + kF32;     // probs, loss
+  w.sram_read_bytes = kF32 * 3 * n;
+  w.sram_write_bytes = kF32 * 2 * n;
+  return w;
+}
+
+VectorWork softmax_xent_bwd_work(const ExecContext& ctx, int64_t N, int64_t K) {
+  const double n = double(N * K);
+  VectorWork w = vwork(ctx, OpKind::loss_bwd, Phase::backward_data, N * K);
+  w.adds = n;
+  w.muls = n;
+  w.divs = 1;
+  w.dram_read_bytes = kF32 * n + 4 * double(N);
+  w.dram_write_bytes = kF32 * n;
+  w.sram_read_bytes = kF32 * n + 4 * double(N);
+  w.sram_write_bytes = kF32 * n;
+  return w;
+}
+
 float softmax_xent_fwd(const ExecContext& ctx, const Tensor& logits, const std::vector<int32_t>& labels,
                        Tensor& probs) {
   check(logits, labels, "softmax_xent_fwd");
@@ -47,20 +77,7 @@ float softmax_xent_fwd(const ExecContext& ctx, const Tensor& logits, const std::
   total.add(row_loss.data(), N);
   const float loss = vu::div(total.total(), float(N));
 
-  const double n = double(logits.size()), rows = double(N);
-  VectorWork w = vwork(ctx, OpKind::loss_fwd, Phase::forward, logits.size());
-  w.cmps = n - rows;
-  w.adds = 2 * n + 3 * rows;  // x - m, the sum; per row: log - (x_l - m), the batch sum
-  w.exps = n + rows;          // exps and the row logs
-  w.divs = n + 1;
-  w.passes = 3;               // max, exp-sum, normalize
-  w.groups = N;
-  w.dram_read_bytes = kF32 * n + 4 * rows;  // logits, labels
-  w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * n + kF32;     // probs, loss
-  w.sram_read_bytes = kF32 * 3 * n;
-  w.sram_write_bytes = kF32 * 2 * n;
-  ctx.emit(w);
+  ctx.emit(softmax_xent_fwd_work(ctx, N, K));
   return loss;
 }
 
@@ -76,16 +93,7 @@ void softmax_xent_bwd(const ExecContext& ctx, const Tensor& probs, const std::ve
     float* d = diff_src.data() + n * K;
     for (int64_t j = 0; j < K; ++j) d[j] = (p[j] - (j == labels[n] ? 1.0f : 0.0f)) * scale;
   }
-  const double n = double(probs.size());
-  VectorWork w = vwork(ctx, OpKind::loss_bwd, Phase::backward_data, probs.size());
-  w.adds = n;
-  w.muls = n;
-  w.divs = 1;
-  w.dram_read_bytes = kF32 * n + 4 * double(N);
-  w.dram_write_bytes = kF32 * n;
-  w.sram_read_bytes = kF32 * n + 4 * double(N);
-  w.sram_write_bytes = kF32 * n;
-  ctx.emit(w);
+  ctx.emit(softmax_xent_bwd_work(ctx, N, K));
 }
 
 }  // namespace st

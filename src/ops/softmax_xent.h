@@ -20,4 +20,8 @@ float softmax_xent_fwd(const ExecContext& ctx, const Tensor& logits, const std::
 void softmax_xent_bwd(const ExecContext& ctx, const Tensor& probs, const std::vector<int32_t>& labels,
                       Tensor& diff_src, float diff_loss = 1.0f);
 
+// The work the two ops describe for N rows of K classes, without tensors (the ops emit exactly these).
+VectorWork softmax_xent_fwd_work(const ExecContext& ctx, int64_t N, int64_t K);
+VectorWork softmax_xent_bwd_work(const ExecContext& ctx, int64_t N, int64_t K);
+
 }  // namespace st

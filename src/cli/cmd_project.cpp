@@ -1,0 +1,140 @@
+// systrain project: the cost of one training step (or inference forward) of a ResNet on the modeled
+// accelerator, from shapes alone (src/project/projection.h): per op kind, per phase, conv vs
+// non-conv shares; per-layer CSV and a JSON summary.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "src/cli/command.h"
+#include "src/cost/ledger.h"
+#include "src/cost/report.h"
+#include "src/error.h"
+#include "src/project/projection.h"
+#include "src/spec/spec_toml.h"
+
+namespace st::cli {
+namespace {
+
+struct ProjectArgs {
+  std::string model = "resnet50", mode = "train", spec = "tpu-like", lowering = "bp-im2col";
+  std::string csv, json;
+  int64_t input = 224, batch = 32, classes = 1000, channels = 3;
+  double width = 1.0;
+};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) throw UserError(fmt::format("cannot write '{}'", path));
+  f << text;
+  if (!f) throw UserError(fmt::format("error writing '{}'", path));
+}
+
+double share(double part, double whole) { return whole > 0 ? part / whole : 0; }
+
+// One table row: cycles, time, energy, DRAM and SRAM bytes of an aggregate.
+void print_row(const std::string& name, const Stats& s, const Stats& total, const Spec& spec) {
+  const Derived d = derive(s, spec);
+  const double cyc = s.get("cycles.total");
+  fmt::print("  {:<18} {:>14.6g} {:>6.1f}% {:>12.5g} {:>12.5g} {:>6.1f}% {:>12.5g} {:>12.5g}\n", name, cyc,
+             100 * share(cyc, total.get("cycles.total")), d.seconds * 1e3, d.energy_pj * 1e-12,
+             100 * share(d.energy_pj, derive(total, spec).energy_pj), s.sum_prefix("bytes.dram.") / 1e6,
+             s.sum_prefix("bytes.sram.") / 1e6);
+}
+
+void print_header(const char* what) {
+  fmt::print("  {:<18} {:>14} {:>7} {:>12} {:>12} {:>7} {:>12} {:>12}\n", what, "cycles", "time%", "time ms",
+             "energy J", "en.%", "DRAM MB", "SRAM MB");
+}
+
+int run_project(const ProjectArgs& a) {
+  if (a.batch <= 0) throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
+  if (a.input <= 0) throw UserError(fmt::format("--input must be positive (got {})", a.input));
+  StepMode mode;
+  if (a.mode == "train") mode = StepMode::train;
+  else if (a.mode == "infer") mode = StepMode::infer;
+  else throw UserError(fmt::format("--mode must be train or infer (got '{}')", a.mode));
+  const auto lowering = parse_lowering(a.lowering);
+  if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", a.lowering));
+  ResNetOptions o;
+  o.name = a.model;
+  o.batch = a.batch;
+  o.in_c = a.channels;
+  o.in_h = o.in_w = a.input;
+  o.classes = a.classes;
+  o.width = a.width;
+  const NetDesc net = build_resnet(o);
+  const Spec spec = load_spec(a.spec);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Ledger ledger(spec);
+  project_into(ledger, net, *lowering, mode);
+  const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const Stats total = ledger.total(), conv = ledger.conv(), non_conv = ledger.non_conv();
+  const Derived dt = derive(total, spec), dn = derive(non_conv, spec);
+  const double time_share = share(non_conv.get("cycles.total"), total.get("cycles.total"));
+  const double energy_share = share(dn.energy_pj, dt.energy_pj);
+
+  fmt::print("== systrain project: {} {}x{}x{}, batch {}, {} step, spec {}, lowering {} ==\n", net.name, a.channels,
+             a.input, a.input, a.batch, a.mode, spec.name, a.lowering);
+  fmt::print("  {} op records ({} distinct cost evaluations), projected in {:.3f} s\n\n", ledger.records().size(),
+             ledger.cache_entries(), host_s);
+  print_header("op kind");
+  for (const auto& [k, s] : ledger.by_kind()) print_row(k, s, total, spec);
+  fmt::print("\n");
+  print_header("phase");
+  for (const auto& [p, s] : ledger.by_phase()) print_row(p, s, total, spec);
+  fmt::print("\n");
+  print_header("class");
+  print_row("conv", conv, total, spec);
+  print_row("non-conv", non_conv, total, spec);
+  print_row("total", total, total, spec);
+  fmt::print("\n  step time {:.4g} ms ({:.1f}% stalls), energy {:.4g} J, average power {:.4g} W\n", dt.seconds * 1e3,
+             100 * share(total.get("cycles.stall"), total.get("cycles.total")), dt.energy_pj * 1e-12, dt.power_w);
+  fmt::print("  non-conv share: {:.1f}% of time, {:.1f}% of energy\n", 100 * time_share, 100 * energy_share);
+
+  if (!a.csv.empty()) write_file(a.csv, named_csv(ledger.by_layer(), spec));
+  if (!a.json.empty()) {
+    nlohmann::json by_kind = nlohmann::json::object();
+    for (const auto& [k, s] : ledger.by_kind())
+      by_kind[k] = {{"cycles", s.get("cycles.total")}, {"energy_j", derive(s, spec).energy_pj * 1e-12}};
+    nlohmann::json j = {{"model", net.name},
+                        {"input", a.input},
+                        {"batch", a.batch},
+                        {"mode", a.mode},
+                        {"spec", spec.name},
+                        {"lowering", a.lowering},
+                        {"total_cycles", total.get("cycles.total")},
+                        {"seconds", dt.seconds},
+                        {"energy_j", dt.energy_pj * 1e-12},
+                        {"non_conv_time_share", time_share},
+                        {"non_conv_energy_share", energy_share},
+                        {"by_kind", by_kind},
+                        {"ledger", ledger_json(ledger)}};
+    write_file(a.json, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
+Registrar reg{{"project", "Project the cost of one training step / inference forward of a ResNet (no tensors)",
+               [](CLI::App& sub) {
+                 auto a = std::make_shared<ProjectArgs>();
+                 sub.add_option("--model", a->model, "resnet18|34|50 or a CIFAR-style resnet8|20|32|44|56")
+                     ->capture_default_str();
+                 sub.add_option("--input", a->input, "input height = width")->capture_default_str();
+                 sub.add_option("--channels", a->channels, "input channels")->capture_default_str();
+                 sub.add_option("--batch", a->batch, "batch size")->capture_default_str();
+                 sub.add_option("--mode", a->mode, "train | infer")->capture_default_str();
+                 sub.add_option("--spec", a->spec, "accelerator preset name or TOML file")->capture_default_str();
+                 sub.add_option("--lowering", a->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
+                 sub.add_option("--width", a->width, "channel multiplier")->capture_default_str();
+                 sub.add_option("--classes", a->classes, "classes of the fc layer")->capture_default_str();
+                 sub.add_option("--csv", a->csv, "per-layer CSV output");
+                 sub.add_option("--json", a->json, "JSON summary output");
+                 return [a] { return run_project(*a); };
+               }}};
+
+}  // namespace
+}  // namespace st::cli
