@@ -30,7 +30,9 @@ bool producer_on_chip(const NetDesc& net, const Spec& spec, int id) {
   return false;
 }
 
-// The option-A shortcut's data movement, as network.cpp's shortcut_a_fwd / shortcut_a_bwd describe it.
+}  // namespace
+
+// The option-A shortcut's data movement (network.cpp emits exactly these).
 VectorWork shortcut_fwd_work(const ExecContext& ctx, const Shape4& in, const Shape4& out) {
   VectorWork w;
   w.tag = Tag{ctx.layer, OpKind::shortcut_fwd, Phase::forward};
@@ -48,6 +50,8 @@ VectorWork shortcut_bwd_work(const ExecContext& ctx, const Shape4& in, const Sha
   w.dram_write_bytes = kF32 * in.size();
   return w;
 }
+
+namespace {
 
 void emit_all(const ExecContext& ctx, const std::vector<GemmWork>& ws) {
   for (const GemmWork& w : ws) ctx.emit(w);

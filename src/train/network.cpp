@@ -10,6 +10,7 @@
 #include "src/ops/relu.h"
 #include "src/ops/residual_add.h"
 #include "src/ops/softmax_xent.h"
+#include "src/project/projection.h"
 
 namespace st {
 
@@ -131,12 +132,7 @@ void shortcut_a_fwd(const ExecContext& ctx, int stride, const Tensor& src, Tenso
     for (int64_t c = 0; c < src.dim(1); ++c)
       for (int64_t y = 0; y < out.h; ++y)
         for (int64_t x = 0; x < out.w; ++x) dst.at(n, c, y, x) = src.at(n, c, y * stride, x * stride);
-  VectorWork w;
-  w.tag = Tag{ctx.layer, OpKind::shortcut_fwd, Phase::forward};
-  w.elements = dst.size();
-  w.dram_read_bytes = 4.0 * out.n * src.dim(1) * out.h * out.w;
-  w.dram_write_bytes = 4.0 * dst.size();
-  ctx.emit(w);
+  ctx.emit(shortcut_fwd_work(ctx, Shape4{src.dim(0), src.dim(1), src.dim(2), src.dim(3)}, out));
 }
 
 void shortcut_a_bwd(const ExecContext& ctx, int stride, const Tensor& diff_dst, const Tensor& src, Tensor& diff_src) {
@@ -147,12 +143,8 @@ void shortcut_a_bwd(const ExecContext& ctx, int stride, const Tensor& diff_dst, 
       for (int64_t y = 0; y < diff_dst.dim(2); ++y)
         for (int64_t x = 0; x < diff_dst.dim(3); ++x)
           diff_src.at(n, c, y * stride, x * stride) = diff_dst.at(n, c, y, x);
-  VectorWork w;
-  w.tag = Tag{ctx.layer, OpKind::shortcut_bwd, Phase::backward_data};
-  w.elements = diff_src.size();
-  w.dram_read_bytes = 4.0 * src.dim(0) * src.dim(1) * diff_dst.dim(2) * diff_dst.dim(3);
-  w.dram_write_bytes = 4.0 * diff_src.size();
-  ctx.emit(w);
+  ctx.emit(shortcut_bwd_work(ctx, Shape4{src.dim(0), src.dim(1), src.dim(2), src.dim(3)},
+                             Shape4{diff_dst.dim(0), diff_dst.dim(1), diff_dst.dim(2), diff_dst.dim(3)}));
 }
 
 }  // namespace
