@@ -306,6 +306,11 @@ Spec parse_spec_toml(std::string_view text, std::string_view source) {
   return parse_with_depth(text, source, 0);
 }
 
+void validate_spec(const Spec& spec, std::string_view source) {
+  // The round trip is exact (spec_to_toml), so the loader's checks see every field as it is.
+  (void)parse_spec_toml(spec_to_toml(spec), source);
+}
+
 Spec load_spec(std::string_view name_or_path) {
   std::string key(name_or_path.empty() ? kDefaultPreset : name_or_path);
   if (embedded_presets().count(key)) return preset_spec(key, 0);

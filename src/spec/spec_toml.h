@@ -25,6 +25,9 @@ Spec load_spec(std::string_view name_or_path);
 Spec parse_spec_toml(std::string_view text, std::string_view source);
 // A complete TOML document holding every field; parse_spec_toml(spec_to_toml(s)) gives s back.
 std::string spec_to_toml(const Spec& spec);
+// Runs a Spec built in code (e.g. a design point of `systrain dse`) through exactly the checks the
+// TOML loader applies to a file; `source` names it in the UserError message.
+void validate_spec(const Spec& spec, std::string_view source);
 
 // The default energy table for a technology node (45, 28 or 16 nm; reference/energy.md).
 EnergyTable default_energy_table(int tech_nm);

@@ -1,0 +1,105 @@
+// systrain dse: design-space exploration of array shape, dataflow, buffer sizes and DRAM bandwidth
+// (sweeps), or of the split of a fixed SRAM / bandwidth budget among the buffers (budget), for one
+// training step or inference forward of a ResNet (src/dse/*).
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "src/cli/command.h"
+#include "src/dse/explore.h"
+#include "src/error.h"
+#include "src/spec/spec_toml.h"
+
+namespace st::cli {
+namespace {
+
+struct DseArgs {
+  std::string model = "resnet50", mode = "train", spec = "tpu-like", lowering = "bp-im2col";
+  std::vector<std::string> sweeps;
+  std::string budget, out, json;
+  int64_t input = 224, batch = 32, classes = 1000, channels = 3;
+  double economical_pct = 5;
+  bool no_plots = false;
+};
+
+const char* kSweepHelp =
+    "design points (repeatable; the cartesian product of all). KEY=ITEM[,ITEM...], ITEM = VALUE | "
+    "LO..HI:xF (geometric) | LO..HI:+S (arithmetic). Keys: array (RxC, or LO..HI:x2 for square), "
+    "dataflow (os,ws,is), ifmap_kib, weight_kib, output_kib, vector_kib, buffers_kib (one bank, KiB; "
+    "double buffering doubles the storage), dram_gbps, ifmap_link_bits, weight_link_bits, "
+    "output_link_bits, vector_link_bits. E.g. --sweep array=16x16,32x32 --sweep ifmap_kib=16..1024:x2";
+const char* kBudgetHelp =
+    "split a fixed budget instead: sram_kib=S,dram_gbps=B[,step=N][,sram_steps=N][,gbps_steps=N]. "
+    "S KiB of storage (double buffering included) among ifmap/weight/output/vector in units of S/N "
+    "(at most S in total), B GB/s exactly among the ifmap/weight/output links and the vector unit's "
+    "(shared) link in units of B/N; N defaults to 8. Only array and dataflow may also be swept.";
+
+int run_dse(const DseArgs& a) {
+  if (a.batch <= 0) throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
+  if (a.input <= 0) throw UserError(fmt::format("--input must be positive (got {})", a.input));
+  dse::ExploreOptions o;
+  if (a.mode == "train") o.mode = StepMode::train;
+  else if (a.mode == "infer") o.mode = StepMode::infer;
+  else throw UserError(fmt::format("--mode must be train or infer (got '{}')", a.mode));
+  const auto lowering = parse_lowering(a.lowering);
+  if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", a.lowering));
+  o.lowering = *lowering;
+  o.sweeps = a.sweeps;
+  o.budget = a.budget;
+  o.economical_pct = a.economical_pct;
+  namespace fs = std::filesystem;
+  if (!a.out.empty()) {
+    std::error_code ec;
+    fs::create_directories(a.out, ec);
+    if (ec || !fs::is_directory(a.out)) throw UserError(fmt::format("--out '{}': cannot create the directory", a.out));
+  }
+  ResNetOptions ro;
+  ro.name = a.model;
+  ro.batch = a.batch;
+  ro.in_c = a.channels;
+  ro.in_h = ro.in_w = a.input;
+  ro.classes = a.classes;
+  const NetDesc net = build_resnet(ro);
+  const Spec base = load_spec(a.spec);
+
+  const dse::DseRun run = dse::explore(net, base, o);
+  fmt::print("== systrain dse: {} {}x{}x{}, batch {}, {} step, base spec {}, lowering {} ==\n", net.name, a.channels,
+             a.input, a.input, a.batch, a.mode, base.name, a.lowering);
+  fmt::print("{}", dse::summary_text(run));
+  const std::string report = dse::report_json(run).dump(2) + "\n";
+  if (!a.json.empty()) dse::write_atomic(a.json, report);
+  if (!a.out.empty()) {
+    dse::write_atomic((fs::path(a.out) / "points.csv").string(), dse::points_csv(run));
+    dse::write_atomic((fs::path(a.out) / "report.json").string(), report);
+    std::vector<std::string> pngs;
+    if (!a.no_plots) pngs = dse::write_plots(run, a.out);
+    fmt::print("  wrote {}/points.csv, report.json{}{}\n", a.out, pngs.empty() ? "" : ", ", fmt::join(pngs, ", "));
+  }
+  return 0;
+}
+
+Registrar reg{{"dse", "Design-space exploration: sweep array / dataflow / buffers / bandwidth, or split a budget",
+               [](CLI::App& sub) {
+                 auto a = std::make_shared<DseArgs>();
+                 sub.add_option("--model", a->model, "resnet18|34|50 or a CIFAR-style resnet8|20|32|44|56")
+                     ->capture_default_str();
+                 sub.add_option("--input", a->input, "input height = width")->capture_default_str();
+                 sub.add_option("--channels", a->channels, "input channels")->capture_default_str();
+                 sub.add_option("--classes", a->classes, "classes of the fc layer")->capture_default_str();
+                 sub.add_option("--batch", a->batch, "batch size")->capture_default_str();
+                 sub.add_option("--mode", a->mode, "train | infer")->capture_default_str();
+                 sub.add_option("--spec", a->spec, "base accelerator: preset name or TOML file")->capture_default_str();
+                 sub.add_option("--lowering", a->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
+                 sub.add_option("--sweep", a->sweeps, kSweepHelp);
+                 sub.add_option("--budget", a->budget, kBudgetHelp);
+                 sub.add_option("--economical-pct", a->economical_pct,
+                                "economical point: smallest SRAM within this % of the optimum's cycles")
+                     ->capture_default_str();
+                 sub.add_option("--out", a->out, "run directory: points.csv, report.json, plots (PNG)");
+                 sub.add_option("--json", a->json, "also write report.json here");
+                 sub.add_flag("--no-plots", a->no_plots, "do not run gnuplot");
+                 return [a] { return run_dse(*a); };
+               }}};
+
+}  // namespace
+}  // namespace st::cli
