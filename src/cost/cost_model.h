@@ -17,6 +17,10 @@ struct GemmPlan {
 
 // Cost of one GEMM on the array (src/cost/gemm_cost.cpp).
 Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
+// The tiler's reference: the same search without lower-bound pruning (slower, same results and
+// plan; tests compare the two). cost_gemm_search chooses.
+Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
+Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune);
 
 // Cost of one op on the vector unit (src/cost/vector_cost.cpp).
 Stats cost_vector(const VectorWork& w, const Spec& spec);

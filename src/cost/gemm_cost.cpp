@@ -122,7 +122,46 @@ double transfer(const Problem& p, const std::array<double, 4>& bytes) {
   return any ? t + p.latency : 0.0;
 }
 
-Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, const int order[3]) {
+// The exposed first load (one A and one B tile) and last store (one C tile) of a tiling: they do not
+// depend on the loop order, so the search computes them once per tiling.
+struct Exposed {
+  double first = 0, last = 0;
+};
+
+std::array<double, 4> link_bytes(const Problem& p, double a, double b, double c, bool want_db) {
+  std::array<double, 4> v{0, 0, 0, 0};
+  if (p.db_a == want_db) v[p.link_a] += a;
+  if (p.db_b == want_db) v[p.link_b] += b;
+  if (p.db_c == want_db) v[p.link_c] += c;
+  return v;
+}
+
+Exposed exposed(const Problem& p, const Split s[3]) {
+  const double tiles_a = double(s[kM].count()) * double(s[kK].count());
+  const double tiles_b = double(s[kK].count()) * double(s[kN].count());
+  const double tiles_c = double(s[kM].count()) * double(s[kN].count());
+  const double first_a = p.a_total / tiles_a, first_b = p.b_total / tiles_b;
+  const double last_c = p.c_total / tiles_c;
+  return {transfer(p, link_bytes(p, first_a, first_b, 0, true)) + transfer(p, link_bytes(p, first_a, first_b, 0, false)),
+          transfer(p, link_bytes(p, 0, 0, last_c, true)) + transfer(p, link_bytes(p, 0, 0, last_c, false))};
+}
+
+// A lower bound on evaluate(...).total over every loop order, for pruning the search (see search).
+// Every step costs at least its compute and at least its bytes on each link over that link's
+// bandwidth, and evaluate() charges every operand's full backing store at least once (A and B read,
+// C written; the accumulate read-back of C is not always on the time line, so it is left out).
+double lower_bound(const Problem& p, double compute, const Exposed& x) {
+  std::array<double, 4> bytes{0, 0, 0, 0};
+  bytes[p.link_a] += p.a_total;
+  bytes[p.link_b] += p.b_total;
+  bytes[p.link_c] += p.c_total;
+  double mem = 0;
+  for (int l = 0; l < 4; ++l) mem = std::max(mem, bytes[l] / p.link_bw[l]);
+  return std::max(x.first + compute + x.last, mem);
+}
+
+Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, const Exposed& x,
+              const int order[3]) {
   Eval e;
   for (int d = 0; d < 3; ++d) e.t[d] = s[d].t;
   std::copy(order, order + 3, e.order);
@@ -146,20 +185,10 @@ Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, 
   e.dram_c_write = p.c_total + spill;
   e.dram_c_read = spill + (p.accumulate ? p.c_total : 0.0);
 
-  // Exposed first load (one A and one B tile) and last store (one C tile).
+  // Exposed first load (one A and one B tile) and last store (one C tile): see Exposed.
   const double first_a = p.a_total / tiles_a, first_b = p.b_total / tiles_b;
   const double last_c = p.c_total / tiles_c;
-  auto link_bytes = [&](double a, double b, double c, bool want_db) {
-    std::array<double, 4> v{0, 0, 0, 0};
-    if (p.db_a == want_db) v[p.link_a] += a;
-    if (p.db_b == want_db) v[p.link_b] += b;
-    if (p.db_c == want_db) v[p.link_c] += c;
-    return v;
-  };
-  const double t_first = transfer(p, link_bytes(first_a, first_b, 0, true)) +
-                         transfer(p, link_bytes(first_a, first_b, 0, false));
-  const double t_last = transfer(p, link_bytes(0, 0, last_c, true)) +
-                        transfer(p, link_bytes(0, 0, last_c, false));
+  const double t_first = x.first, t_last = x.last;
   if (S <= 1) {
     e.total = t_first + compute + t_last;
     return e;
@@ -180,7 +209,7 @@ Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, 
   const double ra = per_run(steady_a, kDepA), rb = per_run(steady_b, kDepB), rc = per_run(steady_c, kDepC);
   const double cc = compute / S;
   auto step = [&](double a, double b, double c) {
-    return std::max(cc, transfer(p, link_bytes(a, b, c, true))) + transfer(p, link_bytes(a, b, c, false));
+    return std::max(cc, transfer(p, link_bytes(p, a, b, c, true))) + transfer(p, link_bytes(p, a, b, c, false));
   };
   const double t_inner = step(ia, ib, ic);
   const double t_start = step(ia + ra, ib + rb, ic + rc);
@@ -251,7 +280,14 @@ bool better(const Eval& x, const Eval& y) {
   return x.dram_bytes() < y.dram_bytes();
 }
 
-Eval search(const Problem& p, int64_t& evaluated) {
+// Relative slack of the pruning test: the bound is exact arithmetic, evaluate() rounds.
+constexpr double kPruneSlack = 1e-9;
+
+// `prune`: skip the loop orders of a tiling whose lower bound already exceeds the best total found.
+// Such a tiling can never win (nor tie: ties are broken by DRAM bytes, but it is strictly slower), so
+// the choice is the same as the exhaustive search's (tests/test_cost_gemm.cpp proves it on many
+// shapes and specs); pruned candidates still count as evaluated, by the bound.
+Eval search(const Problem& p, int64_t& evaluated, bool prune) {
   static constexpr int kOrders[6][3] = {{kM, kN, kK}, {kN, kM, kK}, {kM, kK, kN},
                                         {kK, kM, kN}, {kN, kK, kM}, {kK, kN, kM}};
   const auto cm = candidates(p.ext[kM], p.gran[kM]);
@@ -270,8 +306,13 @@ Eval search(const Problem& p, int64_t& evaluated) {
         const Split s[3] = {split(p.ext[kM], tm), split(p.ext[kN], tn), split(p.ext[kK], tk)};
         double compute, folds;
         tile_compute(p.spec->array, s, compute, folds);
+        const Exposed x = exposed(p, s);
+        if (prune && have && lower_bound(p, compute, x) > best.total * (1 + kPruneSlack)) {
+          evaluated += std::size(kOrders);
+          continue;
+        }
         for (const auto& o : kOrders) {
-          const Eval e = evaluate(p, s, compute, folds, o);
+          const Eval e = evaluate(p, s, compute, folds, x, o);
           ++evaluated;
           if (!have || better(e, best)) best = e, have = true;
         }
@@ -282,7 +323,7 @@ Eval search(const Problem& p, int64_t& evaluated) {
                         split(p.ext[kK], ck.back())};
     double compute, folds;
     tile_compute(p.spec->array, s, compute, folds);
-    best = evaluate(p, s, compute, folds, kOrders[0]);
+    best = evaluate(p, s, compute, folds, exposed(p, s), kOrders[0]);
     evaluated = 1;
   }
   return best;
@@ -294,13 +335,13 @@ namespace {
 
 const char* dim_name(int d) { return d == kM ? "m" : d == kN ? "n" : "k"; }
 
-Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
+Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune) {
   Stats s;
   const GemmShape& g = w.shape;
   if (g.M <= 0 || g.N <= 0 || g.K <= 0) return s;
   const Problem p = make_problem(w, spec);
   int64_t evaluated = 0;
-  const Eval e = search(p, evaluated);
+  const Eval e = search(p, evaluated, prune);
   if (plan) {
     plan->tile_m = e.t[kM];
     plan->tile_n = e.t[kN];
@@ -394,7 +435,15 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
 }  // namespace
 
 Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
-  if (w.sub_gemms <= 1) return cost_one(w, spec, plan);
+  return cost_gemm_search(w, spec, plan, /*prune=*/true);
+}
+
+Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
+  return cost_gemm_search(w, spec, plan, /*prune=*/false);
+}
+
+Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune) {
+  if (w.sub_gemms <= 1) return cost_one(w, spec, plan, prune);
   // `sub_gemms` equal sub-GEMMs summed in `shape` along M (README: each takes 1/sub_gemms of M and
   // of A's and C's backing stores and every extra_* byte; each reads all of B).
   const double f = 1.0 / double(w.sub_gemms);
@@ -410,7 +459,7 @@ Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
   sub.a.dram_elems *= f;
   sub.c.dram_elems *= f;
   sub.useful_macs *= f;
-  Stats one = cost_one(sub, spec, plan);
+  Stats one = cost_one(sub, spec, plan, prune);
   Stats s = one.scaled(double(w.sub_gemms));
   return s;
 }

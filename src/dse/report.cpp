@@ -227,7 +227,11 @@ std::vector<std::string> write_plots(const DseRun& run, const std::string& dir) 
     gp += d + "set output 'cycles_by_kind.png'\nset title 'cycles by op kind (millions)'\nset xlabel ''\n"
               "set ylabel 'Mcycles'\nset style data histograms\nset style histogram rowstacked\n"
               "set style fill solid 0.9 border -1\nset boxwidth 0.6\nset key outside right\n";
-    gp += fmt::format("plot for [i=2:{}] $kinds using i:xtic(1) title columnheader(i)\n", kinds.size() + 1);
+    // 21 distinguishable colors (one per op kind; gnuplot's default cycle has only 8).
+    gp += "colors = '#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf #393b79 "
+          "#e7ba52 #637939 #ad494a #a55194 #6b6ecf #b5cf6b #843c39 #d6616b #3182bd #31a354'\n";
+    gp += fmt::format("plot for [i=2:{}] $kinds using i:xtic(1) title columnheader(i) lc rgb word(colors, (i-2)%21+1)\n",
+                      kinds.size() + 1);
     pngs.push_back("cycles_by_kind.png");
   }
 
