@@ -1,5 +1,7 @@
 #include "kernels/lowering.h"
 
+#include "kernels/address_gen.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -237,73 +239,26 @@ void materialize_u(const ConvDesc& d, const float* dy, float* u) {
 
 // ---- Fast packers -------------------------------------------------------------------------------
 
+// The whole-matrix packers are the address generator's fill over every row, images [n0, n1).
 namespace {
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-int64_t ceil_div_s(int64_t a, int64_t b) { return -floor_div(-a, b); }
+void fill_images(const AddressGenerator& g, const float* backing, int64_t N, int64_t n0, int64_t n1, float* dst) {
+  const int64_t per_image = g.cols() / N, c0 = n0 * per_image, c1 = n1 * per_image, ld = c1 - c0;
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < g.rows(); ++row) g.fill(backing, row, row + 1, c0, c1, dst + row * ld, ld);
+}
 }  // namespace
 
 void pack_im2col_t(const ConvDesc& d, const float* x, int64_t n0, int64_t n1, int64_t out_h,
                    int64_t out_w, int64_t stride_h, int64_t stride_w, float* dst) {
-  const int64_t ld = (n1 - n0) * out_h * out_w, RS = d.R * d.S;
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < d.C * RS; ++row) {
-    const int64_t c = row / RS, r = row / d.S % d.R, t = row % d.S;
-    // Columns x whose input column stride_w*x + t - pl lies in [0, W).
-    const int64_t x_lo = std::clamp<int64_t>(ceil_div_s(d.pl - t, stride_w), 0, out_w);
-    const int64_t x_hi = std::clamp<int64_t>(floor_div(d.W - 1 + d.pl - t, stride_w) + 1, x_lo, out_w);
-    float* out = dst + row * ld;
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t y = 0; y < out_h; ++y) {
-        float* o = out + ((n - n0) * out_h + y) * out_w;
-        const int64_t h = stride_h * y + r - d.pt;
-        if (h < 0 || h >= d.H) {
-          std::fill(o, o + out_w, 0.0f);
-          continue;
-        }
-        const float* xr = x + ((n * d.C + c) * d.H + h) * d.W + (t - d.pl);
-        std::fill(o, o + x_lo, 0.0f);
-        if (stride_w == 1) {
-          std::memcpy(o + x_lo, xr + x_lo, sizeof(float) * size_t(x_hi - x_lo));
-        } else {
-          for (int64_t xx = x_lo; xx < x_hi; ++xx) o[xx] = xr[stride_w * xx];
-        }
-        std::fill(o + x_hi, o + out_w, 0.0f);
-      }
-  }
+  fill_images(AddressGenerator::im2col(d, out_h, out_w, stride_h, stride_w), x, d.N, n0, n1, dst);
 }
 
 void pack_dx_a_t_bp(const ConvDesc& d, const float* dy, int64_t n0, int64_t n1, float* dst) {
-  const int64_t P = d.P(), Q = d.Q(), RS = d.R * d.S, ld = (n1 - n0) * d.H * d.W;
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < d.K * RS; ++row) {
-    const int64_t k = row / RS, rbar = d.R - 1 - row / d.S % d.R, tbar = d.S - 1 - row % d.S;
-    // Output columns w = sw*x - pl + tbar receive dY column x.
-    const int64_t x_lo = std::clamp<int64_t>(ceil_div_s(d.pl - tbar, d.sw), 0, Q);
-    const int64_t x_hi = std::clamp<int64_t>(floor_div(d.W - 1 + d.pl - tbar, d.sw) + 1, x_lo, Q);
-    float* out = dst + row * ld;
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t h = 0; h < d.H; ++h) {
-        float* o = out + ((n - n0) * d.H + h) * d.W;
-        std::fill(o, o + d.W, 0.0f);
-        const int64_t u = h + d.pt - rbar;
-        if (u < 0 || u % d.sh != 0 || u / d.sh >= P) continue;
-        const float* src = dy + ((n * d.K + k) * P + u / d.sh) * Q;
-        for (int64_t x = x_lo; x < x_hi; ++x) o[d.sw * x - d.pl + tbar] = src[x];
-      }
-  }
+  fill_images(AddressGenerator::dx_bp(d), dy, d.N, n0, n1, dst);
 }
 
 void pack_dx_a_t_explicit(const ConvDesc& d, const float* u_pad, int64_t n0, int64_t n1, float* dst) {
-  const int64_t RS = d.R * d.S, ld = (n1 - n0) * d.H * d.W, Hu = d.Hu(), Wu = d.Wu();
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < d.K * RS; ++row) {
-    const int64_t k = row / RS, rp = row / d.S % d.R, tp = row % d.S;
-    float* out = dst + row * ld;
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t h = 0; h < d.H; ++h)
-        std::memcpy(out + ((n - n0) * d.H + h) * d.W, u_pad + ((n * d.K + k) * Hu + h + rp) * Wu + tp,
-                    sizeof(float) * size_t(d.W));
-  }
+  fill_images(AddressGenerator::dx_explicit(d), u_pad, d.N, n0, n1, dst);
 }
 
 void pack_dx_a_t_phase(const ConvDesc& d, const float* dy, const std::vector<int64_t>& taps_h,

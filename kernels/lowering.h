@@ -151,6 +151,7 @@ void pack_im2col_t(const ConvDesc& d, const float* x, int64_t n0, int64_t n1, in
 // dx_a^T for images [n0, n1): (K R S) x (n1-n0) H W, from compact dY (bp) or from U_pad (explicit).
 void pack_dx_a_t_bp(const ConvDesc& d, const float* dy, int64_t n0, int64_t n1, float* dst);
 void pack_dx_a_t_explicit(const ConvDesc& d, const float* u_pad, int64_t n0, int64_t n1, float* dst);
+// (All three are kernels/address_gen.h fills; the GEMM uses the generator panel by panel.)
 // dx_a_phase^T: (K R_phi S_phi) x (N H_phi W_phi).
 void pack_dx_a_t_phase(const ConvDesc& d, const float* dy, const std::vector<int64_t>& taps_h,
                        const std::vector<int64_t>& taps_w, const std::vector<int64_t>& rows_h,

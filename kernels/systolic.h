@@ -20,8 +20,10 @@
 // and every MAC / accumulator result that is subnormal become zeros of the same sign.
 // Output NaNs are written as the canonical quiet NaN. int8: int32 accumulation, wrapping modulo 2^32.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "kernels/formats.h"
 
@@ -63,6 +65,32 @@ int64_t gemm_compute_cycles(const ArrayConfig& cfg, const GemmShape& g);
 // fixed order above, so results are identical for any thread count. Floating formats only.
 void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B, float* C,
                    int64_t ldc);
+
+// An operand generated on demand instead of read from memory: the lowered matrices of a convolution
+// (im2col, BP-im2col) are produced panel by panel straight from X / dY, as the modeled address
+// generator does, and never stored whole. Indices: l is the operand's outer index (A: row m,
+// B: column n), k the reduction index. fill(l0, l1, k0, k1, dst, ld) writes the entries
+// l in [l0, l1), k in [k0, k1):
+//   k_major = true:  dst[(k - k0) * ld + (l - l0)]   (the natural layout of a transposed im2col)
+//   k_major = false: dst[(l - l0) * ld + (k - k0)]
+// It is called from several GEMM threads at once for disjoint ranges: it must be thread-safe and
+// must not open OpenMP regions. Values are rounded to the array's format by the GEMM, as for MatView.
+struct OperandSource {
+  std::function<void(int64_t l0, int64_t l1, int64_t k0, int64_t k1, float* dst, int64_t ld)> fill;
+  bool k_major = true;
+};
+
+// An operand of systolic_gemm: a matrix in memory or a source.
+struct GemmOperand {
+  GemmOperand(MatView v) : view(v) {}  // NOLINT: implicit on purpose, MatView is the common case
+  GemmOperand(OperandSource s) : source(std::move(s)) {}  // NOLINT
+  MatView view;
+  OperandSource source;
+  bool generated() const { return static_cast<bool>(source.fill); }
+};
+
+void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand& A, const GemmOperand& B,
+                   float* C, int64_t ldc);
 
 // int8 operands, int32 accumulation (wrapping). Row-major, no transposes; order-independent.
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,

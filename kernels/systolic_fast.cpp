@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/scratch.h"
 #include "kernels/systolic.h"
 #include "kernels/systolic_mac.h"
 #include "src/error.h"
@@ -31,30 +32,7 @@ constexpr int kPanelsM = 8;      // macro tile = kPanelsM * MR rows
 constexpr int kPanelsN = 8;      // macro tile = kPanelsN * kNR columns
 constexpr int64_t kTargetKC = 256;
 
-struct AlignedDelete {
-  void operator()(float* p) const { std::free(p); }
-};
-using Buf = std::unique_ptr<float[], AlignedDelete>;
-Buf alloc_floats(int64_t n) {
-  size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * 4 + 63) / 64) * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  return Buf(p);
-}
-
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Packed-operand workspace of the calling thread, kept between calls: fresh allocations of tens of
-// MB per GEMM cost more in page faults than the packing itself.
-float* workspace(int slot, int64_t n) {
-  thread_local Buf buf[2];
-  thread_local int64_t cap[2] = {0, 0};
-  if (cap[slot] < n) {
-    buf[slot] = alloc_floats(n);
-    cap[slot] = n;
-  }
-  return buf[slot].get();
-}
 
 // Flush-to-zero of subnormal lanes, keeping the sign (Subnormals::flush).
 inline __m512 flush_lanes(__m512 r) {
@@ -180,40 +158,58 @@ inline void transpose_block(const float* src, int64_t ld, int64_t rows, int64_t 
   }
 }
 
-// Packs rows [m0, m0 + mr) of A (M x K) as one panel (K, mr), rows past M zero. The loops follow
-// A's storage so that reads are contiguous; the values are then rounded to the array's input
-// format in one vectorized pass (the operand conversion at the array edge).
-void pack_row_panel(const ArrayConfig& cfg, int64_t M, int64_t K, MatView A, int mr, int64_t p, float* dst) {
-  const int64_t m0 = p * mr, rows = std::min<int64_t>(mr, M - m0);
-  if (!A.trans) {
-    transpose_block(A.data + m0 * A.ld, A.ld, rows, K, dst, mr, mr);
-  } else {
-    for (int64_t k = 0; k < K; ++k) {
-      const float* src = A.data + k * A.ld + m0;
-      for (int64_t r = 0; r < rows; ++r) dst[k * mr + r] = src[r];
-      for (int64_t r = rows; r < mr; ++r) dst[k * mr + r] = 0.0f;
-    }
-  }
-  round_array(cfg.format, cfg.subnormals, dst, K * mr);
+// One operand as the packer sees it: entries (l, k), l the outer index (A: row m, B: column n).
+// A matrix operand is kept as an (L x K) view `lk` (A itself; B read transposed), so one packing
+// routine serves both roles and the operand swap below.
+struct Side {
+  MatView lk;
+  const OperandSource* source = nullptr;
+};
+
+Side side_of(const GemmOperand& op, bool is_b) {
+  if (op.generated()) return Side{MatView{}, &op.source};
+  return Side{is_b ? MatView{op.view.data, op.view.ld, !op.view.trans} : op.view, nullptr};
 }
 
-// Packs columns [n0, n0 + kNR) of B (K x N) as one panel (K, kNR), columns past N zero.
-void pack_col_panel(const ArrayConfig& cfg, int64_t K, int64_t N, MatView B, int64_t q, float* dst) {
-  const int64_t n0 = q * kNR, cols = std::min<int64_t>(kNR, N - n0);
-  if (!B.trans) {
-    for (int64_t k = 0; k < K; ++k) {
-      const float* src = B.data + k * B.ld + n0;
-      float* d = dst + k * kNR;
-      for (int64_t c = 0; c < cols; ++c) d[c] = src[c];
-      for (int64_t c = cols; c < kNR; ++c) d[c] = 0.0f;
+// Transposes an (rows x K) l-major block (rows <= width <= 32, rows `ld` apart) into the panel
+// layout dst[k * width + l], lanes past `rows` zero.
+inline void transpose_to_panel(const float* src, int64_t ld, int64_t rows, int64_t K, float* dst, int width) {
+  const int64_t lo = std::min<int64_t>(rows, 16);
+  transpose_block(src, ld, lo, K, dst, width, std::min(width, 16));
+  if (width > 16)
+    transpose_block(src + 16 * ld, ld, std::max<int64_t>(rows - 16, 0), K, dst + 16, width, width - 16);
+}
+
+// k block of a generated l-major operand: staged through a small buffer, then transposed.
+constexpr int64_t kStageK = 256;
+
+// Packs entries l in [l0, l0 + width) (past L: zero) and every k as one panel (K, width), then
+// rounds it to the array's input format in one vectorized pass (the operand conversion at the
+// array edge). The loops follow the operand's storage so that reads are contiguous.
+void pack_panel(const ArrayConfig& cfg, const Side& op, int64_t L, int64_t K, int width, int64_t l0, float* dst) {
+  const int64_t rows = std::min<int64_t>(width, L - l0);
+  if (op.source && op.source->k_major) {
+    op.source->fill(l0, l0 + rows, 0, K, dst, width);
+    if (rows < width)
+      for (int64_t k = 0; k < K; ++k) std::fill(dst + k * width + rows, dst + (k + 1) * width, 0.0f);
+  } else if (op.source) {
+    float* stage = scratch_floats(ScratchSlot::gemm_stage, 32 * kStageK);
+    for (int64_t k0 = 0; k0 < K; k0 += kStageK) {
+      const int64_t kn = std::min(kStageK, K - k0);
+      op.source->fill(l0, l0 + rows, k0, k0 + kn, stage, kStageK);
+      transpose_to_panel(stage, kStageK, rows, kn, dst + k0 * width, width);
     }
+  } else if (!op.lk.trans) {
+    transpose_to_panel(op.lk.data + l0 * op.lk.ld, op.lk.ld, rows, K, dst, width);
   } else {
-    // Two 16-column halves, each a transpose of up to 16 rows of B^T.
-    const int64_t c_lo = std::min<int64_t>(cols, 16), c_hi = cols - c_lo;
-    transpose_block(B.data + n0 * B.ld, B.ld, c_lo, K, dst, kNR, 16);
-    transpose_block(B.data + (n0 + 16) * B.ld, B.ld, c_hi, K, dst + 16, kNR, 16);
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = op.lk.data + k * op.lk.ld + l0;
+      float* d = dst + k * width;
+      for (int64_t r = 0; r < rows; ++r) d[r] = src[r];
+      for (int64_t r = rows; r < width; ++r) d[r] = 0.0f;
+    }
   }
-  round_array(cfg.format, cfg.subnormals, dst, K * kNR);
+  round_array(cfg.format, cfg.subnormals, dst, K * width);
 }
 
 inline __m512 canonical_nan_lanes(__m512 v) {
@@ -250,22 +246,29 @@ void store_tile(const float* t, int64_t rows, int64_t cols, int64_t m0, int64_t 
 
 // Runs C (M x N) = A B with the micro kernel of height kMR. Output element (m, n) is written to
 // C[m * ldc + n], or to C[n * ldc + m] when out_trans (the caller swapped the operands).
-// Parallel over strips of macro tiles along the longer tile dimension; the operand private to a
-// strip is packed inside it (hot in cache), the shared one once up front.
+// Parallel over strips along the dimension with more panels; the operand private to a strip is
+// packed inside it (hot in cache), the shared one once up front. A strip holds up to kPanels panels,
+// fewer when that leaves too few strips to keep every thread busy (tiling never changes a bit: each
+// output's chain is the same whatever tile it is in).
 template <int kMR>
-void run_tiles(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B, float* C,
+void run_tiles(const ArrayConfig& cfg, const GemmShape& g, const Side& A, const Side& B, float* C,
                int64_t ldc, bool out_trans) {
   const int64_t pm = ceil_div(g.M, kMR), pn = ceil_div(g.N, kNR);
-  const int64_t tiles_m = ceil_div(pm, kPanelsM), tiles_n = ceil_div(pn, kPanelsN);
-  const bool strips_n = tiles_n >= tiles_m;  // parallel over column strips: B packed per strip
-  float* Ap = strips_n ? workspace(0, pm * kMR * g.K) : nullptr;  // (pm, K, kMR), shared
-  float* Bp = strips_n ? nullptr : workspace(1, pn * kNR * g.K);  // (pn, K, kNR), shared
+  // Parallel over column strips (B packed per strip) unless A has more macro tiles.
+  const bool strips_n = ceil_div(pn, kPanelsN) >= ceil_div(pm, kPanelsM);
+  const int64_t own_panels = strips_n ? pn : pm;
+  const int64_t per_strip = std::clamp<int64_t>(own_panels / (4 * int64_t{omp_get_max_threads()}), 1,
+                                                strips_n ? kPanelsN : kPanelsM);
+  const int64_t strips = ceil_div(own_panels, per_strip);
+  const int64_t tiles_other = strips_n ? ceil_div(pm, kPanelsM) : ceil_div(pn, kPanelsN);
+  float* Ap = strips_n ? scratch_floats(ScratchSlot::gemm_a, pm * kMR * g.K) : nullptr;  // (pm, K, kMR), shared
+  float* Bp = strips_n ? nullptr : scratch_floats(ScratchSlot::gemm_b, pn * kNR * g.K);  // (pn, K, kNR), shared
   if (strips_n) {
 #pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < pm; ++p) pack_row_panel(cfg, g.M, g.K, A, kMR, p, Ap + p * g.K * kMR);
+    for (int64_t p = 0; p < pm; ++p) pack_panel(cfg, A, g.M, g.K, kMR, p * kMR, Ap + p * g.K * kMR);
   } else {
 #pragma omp parallel for schedule(static)
-    for (int64_t q = 0; q < pn; ++q) pack_col_panel(cfg, g.K, g.N, B, q, Bp + q * g.K * kNR);
+    for (int64_t q = 0; q < pn; ++q) pack_panel(cfg, B, g.N, g.K, kNR, q * kNR, Bp + q * g.K * kNR);
   }
 
   const bool chunked = cfg.dataflow != Dataflow::os;
@@ -277,45 +280,38 @@ void run_tiles(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B,
   const int64_t chunk = chunked ? R : g.K;
   const int64_t kc_blk = chunked ? R * std::max<int64_t>(1, kTargetKC / R) : kTargetKC;
   constexpr int64_t kTile = int64_t{kPanelsM} * kPanelsN * kMR * kNR;
-  const int64_t strips = strips_n ? tiles_n : tiles_m;
 
 #pragma omp parallel
   {
-    Buf T = alloc_floats(kTile);
-    // The strip's private panels: all of its B (or A) panels, (kPanels, K, width).
-    Buf own = alloc_floats(strips_n ? int64_t{kPanelsN} * kNR * g.K : int64_t{kPanelsM} * kMR * g.K);
+    float* T = scratch_floats(ScratchSlot::gemm_tile, kTile);
+    // The strip's private panels: all of its B (or A) panels, (per_strip, K, width).
+    float* own = scratch_floats(ScratchSlot::gemm_strip, per_strip * (strips_n ? kNR : kMR) * g.K);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t st = 0; st < strips; ++st) {
-      const int64_t own0 = st * (strips_n ? kPanelsN : kPanelsM);
-      const int64_t own1 = std::min(strips_n ? pn : pm, own0 + (strips_n ? kPanelsN : kPanelsM));
+      const int64_t own0 = st * per_strip, own1 = std::min(own_panels, own0 + per_strip);
       for (int64_t o = own0; o < own1; ++o) {
-        if (strips_n) pack_col_panel(cfg, g.K, g.N, B, o, own.get() + (o - own0) * g.K * kNR);
-        else pack_row_panel(cfg, g.M, g.K, A, kMR, o, own.get() + (o - own0) * g.K * kMR);
+        if (strips_n) pack_panel(cfg, B, g.N, g.K, kNR, o * kNR, own + (o - own0) * g.K * kNR);
+        else pack_panel(cfg, A, g.M, g.K, kMR, o * kMR, own + (o - own0) * g.K * kMR);
       }
-      for (int64_t other = 0; other < (strips_n ? tiles_m : tiles_n); ++other) {
-        const int64_t tm = strips_n ? other : st, tn = strips_n ? st : other;
-        const int64_t p0 = tm * kPanelsM, p1 = std::min(pm, p0 + kPanelsM);
-        const int64_t q0 = tn * kPanelsN, q1 = std::min(pn, q0 + kPanelsN);
-        auto a_panel = [&](int64_t p) {
-          return strips_n ? Ap + p * g.K * kMR : own.get() + (p - p0) * g.K * kMR;
-        };
-        auto b_panel = [&](int64_t q) {
-          return strips_n ? own.get() + (q - q0) * g.K * kNR : Bp + q * g.K * kNR;
-        };
-        std::memset(T.get(), 0, sizeof(float) * kTile);  // accumulators start at +0
+      for (int64_t other = 0; other < tiles_other; ++other) {
+        const int64_t p0 = strips_n ? other * kPanelsM : own0, p1 = strips_n ? std::min(pm, p0 + kPanelsM) : own1;
+        const int64_t q0 = strips_n ? own0 : other * kPanelsN, q1 = strips_n ? own1 : std::min(pn, q0 + kPanelsN);
+        auto a_panel = [&](int64_t p) { return strips_n ? Ap + p * g.K * kMR : own + (p - p0) * g.K * kMR; };
+        auto b_panel = [&](int64_t q) { return strips_n ? own + (q - q0) * g.K * kNR : Bp + q * g.K * kNR; };
+        const int64_t np = p1 - p0;
+        std::memset(T, 0, sizeof(float) * size_t(np * (q1 - q0) * kMR * kNR));  // accumulators start at +0
         for (int64_t k0 = 0; k0 < g.K; k0 += kc_blk) {
           const int64_t kc = std::min(kc_blk, g.K - k0);
           for (int64_t q = q0; q < q1; ++q)
             for (int64_t p = p0; p < p1; ++p) {
-              float* t = T.get() + ((q - q0) * kPanelsM + (p - p0)) * kMR * kNR;
+              float* t = T + ((q - q0) * np + (p - p0)) * kMR * kNR;
               fn(kc, std::min(chunk, kc), a_panel(p) + k0 * kMR, b_panel(q) + k0 * kNR, t);
             }
         }
         for (int64_t q = q0; q < q1; ++q)
           for (int64_t p = p0; p < p1; ++p)
-            store_tile<kMR>(T.get() + ((q - q0) * kPanelsM + (p - p0)) * kMR * kNR,
-                            std::min<int64_t>(kMR, g.M - p * kMR), std::min<int64_t>(kNR, g.N - q * kNR),
-                            p * kMR, q * kNR, C, ldc, out_trans);
+            store_tile<kMR>(T + ((q - q0) * np + (p - p0)) * kMR * kNR, std::min<int64_t>(kMR, g.M - p * kMR),
+                            std::min<int64_t>(kNR, g.N - q * kNR), p * kMR, q * kNR, C, ldc, out_trans);
       }
     }
   }
@@ -325,6 +321,11 @@ void run_tiles(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B,
 
 void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B, float* C,
                    int64_t ldc) {
+  systolic_gemm(cfg, g, GemmOperand(A), GemmOperand(B), C, ldc);
+}
+
+void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand& A, const GemmOperand& B,
+                   float* C, int64_t ldc) {
   ST_INVARIANT(cfg.format != Format::int8);
   ST_INVARIANT(cfg.rows >= 1 && cfg.cols >= 1);
   if (g.M <= 0 || g.N <= 0) return;
@@ -336,17 +337,12 @@ void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatVie
   // C^T = B^T A^T instead: each output still sees its own k's in the same order, so the bits are
   // the same, and the wide dimension fills the vector lanes.
   const bool swap = g.N < kNR && g.M > g.N;
-  GemmShape s = g;
-  MatView a = A, b = B;
-  if (swap) {
-    s = {g.N, g.M, g.K};
-    a = {B.data, B.ld, !B.trans};
-    b = {A.data, A.ld, !A.trans};
-  }
+  const GemmShape s = swap ? GemmShape{g.N, g.M, g.K} : g;
+  const Side a = side_of(A, false), b = side_of(B, true);
   // Height of the micro tile: 12 rows (24 accumulators) unless 8 wastes fewer padded rows.
   const int64_t waste12 = ceil_div(s.M, 12) * 12 - s.M, waste8 = ceil_div(s.M, 8) * 8 - s.M;
-  if (waste8 < waste12) run_tiles<8>(cfg, s, a, b, C, ldc, swap);
-  else run_tiles<12>(cfg, s, a, b, C, ldc, swap);
+  if (waste8 < waste12) run_tiles<8>(cfg, s, swap ? b : a, swap ? a : b, C, ldc, swap);
+  else run_tiles<12>(cfg, s, swap ? b : a, swap ? a : b, C, ldc, swap);
 }
 
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,

@@ -1,0 +1,137 @@
+#include "kernels/address_gen.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "src/error.h"
+
+namespace st {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int64_t kMaxTaps = 16;  // per axis, for the vector path's per-tap registers
+
+}  // namespace
+
+AddressGenerator::AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w,
+                                   int64_t n_stride, int64_t a_stride, int64_t backing_elems)
+    : N_(N), A_(A), R_(R), S_(S), out_h_(out_h), out_w_(out_w), n_stride_(n_stride), a_stride_(a_stride),
+      narrow_(backing_elems <= std::numeric_limits<int32_t>::max() && R <= kMaxTaps && S <= kMaxTaps),
+      htab_(static_cast<size_t>(R * out_h), -1), wtab_(static_cast<size_t>(S * out_w), -1) {}
+
+AddressGenerator AddressGenerator::im2col(const ConvDesc& d, int64_t out_h, int64_t out_w, int64_t stride_h,
+                                          int64_t stride_w) {
+  AddressGenerator g(d.N, d.C, d.R, d.S, out_h, out_w, d.C * d.H * d.W, d.H * d.W, d.src_elems());
+  for (int64_t r = 0; r < d.R; ++r)
+    for (int64_t y = 0; y < out_h; ++y) {
+      const int64_t h = stride_h * y + r - d.pt;
+      if (h >= 0 && h < d.H) g.htab_[r * out_h + y] = h * d.W;
+    }
+  for (int64_t t = 0; t < d.S; ++t)
+    for (int64_t x = 0; x < out_w; ++x) {
+      const int64_t w = stride_w * x + t - d.pl;
+      if (w >= 0 && w < d.W) g.wtab_[t * out_w + x] = w;
+    }
+  return g;
+}
+
+AddressGenerator AddressGenerator::dx_bp(const ConvDesc& d) {
+  const int64_t P = d.P(), Q = d.Q();
+  AddressGenerator g(d.N, d.K, d.R, d.S, d.H, d.W, d.K * P * Q, P * Q, d.dst_elems());
+  // Rotated tap r' = R-1-rbar: output row h receives dY row u / sh of the original tap rbar when
+  // u = h + pt - rbar is a non-negative multiple of the stride inside dY (else an inserted zero or
+  // padding).
+  for (int64_t rp = 0; rp < d.R; ++rp)
+    for (int64_t h = 0; h < d.H; ++h) {
+      const int64_t u = h + d.pt - (d.R - 1 - rp);
+      if (u >= 0 && u % d.sh == 0 && u / d.sh < P) g.htab_[rp * d.H + h] = u / d.sh * Q;
+    }
+  for (int64_t tp = 0; tp < d.S; ++tp)
+    for (int64_t w = 0; w < d.W; ++w) {
+      const int64_t v = w + d.pl - (d.S - 1 - tp);
+      if (v >= 0 && v % d.sw == 0 && v / d.sw < Q) g.wtab_[tp * d.W + w] = v / d.sw;
+    }
+  return g;
+}
+
+AddressGenerator AddressGenerator::dx_explicit(const ConvDesc& d) {
+  const int64_t Hu = d.Hu(), Wu = d.Wu();
+  AddressGenerator g(d.N, d.K, d.R, d.S, d.H, d.W, d.K * Hu * Wu, Hu * Wu, d.N * d.K * Hu * Wu);
+  for (int64_t rp = 0; rp < d.R; ++rp)
+    for (int64_t h = 0; h < d.H; ++h) g.htab_[rp * d.H + h] = (h + rp) * Wu;
+  for (int64_t tp = 0; tp < d.S; ++tp)
+    for (int64_t w = 0; w < d.W; ++w) g.wtab_[tp * d.W + w] = w + tp;
+  return g;
+}
+
+int64_t AddressGenerator::index(int64_t row, int64_t col) const {
+  const int64_t a = row / (R_ * S_), r = row / S_ % R_, t = row % S_;
+  const int64_t n = col / (out_h_ * out_w_), y = col / out_w_ % out_h_, x = col % out_w_;
+  const int64_t h = htab_[r * out_h_ + y], w = wtab_[t * out_w_ + x];
+  if (h < 0 || w < 0) return -1;
+  return n * n_stride_ + a * a_stride_ + h + w;
+}
+
+void AddressGenerator::fill_scalar(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                                   float* dst, int64_t ld) const {
+  for (int64_t row = row0; row < row1; ++row)
+    for (int64_t col = col0; col < col1; ++col) {
+      const int64_t i = index(row, col);
+      dst[(row - row0) * ld + (col - col0)] = i < 0 ? 0.0f : backing[i];
+    }
+}
+
+void AddressGenerator::fill(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
+                            float* dst, int64_t ld) const {
+  ST_INVARIANT(row0 >= 0 && row1 <= rows() && col0 >= 0 && col1 <= cols());
+  if (!narrow_) {
+    fill_scalar(backing, row0, row1, col0, col1, dst, ld);
+    return;
+  }
+  const int64_t plane = out_h_ * out_w_;
+  for (int64_t c0 = col0; c0 < col1; c0 += kLanes) {
+    const int cnt = static_cast<int>(std::min<int64_t>(kLanes, col1 - c0));
+    const __mmask16 lanes = static_cast<__mmask16>((1u << cnt) - 1u);
+    // Per lane: the image's base offset and the per-tap row / column offsets (-1: zero).
+    alignas(64) int32_t base[kLanes] = {};
+    alignas(64) int32_t hoff[kMaxTaps][kLanes], woff[kMaxTaps][kLanes];
+    for (int j = 0; j < kLanes; ++j) {
+      const int64_t col = c0 + std::min(j, cnt - 1);  // lanes past cnt repeat the last (masked off)
+      const int64_t n = col / plane, y = col / out_w_ % out_h_, x = col % out_w_;
+      base[j] = static_cast<int32_t>(n * n_stride_);
+      for (int64_t r = 0; r < R_; ++r) hoff[r][j] = static_cast<int32_t>(htab_[r * out_h_ + y]);
+      for (int64_t t = 0; t < S_; ++t) woff[t][j] = static_cast<int32_t>(wtab_[t * out_w_ + x]);
+    }
+    __m512i hv[kMaxTaps], wv[kMaxTaps];
+    __mmask16 hm[kMaxTaps], wm[kMaxTaps];
+    const __m512i zero = _mm512_setzero_si512();
+    for (int64_t r = 0; r < R_; ++r) {
+      hv[r] = _mm512_load_si512(hoff[r]);
+      hm[r] = _mm512_mask_cmpge_epi32_mask(lanes, hv[r], zero);
+    }
+    for (int64_t t = 0; t < S_; ++t) {
+      wv[t] = _mm512_load_si512(woff[t]);
+      wm[t] = _mm512_cmpge_epi32_mask(wv[t], zero);
+    }
+    const __m512i bv = _mm512_load_si512(base);
+    float* out = dst + (c0 - col0);
+    int64_t a = row0 / (R_ * S_), r = row0 / S_ % R_, t = row0 % S_;
+    for (int64_t row = row0; row < row1; ++row) {
+      const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(bv, _mm512_set1_epi32(static_cast<int32_t>(a * a_stride_))),
+                                           _mm512_add_epi32(hv[r], wv[t]));
+      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), hm[r] & wm[t], idx, backing, 4);
+      _mm512_mask_storeu_ps(out + (row - row0) * ld, lanes, v);
+      if (++t == S_) {
+        t = 0;
+        if (++r == R_) {
+          r = 0;
+          ++a;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace st

@@ -1,0 +1,54 @@
+#pragma once
+// The address generator of a lowered convolution operand: the unit BP-im2col adds in front of the
+// array. It maps every element of a *virtual* lowered matrix to an address in a compact tensor or
+// to "zero", so the lowered matrix is never stored: the GEMM asks for panels and gets them filled
+// straight from X / dY (src/ops/conv.cpp), zeros injected on the way.
+//
+// The matrices are the transposed lowered operands of kernels/lowering.h, rows = the reduction
+// index (a, r, t), columns = pixels (n, y, x) over all N images:
+//   im2col(out_h, out_w, stride)  fwd_a^T and dw_b_zero_free^T (out = P, Q; stride = the conv's),
+//                                 dw_b_window^T (out = Pd, Qd; stride 1); a = c, backing X
+//   dx_bp                         dx_a_bp^T, a = k, backing the compact dY (zeros generated)
+//   dx_explicit                   dx_a_explicit^T, a = k, backing the materialized U_pad
+// Every one of them is separable:
+//   T[(a, r, t), (n, y, x)] = backing[n * n_stride + a * a_stride + htab[r][y] + wtab[t][x]]
+// and zero where htab or wtab holds -1 (padding, an inserted zero, a tap of another stride phase).
+// VirtualMatrix (lowering.h) is the naive reference; tests/test_lowering.cpp compares them.
+#include <cstdint>
+#include <vector>
+
+#include "kernels/lowering.h"
+
+namespace st {
+
+class AddressGenerator {
+ public:
+  static AddressGenerator im2col(const ConvDesc& d, int64_t out_h, int64_t out_w, int64_t stride_h,
+                                 int64_t stride_w);
+  static AddressGenerator dx_bp(const ConvDesc& d);
+  static AddressGenerator dx_explicit(const ConvDesc& d);
+
+  int64_t rows() const { return A_ * R_ * S_; }
+  int64_t cols() const { return N_ * out_h_ * out_w_; }
+  // Index of element (row, col) in the backing tensor, or -1 for a zero.
+  int64_t index(int64_t row, int64_t col) const;
+  // dst[(row - row0) * ld + (col - col0)] for rows [row0, row1), columns [col0, col1).
+  // Serial and thread-safe (the GEMM's threads call it for disjoint panels); AVX-512 gathers along
+  // the columns when every index fits in 32 bits, scalar otherwise.
+  void fill(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1, float* dst,
+            int64_t ld) const;
+
+ private:
+  AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w, int64_t n_stride,
+                   int64_t a_stride, int64_t backing_elems);
+  void fill_scalar(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1, float* dst,
+                   int64_t ld) const;
+
+  int64_t N_, A_, R_, S_, out_h_, out_w_;
+  int64_t n_stride_, a_stride_;
+  bool narrow_;                  // all indices fit in int32: the vector path applies
+  std::vector<int64_t> htab_;    // (R, out_h): row offset of tap r at output row y, or -1
+  std::vector<int64_t> wtab_;    // (S, out_w): column offset of tap t at output column x, or -1
+};
+
+}  // namespace st
