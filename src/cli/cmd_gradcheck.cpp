@@ -39,8 +39,15 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                    if (r.format_error > 0)
                      fmt::print("  (for information: parameter gradients differ from an all-fp32 network by up to {:.3e})\n",
                                 r.format_error);
-                   fmt::print("{}: max relative error {:.3e} over {} tensors\n", r.passed ? "PASSED" : "FAILED",
-                              r.max_rel_error, r.errors.size());
+                   if (r.order_matched_max_rel_error >= 0)
+                     fmt::print("  (the same network with the reference's order of accumulation, OS: max relative error {:.3e})\n",
+                                r.order_matched_max_rel_error);
+                   fmt::print("{}: max relative error {:.3e} over {} tensors{}\n", r.passed ? "PASSED" : "FAILED",
+                              r.max_rel_error, r.errors.size(),
+                              r.rule == "order-matched"
+                                  ? " (order-matched rule: the OS run is within tolerance and the spec's order moves the "
+                                    "gradients less than the format does)"
+                                  : "");
                    if (!json->empty()) {
                      std::ofstream o(*json + ".tmp");
                      o << r.to_json().dump(2) << "\n";

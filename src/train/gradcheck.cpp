@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <memory>
 
 #include "src/error.h"
 #include "src/io/h5.h"
@@ -69,7 +70,8 @@ nlohmann::json GradcheckResult::to_json() const {
   nlohmann::json t = nlohmann::json::array();
   for (const auto& e : errors)
     t.push_back({{"name", e.name}, {"max_rel_error", e.max_rel_error}, {"tolerance", e.tolerance}, {"passed", e.passed}});
-  return {{"passed", passed}, {"max_rel_error", max_rel_error}, {"format_error_vs_fp32", format_error}, {"loss", loss}, {"reference_loss", reference_loss},
+  return {{"passed", passed}, {"max_rel_error", max_rel_error}, {"format_error_vs_fp32", format_error},
+          {"order_matched_max_rel_error", order_matched_max_rel_error}, {"pass_rule", rule}, {"loss", loss}, {"reference_loss", reference_loss},
           {"tensors", t}};
 }
 
@@ -105,39 +107,70 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   for (int64_t n = 0; n < desc.batch; ++n)
     labels[n] = static_cast<int32_t>(splitmix64(key + 0x9e3779b97f4a7c15ull * (n + 1)) % desc.classes);
 
-  Network net(desc, params, *lowering);
-  ExecContext ctx{&spec, nullptr, ""};
+  // One forward/backward of the emulated network under `sp`; returns the network (its gradients).
+  auto run_emulator = [&](const Spec& sp, float& loss) {
+    auto net = std::make_unique<Network>(desc, params, *lowering);
+    const ExecContext ctx{&sp, nullptr, ""};
+    net->zero_grads();
+    loss = net->forward(ctx, images, labels);
+    net->backward(ctx);
+    return net;
+  };
   GradcheckResult r;
-  net.zero_grads();
-  r.loss = net.forward(ctx, images, labels);
-  net.backward(ctx);
+  float loss = 0;
+  const std::unique_ptr<Network> net = run_emulator(spec, loss);
+  r.loss = loss;
   // The reference rounds conv / fc operands to the array's format, as the array does: what remains
   // is the order of accumulation, so the check stays tight in bf16 and fp16 too.
   OneDnnNet ref(desc, params, spec.array.format);
   r.reference_loss = ref.forward_backward(images, labels);
 
   const double tol = cfg.tolerance > 0 ? cfg.tolerance : format_tolerance(spec.array.format);
-  auto add = [&](const std::string& name, double e) {
-    r.errors.push_back({name, e, tol, e <= tol});
-    r.max_rel_error = std::max(r.max_rel_error, e);
+  // Per-tensor errors of an emulated network against the reference: loss, parameter gradients,
+  // activation gradients.
+  auto compare = [&](const Network& emu, double emu_loss, std::vector<TensorError>& out) {
+    double worst = 0;
+    auto add = [&](const std::string& name, double e) {
+      out.push_back({name, e, tol, e <= tol});
+      worst = std::max(worst, e);
+    };
+    add("loss", std::fabs(emu_loss - r.reference_loss) / std::max(1e-30, std::fabs(r.reference_loss)));
+    for (const auto& [name, g] : ref.grads()) add(name, normwise_error(emu.grads().at(name), g));
+    for (const auto& n : desc.nodes) {
+      if (n.kind == NodeKind::input || n.kind == NodeKind::loss) continue;
+      // The emulator keeps the fc output gradient as (N, classes); same elements as (N, classes, 1, 1).
+      add("act:" + n.name, normwise_error(emu.activation_grad(n.name), ref.activation_grad(n.name)));
+    }
+    return worst;
   };
-  add("loss", std::fabs(r.loss - r.reference_loss) / std::max(1e-30, std::fabs(r.reference_loss)));
-  for (const auto& [name, g] : ref.grads()) add(name, normwise_error(net.grads().at(name), g));
-  for (const auto& n : desc.nodes) {
-    if (n.kind == NodeKind::input || n.kind == NodeKind::loss) continue;
-    const Tensor& want = ref.activation_grad(n.name);
-    const Tensor& got = net.activation_grad(n.name);
-    // The emulator keeps the fc output gradient as (N, classes); same elements as (N, classes, 1, 1).
-    add("act:" + n.name, normwise_error(got, want));
-  }
-  r.passed = true;
-  for (const auto& e : r.errors) r.passed = r.passed && e.passed;
-  // For information: how far the format itself moves the gradients from an all-fp32 network.
+  r.max_rel_error = compare(*net, r.loss, r.errors);
+  r.passed = r.max_rel_error <= tol;
+  r.rule = "direct";
   if (spec.array.format != Format::fp32) {
+    // How far the format itself moves the gradients from an all-fp32 network.
     OneDnnNet ref32(desc, params);
     ref32.forward_backward(images, labels);
     for (const auto& [name, g] : ref32.grads())
-      r.format_error = std::max(r.format_error, normwise_error(net.grads().at(name), g));
+      r.format_error = std::max(r.format_error, normwise_error(net->grads().at(name), g));
+    // WS / IS restart every partial sum each `rows` k's; oneDNN sums each output in one chain, as
+    // OS does. In a reduced format that fp32-level difference is chaotic: wherever it moves a value
+    // across a bf16/fp16 rounding boundary, the next layer's operand changes by a whole ulp, and BN
+    // backward amplifies it layer after layer (a narrow ResNet-18 in bf16 ends ~0.2 apart). So the
+    // emulator is also run with the reference's order (OS, same format): that run checks every op
+    // of the network tightly. The spec's own order then passes when its deviation is below the
+    // format's own effect (the distance to an all-fp32 network).
+    if (spec.array.dataflow != Dataflow::os) {
+      Spec os = spec;
+      os.array.dataflow = Dataflow::os;
+      float os_loss = 0;
+      const std::unique_ptr<Network> matched = run_emulator(os, os_loss);
+      std::vector<TensorError> unused;
+      r.order_matched_max_rel_error = compare(*matched, os_loss, unused);
+      if (!r.passed && r.order_matched_max_rel_error <= tol && r.max_rel_error < r.format_error) {
+        r.passed = true;
+        r.rule = "order-matched";
+      }
+    }
   }
 
   if (!cfg.dump.empty()) {
@@ -146,7 +179,7 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
     f.write_tensor("input/images", images);
     f.write<int32_t>("input/labels", labels);
     for (const auto& [name, t] : params) f.write_tensor("params/" + name, t);
-    for (const auto& [name, g] : net.grads()) f.write_tensor("grads/" + name, g);
+    for (const auto& [name, g] : net->grads()) f.write_tensor("grads/" + name, g);
     for (const auto& [name, g] : ref.grads()) f.write_tensor("reference_grads/" + name, g);
     f.write_scalar<double>("loss", r.loss);
     f.write_scalar<double>("reference_loss", r.reference_loss);

@@ -7,7 +7,14 @@
 // only the order of accumulation differs: fp32 1e-4, fp16 2e-3, bf16 5e-2. bf16 is looser because
 // an fp32-level difference that lands on a bf16 rounding boundary becomes a whole bf16 ulp (2^-8) in
 // the next layer's operand, and BN backward amplifies it. The distance to an all-fp32 reference is
-// reported too (format_error_vs_fp32), not judged.
+// reported too (format_error_vs_fp32).
+//
+// Pass rule. "direct": every tensor within the tolerance. In a reduced format with a WS / IS spec the
+// array's chunked order of accumulation differs from oneDNN's single chain, and in a deep network
+// that difference grows chaotically through the rounding of every layer's operands (gradcheck.cpp).
+// Then the check also passes by the "order-matched" rule: the same network run with OS (oneDNN's
+// order, same format) is within the tolerance on every tensor, and the spec's own run is closer to
+// the reference than the format is to fp32.
 #include <string>
 #include <vector>
 
@@ -46,7 +53,11 @@ struct GradcheckResult {
   std::vector<TensorError> errors;
   double max_rel_error = 0;
   double format_error = 0;         // max over parameter gradients of the error vs an fp32 reference
+  // Reduced format with a WS / IS spec: the max error of the emulator run with OS (the reference's
+  // order of accumulation) instead; -1 when not run.
+  double order_matched_max_rel_error = -1;
   bool passed = false;
+  std::string rule;                // "direct" (every error <= tolerance) or "order-matched"
   nlohmann::json to_json() const;
 };
 
