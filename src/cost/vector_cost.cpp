@@ -46,8 +46,8 @@ Stats cost_vector(const VectorWork& w, const Spec& spec) {
   const double dram_read = first_read + reread;
   const double dram_write = w.dram_write_bytes;
 
-  // Time.
-  const double bw = spec.dram_bytes_per_cycle();
+  // Time. The vector memory's own DRAM link when the spec gives one (SimDIT), else the shared link.
+  const double bw = spec.vector_link_bytes_per_cycle();
   const double latency = spec.dram.latency_ns * spec.clock_ghz;
   const double tiles = std::max(1.0, std::ceil((first_read + dram_write) / bank_bytes));
   const double load = dram_read / bw, store = dram_write / bw;

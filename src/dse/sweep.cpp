@@ -270,8 +270,8 @@ Budget parse_budget(const std::string& expr) {
 namespace {
 
 // Storage shares (KiB, double buffering included) and bandwidth shares (GB/s) -> the spec.
-// The vector unit's DRAM traffic uses the shared link (cost_vector), so the vector share becomes the
-// shared link's bandwidth (and, for the record, the vector link's).
+// The vector share is the vector memory's own link (cost_vector uses it); the shared link, which only
+// the explicit lowering's materialization traffic still uses, gets the same figure.
 void apply_split(Spec& s, const double kib[4], const double gbps[4]) {
   BufferSpec* bufs[3] = {&s.ifmap, &s.weight, &s.output};
   for (int i = 0; i < 3; ++i) {
