@@ -34,6 +34,7 @@ AddressGenerator AddressGenerator::im2col(const ConvDesc& d, int64_t out_h, int6
       const int64_t w = stride_w * x + t - d.pl;
       if (w >= 0 && w < d.W) g.wtab_[t * out_w + x] = w;
     }
+  g.set_unit_w(stride_w == 1, [&](int64_t t) { return t - d.pl; });
   return g;
 }
 
@@ -53,6 +54,7 @@ AddressGenerator AddressGenerator::dx_bp(const ConvDesc& d) {
       const int64_t v = w + d.pl - (d.S - 1 - tp);
       if (v >= 0 && v % d.sw == 0 && v / d.sw < Q) g.wtab_[tp * d.W + w] = v / d.sw;
     }
+  g.set_unit_w(d.sw == 1, [&](int64_t tp) { return d.pl - (d.S - 1 - tp); });
   return g;
 }
 
@@ -63,7 +65,21 @@ AddressGenerator AddressGenerator::dx_explicit(const ConvDesc& d) {
     for (int64_t h = 0; h < d.H; ++h) g.htab_[rp * d.H + h] = (h + rp) * Wu;
   for (int64_t tp = 0; tp < d.S; ++tp)
     for (int64_t w = 0; w < d.W; ++w) g.wtab_[tp * d.W + w] = w + tp;
+  g.set_unit_w(true, [&](int64_t tp) { return tp; });
   return g;
+}
+
+void AddressGenerator::set_unit_w(bool unit, const std::function<int64_t(int64_t)>& shift) {
+  unit_w_ = unit;
+  if (!unit) return;
+  w_shift_.resize(static_cast<size_t>(S_));
+  for (int64_t t = 0; t < S_; ++t) {
+    w_shift_[t] = shift(t);
+    for (int64_t x = 0; x < out_w_; ++x) {
+      const int64_t w = wtab_[t * out_w_ + x];
+      ST_INVARIANT(w < 0 || w == x + w_shift_[t]);
+    }
+  }
 }
 
 int64_t AddressGenerator::index(int64_t row, int64_t col) const {
@@ -83,6 +99,53 @@ void AddressGenerator::fill_scalar(const float* backing, int64_t row0, int64_t r
     }
 }
 
+// One 16-column chunk starting at column c0 when the column step is 1: the lanes of one output line
+// (n, y) read consecutive addresses, so each line's lanes are one masked load per row.
+void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t row1, int64_t c0, int cnt,
+                                  float* out, int64_t ld) const {
+  constexpr int kMaxLines = 4;
+  int lines = 0;
+  __mmask16 lmask[kMaxLines];
+  int64_t lbase[kMaxLines];                  // n * n_stride + x_first - first lane
+  int64_t lh[kMaxLines][kMaxTaps];           // htab[r][y] of the line, -1: a zero row
+  alignas(64) int32_t woff[kMaxTaps][kLanes];
+  for (int j = 0; j < cnt;) {
+    const int64_t col = c0 + j, line = col / out_w_, x = col % out_w_;
+    const int len = static_cast<int>(std::min<int64_t>(cnt - j, out_w_ - x));
+    const int64_t n = line / out_h_, y = line % out_h_;
+    lmask[lines] = static_cast<__mmask16>(((1u << len) - 1u) << j);
+    lbase[lines] = n * n_stride_ + x - j;
+    for (int64_t r = 0; r < R_; ++r) lh[lines][r] = htab_[r * out_h_ + y];
+    for (int k = 0; k < len; ++k)
+      for (int64_t t = 0; t < S_; ++t) woff[t][j + k] = static_cast<int32_t>(wtab_[t * out_w_ + x + k]);
+    ++lines;
+    j += len;
+  }
+  __mmask16 wm[kMaxTaps];
+  const __mmask16 lanes = static_cast<__mmask16>((1u << cnt) - 1u);
+  for (int64_t t = 0; t < S_; ++t)
+    wm[t] = _mm512_mask_cmpge_epi32_mask(lanes, _mm512_load_si512(woff[t]), _mm512_setzero_si512());
+  int64_t a = row0 / (R_ * S_), r = row0 / S_ % R_, t = row0 % S_;
+  for (int64_t row = row0; row < row1; ++row) {
+    __m512 v = _mm512_setzero_ps();
+    for (int l = 0; l < lines; ++l) {
+      const __mmask16 m = lmask[l] & wm[t];
+      if (lh[l][r] < 0 || !m) continue;
+      // Lane j reads backing[lbase + a*a_stride + h + w_shift + j]; masked-off lanes are not read.
+      const int64_t off = lbase[l] + a * a_stride_ + lh[l][r] + w_shift_[t];
+      v = _mm512_mask_loadu_ps(v, m, backing + off);
+    }
+    _mm512_mask_storeu_ps(out + (row - row0) * ld, lanes, v);
+    if (++t == S_) {
+      t = 0;
+      if (++r == R_) {
+        r = 0;
+        ++a;
+      }
+    }
+  }
+}
+
 void AddressGenerator::fill(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1,
                             float* dst, int64_t ld) const {
   ST_INVARIANT(row0 >= 0 && row1 <= rows() && col0 >= 0 && col1 <= cols());
@@ -93,6 +156,10 @@ void AddressGenerator::fill(const float* backing, int64_t row0, int64_t row1, in
   const int64_t plane = out_h_ * out_w_;
   for (int64_t c0 = col0; c0 < col1; c0 += kLanes) {
     const int cnt = static_cast<int>(std::min<int64_t>(kLanes, col1 - c0));
+    if (unit_w_ && (out_w_ >= kLanes / 2 || cnt <= out_w_)) {  // at most 4 lines in a chunk
+      fill_lines(backing, row0, row1, c0, cnt, dst + (c0 - col0), ld);
+      continue;
+    }
     const __mmask16 lanes = static_cast<__mmask16>((1u << cnt) - 1u);
     // Per lane: the image's base offset and the per-tap row / column offsets (-1: zero).
     alignas(64) int32_t base[kLanes] = {};

@@ -15,6 +15,7 @@
 // and zero where htab or wtab holds -1 (padding, an inserted zero, a tap of another stride phase).
 // VirtualMatrix (lowering.h) is the naive reference; tests/test_lowering.cpp compares them.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/lowering.h"
@@ -41,11 +42,18 @@ class AddressGenerator {
  private:
   AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w, int64_t n_stride,
                    int64_t a_stride, int64_t backing_elems);
+  void set_unit_w(bool unit, const std::function<int64_t(int64_t)>& shift);
+  void fill_lines(const float* backing, int64_t row0, int64_t row1, int64_t c0, int cnt, float* out,
+                  int64_t ld) const;
   void fill_scalar(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1, float* dst,
                    int64_t ld) const;
 
   int64_t N_, A_, R_, S_, out_h_, out_w_;
   int64_t n_stride_, a_stride_;
+  // Unit column step: wtab[t][x] = x + w_shift[t] wherever valid (stride-1 im2col and dX, explicit),
+  // so the lanes of one output line read consecutive addresses: masked loads replace gathers.
+  bool unit_w_ = false;
+  std::vector<int64_t> w_shift_;
   bool narrow_;                  // all indices fit in int32: the vector path applies
   std::vector<int64_t> htab_;    // (R, out_h): row offset of tap r at output row y, or -1
   std::vector<int64_t> wtab_;    // (S, out_w): column offset of tap t at output column x, or -1

@@ -80,6 +80,11 @@ TEST(Lowering, AddressGeneratorBlocksEqualTheVirtualMatrices) {
   std::mt19937_64 rng(11);
   std::vector<ConvDesc> all = shapes();
   all.push_back({2, 1, 20, 19, 2, 17, 17, 1, 1, 8, 8, 8, 8});
+  // Stride 1 (masked-load path): lines wider than a chunk, 8..16 wide, and narrower than 8 (gathers).
+  all.push_back({2, 2, 28, 28, 3, 3, 3, 1, 1, 1, 1, 1, 1});
+  all.push_back({2, 3, 12, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1});
+  all.push_back({3, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1});
+  all.push_back({2, 2, 9, 13, 2, 1, 3, 1, 1, 0, 2, 0, 0});
   int64_t checked = 0, nonzero = 0;
   for (const ConvDesc& d : all) {
     Tensor x({d.N, d.C, d.H, d.W}), dy({d.N, d.K, d.P(), d.Q()});
