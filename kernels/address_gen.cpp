@@ -13,6 +13,21 @@ namespace {
 constexpr int kLanes = 16;
 constexpr int64_t kMaxTaps = 16;  // per axis, for the vector path's per-tap registers
 
+// The reduction row's (a, r, t), advanced one row at a time in (a, r, t) order.
+struct TapCursor {
+  int64_t R, S, a, r, t;
+  TapCursor(int64_t R_, int64_t S_, int64_t row) : R(R_), S(S_), a(row / (R_ * S_)), r(row / S_ % R_), t(row % S_) {}
+  void next() {
+    if (++t == S) {
+      t = 0;
+      if (++r == R) {
+        r = 0;
+        ++a;
+      }
+    }
+  }
+};
+
 }  // namespace
 
 AddressGenerator::AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w,
@@ -125,24 +140,17 @@ void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t ro
   const __mmask16 lanes = static_cast<__mmask16>((1u << cnt) - 1u);
   for (int64_t t = 0; t < S_; ++t)
     wm[t] = _mm512_mask_cmpge_epi32_mask(lanes, _mm512_load_si512(woff[t]), _mm512_setzero_si512());
-  int64_t a = row0 / (R_ * S_), r = row0 / S_ % R_, t = row0 % S_;
-  for (int64_t row = row0; row < row1; ++row) {
+  TapCursor c(R_, S_, row0);
+  for (int64_t row = row0; row < row1; ++row, c.next()) {
     __m512 v = _mm512_setzero_ps();
     for (int l = 0; l < lines; ++l) {
-      const __mmask16 m = lmask[l] & wm[t];
-      if (lh[l][r] < 0 || !m) continue;
+      const __mmask16 m = lmask[l] & wm[c.t];
+      if (lh[l][c.r] < 0 || !m) continue;
       // Lane j reads backing[lbase + a*a_stride + h + w_shift + j]; masked-off lanes are not read.
-      const int64_t off = lbase[l] + a * a_stride_ + lh[l][r] + w_shift_[t];
+      const int64_t off = lbase[l] + c.a * a_stride_ + lh[l][c.r] + w_shift_[c.t];
       v = _mm512_mask_loadu_ps(v, m, backing + off);
     }
     _mm512_mask_storeu_ps(out + (row - row0) * ld, lanes, v);
-    if (++t == S_) {
-      t = 0;
-      if (++r == R_) {
-        r = 0;
-        ++a;
-      }
-    }
   }
 }
 
@@ -184,19 +192,12 @@ void AddressGenerator::fill(const float* backing, int64_t row0, int64_t row1, in
     }
     const __m512i bv = _mm512_load_si512(base);
     float* out = dst + (c0 - col0);
-    int64_t a = row0 / (R_ * S_), r = row0 / S_ % R_, t = row0 % S_;
-    for (int64_t row = row0; row < row1; ++row) {
-      const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(bv, _mm512_set1_epi32(static_cast<int32_t>(a * a_stride_))),
-                                           _mm512_add_epi32(hv[r], wv[t]));
-      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), hm[r] & wm[t], idx, backing, 4);
+    TapCursor c(R_, S_, row0);
+    for (int64_t row = row0; row < row1; ++row, c.next()) {
+      const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(bv, _mm512_set1_epi32(static_cast<int32_t>(c.a * a_stride_))),
+                                           _mm512_add_epi32(hv[c.r], wv[c.t]));
+      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), hm[c.r] & wm[c.t], idx, backing, 4);
       _mm512_mask_storeu_ps(out + (row - row0) * ld, lanes, v);
-      if (++t == S_) {
-        t = 0;
-        if (++r == R_) {
-          r = 0;
-          ++a;
-        }
-      }
     }
   }
 }
