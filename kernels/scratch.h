@@ -18,6 +18,7 @@ enum class ScratchSlot : int {
   conv_operand,    // src/ops/conv: the small lowered operand (weights, dilated dY)
   conv_out,        // src/ops/conv: GEMM output before the NCHW scatter
   conv_materialized,  // src/ops/conv: the explicit mode's U_pad / U
+  conv_rounded,    // src/ops/conv: the generated operand's backing tensor rounded to the array format
   count
 };
 

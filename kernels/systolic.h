@@ -78,6 +78,10 @@ void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatVie
 struct OperandSource {
   std::function<void(int64_t l0, int64_t l1, int64_t k0, int64_t k1, float* dst, int64_t ld)> fill;
   bool k_major = true;
+  // The values are already in the array's input format (the source reads a tensor rounded once,
+  // cheaper than rounding every panel): the GEMM skips its rounding pass. Rounding is elementwise,
+  // so rounding before or after gathering gives the same bits.
+  bool rounded = false;
 };
 
 // An operand of systolic_gemm: a matrix in memory or a source.

@@ -209,7 +209,7 @@ void pack_panel(const ArrayConfig& cfg, const Side& op, int64_t L, int64_t K, in
       for (int64_t r = rows; r < width; ++r) d[r] = 0.0f;
     }
   }
-  round_array(cfg.format, cfg.subnormals, dst, K * width);
+  if (!(op.source && op.source->rounded)) round_array(cfg.format, cfg.subnormals, dst, K * width);
 }
 
 inline __m512 canonical_nan_lanes(__m512 v) {

@@ -381,6 +381,33 @@ TEST(OneDnnNet, LossAtInitIsCloseToLogClasses) {
   }
 }
 
+// The blocked-layout convolutions (the benchmark's native baseline) compute the same network: only
+// the summation order may differ, so losses and gradients agree to fp32 rounding, on a net whose
+// channel counts (16, 32) are the ones oneDNN blocks.
+TEST(OneDnnNet, BlockedConvLayoutsGiveTheSameGradients) {
+  const NetDesc net = tiny_net("resnet8", "conv", 4, 1, 16, 1.0);
+  const ParamSet ps = init_params(net, 5);
+  const Tensor images = random_images(net, 6);
+  OneDnnNet plain(net, ps), blocked(net, ps, Format::fp32, ConvLayout::blocked);
+  const double lp = plain.forward_backward(images, some_labels(net));
+  const double lb = blocked.forward_backward(images, some_labels(net));
+  EXPECT_EQ(plain.layout_reorders(), 0);
+  EXPECT_GT(blocked.layout_reorders(), 0);  // oneDNN did choose other layouts
+  EXPECT_NEAR(lb, lp, 1e-5 * std::fabs(lp));
+  for (const auto& [name, g] : plain.grads()) {
+    const Tensor& h = blocked.grads().at(name);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < g.size(); ++i) {
+      num += (double(h[i]) - g[i]) * (double(h[i]) - g[i]);
+      den += double(g[i]) * g[i];
+    }
+    ASSERT_GT(den, 0) << name;
+    EXPECT_LT(std::sqrt(num / den), 1e-4) << name;
+  }
+  // A second call reuses the reorders and primitives.
+  EXPECT_EQ(blocked.forward_backward(images, some_labels(net)), lb);
+}
+
 TEST(OneDnnNet, DeterministicGradients) {
   const NetDesc net = tiny_net("resnet8", "conv", 4, 3, 16, 0.5);
   const ParamSet ps = init_params(net, 3);

@@ -21,6 +21,16 @@ using Args = std::unordered_map<int, memory>;
 struct OneDnnNet::Node {
   dnnl::primitive fwd, bwd_data, bwd_weights;
   Args fwd_args, bwd_data_args, bwd_weights_args;
+  // ConvLayout::blocked: reorders between the plain tensors and the primitives' own layouts, run
+  // before / after the primitive they serve.
+  struct Reorder {
+    dnnl::reorder prim;
+    memory from, to;
+  };
+  std::vector<Reorder> pre_fwd, post_fwd, pre_bwd, post_bwd_data, post_bwd_weights;
+  static void run(std::vector<Reorder>& steps, dnnl::stream& s) {
+    for (auto& r : steps) r.prim.execute(s, r.from, r.to);
+  }
   memory workspace;
   Tensor mean, var;  // (C) bn batch statistics
   Tensor logp;       // (N, classes) loss node: log-softmax of the logits, kept for backward
@@ -47,6 +57,7 @@ memory::desc md1(int64_t a) { return {{a}, memory::data_type::f32, tag::x}; }
 
 OneDnnNet::~OneDnnNet() = default;
 
+
 void OneDnnNet::round_copy(const Tensor& from, Tensor& to) const {
   ST_INVARIANT(from.size() == to.size());
   std::memcpy(to.data(), from.data(), from.size() * sizeof(float));
@@ -66,9 +77,10 @@ std::tuple<const Tensor*, const Tensor*, const Tensor*> OneDnnNet::gemm_operands
   return {&node.r_src, &node.r_wei, &node.r_ddst};
 }
 
-OneDnnNet::OneDnnNet(const NetDesc& net, const ParamSet& params, Format operand_format)
+OneDnnNet::OneDnnNet(const NetDesc& net, const ParamSet& params, Format operand_format, ConvLayout conv_layout)
     : net_(net), eng_(dnnl::engine::kind::cpu, 0), strm_(eng_) {
   operand_format_ = operand_format;
+  conv_layout_ = conv_layout;
   // Own copies of the parameters this network uses, in the init_params order and shapes; the
   // tensors are allocated here once, so the oneDNN memories can alias them for the object's life.
   params_ = init_params(net_, 0);
@@ -118,6 +130,14 @@ int OneDnnNet::node_id(const std::string& name) const {
   return it->second;
 }
 
+int64_t OneDnnNet::layout_reorders() const {
+  int64_t n = 0;
+  for (const auto& node : nodes_)
+    n += int64_t(node->pre_fwd.size() + node->post_fwd.size() + node->pre_bwd.size() + node->post_bwd_data.size() +
+                 node->post_bwd_weights.size());
+  return n;
+}
+
 const Tensor& OneDnnNet::activation(const std::string& name) const { return act_[node_id(name)]; }
 const Tensor& OneDnnNet::activation_grad(const std::string& name) const { return diff_[node_id(name)]; }
 
@@ -156,27 +176,46 @@ void OneDnnNet::build(int id) {
     case NodeKind::conv: {
       const memory::desc wei_md({os.c, is.c, nd.kh, nd.kw}, memory::data_type::f32, tag::oihw);
       const memory::dims strides{nd.sh, nd.sw}, pad_l{nd.pt, nd.pl}, pad_r{nd.pb, nd.pr};
+      const bool blocked = conv_layout_ == ConvLayout::blocked;
+      // The primitives' descriptors: the plain ones, or `any` so oneDNN picks its own layouts.
+      auto want = [&](const memory::desc& plain) {
+        return blocked ? memory::desc(plain.dims(), memory::data_type::f32, tag::any) : plain;
+      };
+      const memory::desc psrc = want(src_md), pwei = want(wei_md), pdst = want(dst_md);
       dnnl::convolution_forward::primitive_desc fpd(
-          {prop_kind::forward_training, algorithm::convolution_direct, src_md, wei_md, dst_md,
-           strides, pad_l, pad_r},
+          {prop_kind::forward_training, algorithm::convolution_direct, psrc, pwei, pdst, strides, pad_l, pad_r},
           eng_);
       dnnl::convolution_backward_data::primitive_desc dpd(
-          {algorithm::convolution_direct, src_md, wei_md, dst_md, strides, pad_l, pad_r}, eng_, fpd);
+          {algorithm::convolution_direct, psrc, pwei, pdst, strides, pad_l, pad_r}, eng_, fpd);
       dnnl::convolution_backward_weights::primitive_desc wpd(
-          {algorithm::convolution_direct, src_md, wei_md, dst_md, strides, pad_l, pad_r}, eng_, fpd);
+          {algorithm::convolution_direct, psrc, pwei, pdst, strides, pad_l, pad_r}, eng_, fpd);
       Tensor& dw = grads_.at(nd.name + ".weight");
       auto [x, w, dy] = gemm_operands(node, act_[in], params_.at(nd.name + ".weight"), diff_[id]);
+      // The memory a primitive reads or writes for a plain tensor: the tensor itself when the layouts
+      // agree, else a buffer in the primitive's layout with a reorder into it (inputs) or out of it
+      // (outputs).
+      auto staged = [&](const memory::desc& layout, const memory::desc& plain_md, const Tensor& t,
+                        std::vector<Node::Reorder>& into, bool input) {
+        memory plain = mem(plain_md, t);
+        if (layout == plain_md) return plain;
+        memory own(layout, eng_);
+        if (input) into.push_back({dnnl::reorder(plain, own), plain, own});
+        else into.push_back({dnnl::reorder(own, plain), own, plain});
+        return own;
+      };
       node.fwd = dnnl::convolution_forward(fpd);
-      node.fwd_args = {{DNNL_ARG_SRC, mem(src_md, *x)}, {DNNL_ARG_WEIGHTS, mem(wei_md, *w)},
-                       {DNNL_ARG_DST, mem(dst_md, act_[id])}};
+      node.fwd_args = {{DNNL_ARG_SRC, staged(fpd.src_desc(), src_md, *x, node.pre_fwd, true)},
+                       {DNNL_ARG_WEIGHTS, staged(fpd.weights_desc(), wei_md, *w, node.pre_fwd, true)},
+                       {DNNL_ARG_DST, staged(fpd.dst_desc(), dst_md, act_[id], node.post_fwd, false)}};
       node.bwd_data = dnnl::convolution_backward_data(dpd);
-      node.bwd_data_args = {{DNNL_ARG_DIFF_DST, mem(dst_md, *dy)},
-                            {DNNL_ARG_WEIGHTS, mem(wei_md, *w)},
-                            {DNNL_ARG_DIFF_SRC, mem(src_md, *dsrc)}};
+      node.bwd_data_args = {{DNNL_ARG_DIFF_DST, staged(dpd.diff_dst_desc(), dst_md, *dy, node.pre_bwd, true)},
+                            {DNNL_ARG_WEIGHTS, staged(dpd.weights_desc(), wei_md, *w, node.pre_bwd, true)},
+                            {DNNL_ARG_DIFF_SRC, staged(dpd.diff_src_desc(), src_md, *dsrc, node.post_bwd_data, false)}};
       node.bwd_weights = dnnl::convolution_backward_weights(wpd);
-      node.bwd_weights_args = {{DNNL_ARG_SRC, mem(src_md, *x)},
-                               {DNNL_ARG_DIFF_DST, mem(dst_md, *dy)},
-                               {DNNL_ARG_DIFF_WEIGHTS, mem(wei_md, dw)}};
+      node.bwd_weights_args = {
+          {DNNL_ARG_SRC, staged(wpd.src_desc(), src_md, *x, node.pre_bwd, true)},
+          {DNNL_ARG_DIFF_DST, staged(wpd.diff_dst_desc(), dst_md, *dy, node.pre_bwd, true)},
+          {DNNL_ARG_DIFF_WEIGHTS, staged(wpd.diff_weights_desc(), wei_md, dw, node.post_bwd_weights, false)}};
       break;
     }
     case NodeKind::bn: {
@@ -332,7 +371,9 @@ void OneDnnNet::forward(int id, const std::vector<int32_t>& labels) {
     round_copy(*node.src_of, node.r_src);
     round_copy(*node.wei_of, node.r_wei);
   }
+  Node::run(node.pre_fwd, strm_);
   node.fwd.execute(strm_, node.fwd_args);
+  Node::run(node.post_fwd, strm_);
   strm_.wait();
   if (nd.kind == NodeKind::loss) {
     // loss = mean over n of -log p[n, label_n], accumulated in double in sample order.
@@ -389,11 +430,14 @@ void OneDnnNet::backward(int id, const std::vector<int32_t>& labels) {
     default: break;
   }
   if (node.ddst_of) round_copy(*node.ddst_of, node.r_ddst);
+  Node::run(node.pre_bwd, strm_);
   if (node.bwd_weights) {
     node.bwd_weights.execute(strm_, node.bwd_weights_args);
+    Node::run(node.post_bwd_weights, strm_);
     strm_.wait();
   }
   node.bwd_data.execute(strm_, node.bwd_data_args);
+  Node::run(node.post_bwd_data, strm_);
   strm_.wait();
   if (node.dsrc_buf.size() != 0) accumulate_diff(in, node.dsrc_buf);
   else ++diff_written_[in];

@@ -31,13 +31,20 @@
 
 namespace st {
 
+// Memory layout of the convolution primitives. plain: NCHW / OIHW, what the rest of the network
+// uses (the gradient check's reference). blocked: each conv primitive runs on the layouts oneDNN
+// prefers (format_tag::any, e.g. nChw16c), with reorders from and to the plain tensors around it:
+// the fast native baseline of the training benchmark. Same math, different summation order.
+enum class ConvLayout : uint8_t { plain, blocked };
+
 class OneDnnNet {
  public:
   // Copies the parameters (conv/bn/fc entries by the ParamSet naming); shapes must match the net.
   // operand_format != fp32 makes a reduced-precision reference: the operands of every conv and fc
   // primitive (src, weights, diff_dst) are rounded to that format first, as the modeled array
   // rounds its GEMM operands; everything else stays fp32.
-  OneDnnNet(const NetDesc& net, const ParamSet& params, Format operand_format = Format::fp32);
+  OneDnnNet(const NetDesc& net, const ParamSet& params, Format operand_format = Format::fp32,
+            ConvLayout conv_layout = ConvLayout::plain);
   ~OneDnnNet();
   OneDnnNet(const OneDnnNet&) = delete;
   OneDnnNet& operator=(const OneDnnNet&) = delete;
@@ -47,6 +54,8 @@ class OneDnnNet {
 
   double loss() const { return loss_; }
   const NetDesc& net() const { return net_; }
+  // Reorders between plain tensors and primitive layouts per step (0 with ConvLayout::plain).
+  int64_t layout_reorders() const;
   const ParamSet& params() const { return params_; }
   // Copies new values into the network's parameters (same names and shapes; extra entries are
   // ignored). The tensors themselves stay in place: the oneDNN memories alias them.
@@ -71,6 +80,7 @@ class OneDnnNet {
   std::tuple<const Tensor*, const Tensor*, const Tensor*> gemm_operands(Node& node, const Tensor& src,
                                                                         const Tensor& wei, const Tensor& ddst);
   Format operand_format_ = Format::fp32;
+  ConvLayout conv_layout_ = ConvLayout::plain;
   int node_id(const std::string& name) const;
   void build(int id);
   void forward(int id, const std::vector<int32_t>& labels);
