@@ -24,6 +24,7 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "kernels/formats.h"
 
@@ -93,8 +94,14 @@ struct GemmOperand {
   bool generated() const { return static_cast<bool>(source.fill); }
 };
 
+// `chunks` (WS/IS only; ignored for OS): the array chunks of a reduction from which products known
+// to be exactly zero were removed (a zero operand times a finite value). Chunk j of the original
+// reduction (R consecutive k's) kept chunks[j] of them; the kept k's are the GEMM's K, in order
+// (sum of chunks == K, each <= rows). Dropping such a product never changes a chain (the running
+// sum is never -0, and x + (+-0) = x), so the result has the bits of the full reduction while the
+// host skips the zeros. Without `chunks`, every chunk is R k's.
 void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand& A, const GemmOperand& B,
-                   float* C, int64_t ldc);
+                   float* C, int64_t ldc, const std::vector<int32_t>* chunks = nullptr);
 
 // int8 operands, int32 accumulation (wrapping). Row-major, no transposes; order-independent.
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,

@@ -56,27 +56,32 @@ inline __m512 vmac(__m512 acc, __m512 a, __m512 b) {
   return r;
 }
 
-// One micro tile over kc k's. Ap: (kc, kMR) packed; Bp: (kc, kNR) packed; T: (kMR, kNR) running
-// accumulators. Chunked (WS/IS): chains of `chunk` k's start from +0 and are added into T.
-// Not chunked (OS): the chain continues from T.
+// One micro tile over a k block given as consecutive segments (lengths seg[0..nseg)). Ap: (sum, kMR)
+// packed; Bp: (sum, kNR) packed; T: (kMR, kNR) running accumulators. Chunked (WS/IS): each segment
+// is one array chunk: a chain from +0, then added into T. Not chunked (OS): one chain continuing
+// from T through every segment.
 template <int kMR, bool Fused, bool Flush, bool Chunked>
-void micro(int64_t kc, int64_t chunk, const float* __restrict Ap, const float* __restrict Bp,
+void micro(const int32_t* seg, int nseg, const float* __restrict Ap, const float* __restrict Bp,
            float* __restrict T) {
-  for (int64_t k0 = 0; k0 < kc; k0 += chunk) {
-    const int64_t len = std::min(chunk, kc - k0);
-    __m512 c[kMR][2];
+  const float* a = Ap;
+  const float* b = Bp;
+  __m512 c[kMR][2];
+  if constexpr (!Chunked) {
 #pragma GCC unroll 16
     for (int r = 0; r < kMR; ++r) {
-      if constexpr (Chunked) {
+      c[r][0] = _mm512_load_ps(T + r * kNR);
+      c[r][1] = _mm512_load_ps(T + r * kNR + 16);
+    }
+  }
+  for (int sgi = 0; sgi < nseg; ++sgi) {
+    const int64_t len = seg[sgi];
+    if constexpr (Chunked) {
+#pragma GCC unroll 16
+      for (int r = 0; r < kMR; ++r) {
         c[r][0] = _mm512_setzero_ps();
         c[r][1] = _mm512_setzero_ps();
-      } else {
-        c[r][0] = _mm512_load_ps(T + r * kNR);
-        c[r][1] = _mm512_load_ps(T + r * kNR + 16);
       }
     }
-    const float* a = Ap + k0 * kMR;
-    const float* b = Bp + k0 * kNR;
     for (int64_t k = 0; k < len; ++k) {
       __m512 b0 = _mm512_load_ps(b + k * kNR);
       __m512 b1 = _mm512_load_ps(b + k * kNR + 16);
@@ -87,9 +92,11 @@ void micro(int64_t kc, int64_t chunk, const float* __restrict Ap, const float* _
         c[r][1] = vmac<Fused, Flush>(c[r][1], av, b1);
       }
     }
+    a += len * kMR;
+    b += len * kNR;
+    if constexpr (Chunked) {
 #pragma GCC unroll 16
-    for (int r = 0; r < kMR; ++r) {
-      if constexpr (Chunked) {
+      for (int r = 0; r < kMR; ++r) {
         __m512 t0 = _mm512_add_ps(_mm512_load_ps(T + r * kNR), c[r][0]);
         __m512 t1 = _mm512_add_ps(_mm512_load_ps(T + r * kNR + 16), c[r][1]);
         if constexpr (Flush) {
@@ -98,15 +105,19 @@ void micro(int64_t kc, int64_t chunk, const float* __restrict Ap, const float* _
         }
         _mm512_store_ps(T + r * kNR, t0);
         _mm512_store_ps(T + r * kNR + 16, t1);
-      } else {
-        _mm512_store_ps(T + r * kNR, c[r][0]);
-        _mm512_store_ps(T + r * kNR + 16, c[r][1]);
       }
+    }
+  }
+  if constexpr (!Chunked) {
+#pragma GCC unroll 16
+    for (int r = 0; r < kMR; ++r) {
+      _mm512_store_ps(T + r * kNR, c[r][0]);
+      _mm512_store_ps(T + r * kNR + 16, c[r][1]);
     }
   }
 }
 
-using MicroFn = void (*)(int64_t, int64_t, const float*, const float*, float*);
+using MicroFn = void (*)(const int32_t*, int, const float*, const float*, float*);
 
 template <int kMR>
 MicroFn pick_micro(bool fused, bool flush, bool chunked) {
@@ -252,7 +263,7 @@ void store_tile(const float* t, int64_t rows, int64_t cols, int64_t m0, int64_t 
 // output's chain is the same whatever tile it is in).
 template <int kMR>
 void run_tiles(const ArrayConfig& cfg, const GemmShape& g, const Side& A, const Side& B, float* C,
-               int64_t ldc, bool out_trans) {
+               int64_t ldc, bool out_trans, const std::vector<int32_t>* chunks) {
   const int64_t pm = ceil_div(g.M, kMR), pn = ceil_div(g.N, kNR);
   // Parallel over column strips (B packed per strip) unless A has more macro tiles.
   const bool strips_n = ceil_div(pn, kPanelsN) >= ceil_div(pm, kPanelsM);
@@ -275,10 +286,30 @@ void run_tiles(const ArrayConfig& cfg, const GemmShape& g, const Side& A, const 
   const bool fused = cfg.fused_mac || cfg.format != Format::fp32;
   const bool flush = cfg.subnormals == Subnormals::flush;
   MicroFn fn = pick_micro<kMR>(fused, flush, chunked);
-  // A k block is a whole number of array-row chunks so that chunk boundaries stay at multiples of R.
-  const int64_t R = cfg.rows;
-  const int64_t chunk = chunked ? R : g.K;
-  const int64_t kc_blk = chunked ? R * std::max<int64_t>(1, kTargetKC / R) : kTargetKC;
+  // Cache blocking over k: a block is a run of whole array chunks (WS/IS: R k's each, or the
+  // caller's chunks), so a chain is never split; OS has one chain, paused between blocks.
+  struct KBlock {
+    int64_t k0 = 0, kc = 0;
+    int32_t seg0 = 0, nseg = 0;
+  };
+  std::vector<int32_t> segs;
+  if (!chunked) {
+    for (int64_t k0 = 0; k0 < g.K; k0 += kTargetKC) segs.push_back(static_cast<int32_t>(std::min(kTargetKC, g.K - k0)));
+  } else if (chunks) {
+    segs = *chunks;
+  } else {
+    for (int64_t k0 = 0; k0 < g.K; k0 += cfg.rows) segs.push_back(static_cast<int32_t>(std::min<int64_t>(cfg.rows, g.K - k0)));
+  }
+  std::vector<KBlock> blocks;
+  for (size_t i = 0; i < segs.size();) {
+    KBlock b{blocks.empty() ? 0 : blocks.back().k0 + blocks.back().kc, 0, static_cast<int32_t>(i), 0};
+    while (i < segs.size() && (b.nseg == 0 || (chunked && b.kc + segs[i] <= kTargetKC))) {
+      b.kc += segs[i++];
+      ++b.nseg;
+    }
+    blocks.push_back(b);
+  }
+  ST_INVARIANT(blocks.empty() || blocks.back().k0 + blocks.back().kc == g.K);
   constexpr int64_t kTile = int64_t{kPanelsM} * kPanelsN * kMR * kNR;
 
 #pragma omp parallel
@@ -300,14 +331,12 @@ void run_tiles(const ArrayConfig& cfg, const GemmShape& g, const Side& A, const 
         auto b_panel = [&](int64_t q) { return strips_n ? own + (q - q0) * g.K * kNR : Bp + q * g.K * kNR; };
         const int64_t np = p1 - p0;
         std::memset(T, 0, sizeof(float) * size_t(np * (q1 - q0) * kMR * kNR));  // accumulators start at +0
-        for (int64_t k0 = 0; k0 < g.K; k0 += kc_blk) {
-          const int64_t kc = std::min(kc_blk, g.K - k0);
+        for (const KBlock& kb : blocks)
           for (int64_t q = q0; q < q1; ++q)
             for (int64_t p = p0; p < p1; ++p) {
               float* t = T + ((q - q0) * np + (p - p0)) * kMR * kNR;
-              fn(kc, std::min(chunk, kc), a_panel(p) + k0 * kMR, b_panel(q) + k0 * kNR, t);
+              fn(segs.data() + kb.seg0, kb.nseg, a_panel(p) + kb.k0 * kMR, b_panel(q) + kb.k0 * kNR, t);
             }
-        }
         for (int64_t q = q0; q < q1; ++q)
           for (int64_t p = p0; p < p1; ++p)
             store_tile<kMR>(T + ((q - q0) * np + (p - p0)) * kMR * kNR, std::min<int64_t>(kMR, g.M - p * kMR),
@@ -325,7 +354,7 @@ void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatVie
 }
 
 void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand& A, const GemmOperand& B,
-                   float* C, int64_t ldc) {
+                   float* C, int64_t ldc, const std::vector<int32_t>* chunks) {
   ST_INVARIANT(cfg.format != Format::int8);
   ST_INVARIANT(cfg.rows >= 1 && cfg.cols >= 1);
   if (g.M <= 0 || g.N <= 0) return;
@@ -341,8 +370,16 @@ void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand
   const Side a = side_of(A, false), b = side_of(B, true);
   // Height of the micro tile: 12 rows (24 accumulators) unless 8 wastes fewer padded rows.
   const int64_t waste12 = ceil_div(s.M, 12) * 12 - s.M, waste8 = ceil_div(s.M, 8) * 8 - s.M;
-  if (waste8 < waste12) run_tiles<8>(cfg, s, swap ? b : a, swap ? a : b, C, ldc, swap);
-  else run_tiles<12>(cfg, s, swap ? b : a, swap ? a : b, C, ldc, swap);
+  if (chunks) {
+    int64_t sum = 0;
+    for (int32_t c : *chunks) {
+      ST_INVARIANT(c >= 0 && c <= cfg.rows);
+      sum += c;
+    }
+    ST_INVARIANT(sum == g.K);
+  }
+  if (waste8 < waste12) run_tiles<8>(cfg, s, swap ? b : a, swap ? a : b, C, ldc, swap, chunks);
+  else run_tiles<12>(cfg, s, swap ? b : a, swap ? a : b, C, ldc, swap, chunks);
 }
 
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,

@@ -1,6 +1,7 @@
 #include "src/ops/conv.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/address_gen.h"
@@ -56,6 +57,25 @@ OperandSource source(const AddressGenerator& gen, const float* backing, bool k_m
             gen.fill(backing, l0, l1, k0, k1, dst, ld);
           },
           false, /*rounded=*/true};
+}
+
+bool all_finite(const Tensor& t) {
+  for (int64_t i = 0; i < t.size(); ++i)
+    if (!std::isfinite(t[i])) return false;
+  return true;
+}
+
+// The array's chunks (R consecutive positions of the dilated dY, order (n, i, j) over N x Pd x Qd)
+// counted in non-inserted positions (i and j multiples of the strides): the `chunks` of the
+// zero-free dW GEMM that has the bits of the dilated one.
+std::vector<int32_t> dilated_chunks(const ConvDesc& d, int64_t rows) {
+  const int64_t Pd = d.Pd(), Qd = d.Qd(), total = d.N * Pd * Qd;
+  std::vector<int32_t> chunks(static_cast<size_t>((total + rows - 1) / rows), 0);
+  for (int64_t q = 0; q < total; ++q) {
+    const int64_t i = q / Qd % Pd, j = q % Qd;
+    if (i % d.sh == 0 && j % d.sw == 0) ++chunks[static_cast<size_t>(q / rows)];
+  }
+  return chunks;
 }
 
 void emit_all(const ExecContext& ctx, const ConvDesc& d, Direction dir, Lowering l) {
@@ -164,7 +184,13 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
   expect(diff_dst, {d.N, d.K, d.P(), d.Q()}, "conv_bwd_weights", "diff_dst", d);
   ensure(diff_wei, {d.K, d.C, d.R, d.S}, true);
   const int64_t CRS = d.C * d.R * d.S;
-  const bool zero_free = l == Lowering::zero_skip;
+  // BP-im2col with a stride: the dilated dY's inserted zeros are whole zero columns of the GEMM's A
+  // (the same for every output channel). The modeled array multiplies them; the host drops them
+  // and keeps the array's chunk boundaries (systolic_gemm `chunks`), which gives the same bits
+  // unless an X value they meet is Inf/NaN (0 x Inf = NaN on the array), checked first.
+  const bool strided = d.sh > 1 || d.sw > 1;
+  const bool skip_inserted = l == Lowering::bp_im2col && strided && all_finite(src);
+  const bool zero_free = l == Lowering::zero_skip || skip_inserted;
   // Reduction extent: N P Q (zero-free) or N Pd Qd (the dilated dY, zeros included).
   const int64_t oh = zero_free ? d.P() : d.Pd(), ow = zero_free ? d.Q() : d.Qd();
   const int64_t Kred = d.N * oh * ow;
@@ -183,8 +209,11 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
   const int64_t step = zero_free ? d.sh : 1, step_w = zero_free ? d.sw : 1;
   const AddressGenerator gen = AddressGenerator::im2col(d, oh, ow, step, step_w);
   const OperandSource windows = source(gen, rounded_backing(cfg, src.data(), src.size()), /*k_major=*/false);
+  std::vector<int32_t> chunks;
+  if (skip_inserted) chunks = dilated_chunks(d, cfg.rows);
   float* out = scratch_floats(ScratchSlot::conv_out, d.K * CRS);  // (K, CRS) = diff_wei's layout
-  systolic_gemm(cfg, GemmShape{d.K, CRS, Kred}, MatView{a, Kred, false}, windows, out, CRS);
+  systolic_gemm(cfg, GemmShape{d.K, CRS, Kred}, MatView{a, Kred, false}, windows, out, CRS,
+                skip_inserted ? &chunks : nullptr);
   float* dw = diff_wei.data();
   for (int64_t i = 0; i < d.K * CRS; ++i) dw[i] = dw[i] + out[i];
   emit_all(ctx, d, Direction::bwd_weights, l);
