@@ -59,4 +59,6 @@ namespace st {
 // Vectorized round_to over an array, in place: bitwise the same as calling round_to on each element
 // (tested over all 2^32 patterns). Used wherever operands enter the array.
 void round_array(Format f, Subnormals s, float* x, int64_t n);
+// The same from src into dst (n floats; src == dst allowed): one pass instead of copy + round.
+void round_array_to(Format f, Subnormals s, const float* src, float* dst, int64_t n);
 }  // namespace st

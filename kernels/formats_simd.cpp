@@ -1,6 +1,8 @@
 // AVX-512 round_array: the same conversions as formats.cpp, sixteen lanes at a time.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels/formats.h"
 
 namespace st {
@@ -39,22 +41,27 @@ inline __m512 fp16_round(__m512 x, bool flush) {
 
 }  // namespace
 
-void round_array(Format f, Subnormals s, float* x, int64_t n) {
+void round_array(Format f, Subnormals s, float* x, int64_t n) { round_array_to(f, s, x, x, n); }
+
+void round_array_to(Format f, Subnormals s, const float* src, float* dst, int64_t n) {
   if (f == Format::int8) {
-    for (int64_t i = 0; i < n; ++i) x[i] = round_to(f, x[i], s);
+    for (int64_t i = 0; i < n; ++i) dst[i] = round_to(f, src[i], s);
     return;
   }
   const bool flush = s == Subnormals::flush;
-  if (f == Format::fp32 && !flush) return;
+  if (f == Format::fp32 && !flush) {
+    if (dst != src) std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(n));
+    return;
+  }
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    __m512i b = _mm512_loadu_si512(x + i);
+    __m512i b = _mm512_loadu_si512(src + i);
     if (flush) b = flush_bits(b);
     if (f == Format::bf16) b = bf16_round(b);
     else if (f == Format::fp16) b = _mm512_castps_si512(fp16_round(_mm512_castsi512_ps(b), flush));
-    _mm512_storeu_si512(x + i, b);
+    _mm512_storeu_si512(dst + i, b);
   }
-  for (; i < n; ++i) x[i] = round_to(f, x[i], s);
+  for (; i < n; ++i) dst[i] = round_to(f, src[i], s);
 }
 
 }  // namespace st

@@ -1,5 +1,9 @@
 // Number formats: exhaustive checks over every fp32 bit pattern.
 #include <gtest/gtest.h>
+
+#include <cstring>
+
+#include <random>
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -170,6 +174,23 @@ TEST(Formats, RoundToKeepsValuesOfTheFormat) {
   EXPECT_TRUE(std::isinf(round_to(Format::fp16, 65520.0f)));
   EXPECT_EQ(round_to(Format::fp32, 1e-40f, Subnormals::flush), 0.0f);
   EXPECT_TRUE(std::signbit(round_to(Format::fp32, -1e-40f, Subnormals::flush)));
+}
+
+// round_array_to (out of place) gives round_array's bits and leaves its source untouched.
+TEST(RoundArray, OutOfPlaceEqualsInPlace) {
+  std::mt19937 rng(3);
+  std::vector<float> src(1000);
+  for (auto& v : src) v = bits_f32(static_cast<uint32_t>(rng()));
+  const std::vector<float> keep = src;
+  for (Format f : {Format::fp32, Format::bf16, Format::fp16, Format::int8})
+    for (Subnormals s : {Subnormals::keep, Subnormals::flush}) {
+      std::vector<float> in_place = src, out(src.size());
+      round_array(f, s, in_place.data(), static_cast<int64_t>(in_place.size()) - 5);
+      round_array_to(f, s, src.data(), out.data(), static_cast<int64_t>(src.size()) - 5);
+      for (size_t i = 0; i + 5 < src.size(); ++i)
+        ASSERT_EQ(f32_bits(out[i]), f32_bits(in_place[i])) << to_string(f) << " " << i;
+      ASSERT_EQ(0, std::memcmp(src.data(), keep.data(), src.size() * sizeof(float)));
+    }
 }
 
 TEST(RoundArray, VectorizedEqualsScalarForEveryPattern) {

@@ -39,8 +39,7 @@ void ensure(Tensor& t, std::array<int64_t, 4> dims, bool zero) {
 const float* rounded_backing(const ArrayConfig& cfg, const float* t, int64_t n) {
   if (cfg.format == Format::fp32 && cfg.subnormals == Subnormals::keep) return t;
   float* r = scratch_floats(ScratchSlot::conv_rounded, n);
-  std::memcpy(r, t, sizeof(float) * size_t(n));
-  round_array(cfg.format, cfg.subnormals, r, n);
+  round_array_to(cfg.format, cfg.subnormals, t, r, n);
   return r;
 }
 
