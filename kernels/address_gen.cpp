@@ -49,7 +49,8 @@ AddressGenerator AddressGenerator::im2col(const ConvDesc& d, int64_t out_h, int6
       const int64_t w = stride_w * x + t - d.pl;
       if (w >= 0 && w < d.W) g.wtab_[t * out_w + x] = w;
     }
-  g.set_unit_w(stride_w == 1, [&](int64_t t) { return t - d.pl; });
+  g.set_columns(stride_w == 1 ? Columns::unit : stride_w == 2 ? Columns::step2 : Columns::gather,
+                [&](int64_t t) { return t - d.pl; });
   return g;
 }
 
@@ -69,7 +70,7 @@ AddressGenerator AddressGenerator::dx_bp(const ConvDesc& d) {
       const int64_t v = w + d.pl - (d.S - 1 - tp);
       if (v >= 0 && v % d.sw == 0 && v / d.sw < Q) g.wtab_[tp * d.W + w] = v / d.sw;
     }
-  g.set_unit_w(d.sw == 1, [&](int64_t tp) { return d.pl - (d.S - 1 - tp); });
+  g.set_columns(d.sw == 1 ? Columns::unit : Columns::expand, [&](int64_t tp) { return d.pl - (d.S - 1 - tp); });
   return g;
 }
 
@@ -80,19 +81,33 @@ AddressGenerator AddressGenerator::dx_explicit(const ConvDesc& d) {
     for (int64_t h = 0; h < d.H; ++h) g.htab_[rp * d.H + h] = (h + rp) * Wu;
   for (int64_t tp = 0; tp < d.S; ++tp)
     for (int64_t w = 0; w < d.W; ++w) g.wtab_[tp * d.W + w] = w + tp;
-  g.set_unit_w(true, [&](int64_t tp) { return tp; });
+  g.set_columns(Columns::unit, [&](int64_t tp) { return tp; });
   return g;
 }
 
-void AddressGenerator::set_unit_w(bool unit, const std::function<int64_t(int64_t)>& shift) {
-  unit_w_ = unit;
-  if (!unit) return;
+void AddressGenerator::set_columns(Columns mode, const std::function<int64_t(int64_t)>& shift) {
+  columns_ = mode;
+  if (mode == Columns::expand) {
+    // Valid columns of a line must read consecutive addresses, in column order.
+    for (int64_t t = 0; t < S_; ++t) {
+      int64_t prev = -1;
+      for (int64_t x = 0; x < out_w_; ++x) {
+        const int64_t w = wtab_[t * out_w_ + x];
+        if (w < 0) continue;
+        ST_INVARIANT(prev < 0 || w == prev + 1);
+        prev = w;
+      }
+    }
+    return;
+  }
+  if (mode != Columns::unit && mode != Columns::step2) return;
+  const int64_t step = mode == Columns::unit ? 1 : 2;
   w_shift_.resize(static_cast<size_t>(S_));
   for (int64_t t = 0; t < S_; ++t) {
     w_shift_[t] = shift(t);
     for (int64_t x = 0; x < out_w_; ++x) {
       const int64_t w = wtab_[t * out_w_ + x];
-      ST_INVARIANT(w < 0 || w == x + w_shift_[t]);
+      ST_INVARIANT(w < 0 || w == step * x + w_shift_[t]);
     }
   }
 }
@@ -114,14 +129,14 @@ void AddressGenerator::fill_scalar(const float* backing, int64_t row0, int64_t r
     }
 }
 
-// One 16-column chunk starting at column c0 when the column step is 1: the lanes of one output line
-// (n, y) read consecutive addresses, so each line's lanes are one masked load per row.
+// One 16-column chunk starting at column c0 without gathers: the lanes of one output line (n, y)
+// read addresses with a known pattern (Columns), so each line's lanes are one or two loads per row.
 void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t row1, int64_t c0, int cnt,
                                   float* out, int64_t ld) const {
   constexpr int kMaxLines = 4;
   int lines = 0;
   __mmask16 lmask[kMaxLines];
-  int64_t lbase[kMaxLines];                  // n * n_stride + x_first - first lane
+  int64_t lbase[kMaxLines];                  // n * n_stride (+ step * (x_first - first lane))
   int64_t lh[kMaxLines][kMaxTaps];           // htab[r][y] of the line, -1: a zero row
   alignas(64) int32_t woff[kMaxTaps][kLanes];
   for (int j = 0; j < cnt;) {
@@ -129,7 +144,8 @@ void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t ro
     const int len = static_cast<int>(std::min<int64_t>(cnt - j, out_w_ - x));
     const int64_t n = line / out_h_, y = line % out_h_;
     lmask[lines] = static_cast<__mmask16>(((1u << len) - 1u) << j);
-    lbase[lines] = n * n_stride_ + x - j;
+    const int64_t step = columns_ == Columns::unit ? 1 : columns_ == Columns::step2 ? 2 : 0;
+    lbase[lines] = n * n_stride_ + step * (x - j);
     for (int64_t r = 0; r < R_; ++r) lh[lines][r] = htab_[r * out_h_ + y];
     for (int k = 0; k < len; ++k)
       for (int64_t t = 0; t < S_; ++t) woff[t][j + k] = static_cast<int32_t>(wtab_[t * out_w_ + x + k]);
@@ -140,15 +156,30 @@ void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t ro
   const __mmask16 lanes = static_cast<__mmask16>((1u << cnt) - 1u);
   for (int64_t t = 0; t < S_; ++t)
     wm[t] = _mm512_mask_cmpge_epi32_mask(lanes, _mm512_load_si512(woff[t]), _mm512_setzero_si512());
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   TapCursor c(R_, S_, row0);
   for (int64_t row = row0; row < row1; ++row, c.next()) {
     __m512 v = _mm512_setzero_ps();
     for (int l = 0; l < lines; ++l) {
       const __mmask16 m = lmask[l] & wm[c.t];
       if (lh[l][c.r] < 0 || !m) continue;
-      // Lane j reads backing[lbase + a*a_stride + h + w_shift + j]; masked-off lanes are not read.
-      const int64_t off = lbase[l] + c.a * a_stride_ + lh[l][c.r] + w_shift_[c.t];
-      v = _mm512_mask_loadu_ps(v, m, backing + off);
+      const int64_t base = lbase[l] + c.a * a_stride_ + lh[l][c.r];
+      if (columns_ == Columns::unit) {
+        // Lane j reads backing[base + w_shift + j]; masked-off lanes are not read.
+        v = _mm512_mask_loadu_ps(v, m, backing + base + w_shift_[c.t]);
+      } else if (columns_ == Columns::step2) {
+        // Lane j reads backing[base + w_shift + 2j]: the even elements of 32 consecutive floats,
+        // loaded only where a lane needs them.
+        const float* p = backing + base + w_shift_[c.t];
+        const uint32_t m32 = _pdep_u32(m, 0x55555555u);
+        const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m32 & 0xffffu), p);
+        const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m32 >> 16), p + 16);
+        v = _mm512_mask_mov_ps(v, m, _mm512_permutex2var_ps(lo, even, hi));
+      } else {
+        // The valid lanes read consecutive addresses from the first valid lane's.
+        const int first = __builtin_ctz(m);
+        v = _mm512_mask_expandloadu_ps(v, m, backing + base + woff[c.t][first]);
+      }
     }
     _mm512_mask_storeu_ps(out + (row - row0) * ld, lanes, v);
   }
@@ -164,7 +195,7 @@ void AddressGenerator::fill(const float* backing, int64_t row0, int64_t row1, in
   const int64_t plane = out_h_ * out_w_;
   for (int64_t c0 = col0; c0 < col1; c0 += kLanes) {
     const int cnt = static_cast<int>(std::min<int64_t>(kLanes, col1 - c0));
-    if (unit_w_ && (out_w_ >= kLanes / 2 || cnt <= out_w_)) {  // at most 4 lines in a chunk
+    if (columns_ != Columns::gather && (out_w_ >= kLanes / 2 || cnt <= out_w_)) {  // <= 3 lines a chunk
       fill_lines(backing, row0, row1, c0, cnt, dst + (c0 - col0), ld);
       continue;
     }

@@ -42,7 +42,14 @@ class AddressGenerator {
  private:
   AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w, int64_t n_stride,
                    int64_t a_stride, int64_t backing_elems);
-  void set_unit_w(bool unit, const std::function<int64_t(int64_t)>& shift);
+  // How the lanes of one output line (consecutive columns x) address the backing tensor.
+  enum class Columns : uint8_t {
+    unit,    // wtab[t][x] = x + w_shift[t]: one masked load (stride-1 im2col and dX, explicit)
+    step2,   // wtab[t][x] = 2x + w_shift[t]: two loads and an even-lane permute (stride-2 im2col)
+    expand,  // the valid lanes read consecutive addresses: one expanding load (strided dX from dY)
+    gather,  // anything else: AVX-512 gathers
+  };
+  void set_columns(Columns mode, const std::function<int64_t(int64_t)>& shift);
   void fill_lines(const float* backing, int64_t row0, int64_t row1, int64_t c0, int cnt, float* out,
                   int64_t ld) const;
   void fill_scalar(const float* backing, int64_t row0, int64_t row1, int64_t col0, int64_t col1, float* dst,
@@ -50,10 +57,8 @@ class AddressGenerator {
 
   int64_t N_, A_, R_, S_, out_h_, out_w_;
   int64_t n_stride_, a_stride_;
-  // Unit column step: wtab[t][x] = x + w_shift[t] wherever valid (stride-1 im2col and dX, explicit),
-  // so the lanes of one output line read consecutive addresses: masked loads replace gathers.
-  bool unit_w_ = false;
-  std::vector<int64_t> w_shift_;
+  Columns columns_ = Columns::gather;
+  std::vector<int64_t> w_shift_;  // unit / step2: wtab[t][x] = step * x + w_shift[t] where valid
   bool narrow_;                  // all indices fit in int32: the vector path applies
   std::vector<int64_t> htab_;    // (R, out_h): row offset of tap r at output row y, or -1
   std::vector<int64_t> wtab_;    // (S, out_w): column offset of tap t at output column x, or -1

@@ -85,6 +85,10 @@ TEST(Lowering, AddressGeneratorBlocksEqualTheVirtualMatrices) {
   all.push_back({2, 3, 12, 10, 4, 3, 3, 1, 1, 1, 1, 1, 1});
   all.push_back({3, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1});
   all.push_back({2, 2, 9, 13, 2, 1, 3, 1, 1, 0, 2, 0, 0});
+  // Strided with wide lines: stride-2 im2col (two loads + permute), strided dX (expanding loads).
+  all.push_back({2, 2, 17, 34, 3, 3, 3, 2, 2, 1, 1, 1, 1});
+  all.push_back({1, 3, 20, 33, 2, 1, 1, 2, 2, 0, 0, 0, 0});
+  all.push_back({2, 2, 19, 40, 2, 3, 5, 3, 3, 1, 2, 1, 2});
   int64_t checked = 0, nonzero = 0;
   for (const ConvDesc& d : all) {
     Tensor x({d.N, d.C, d.H, d.W}), dy({d.N, d.K, d.P(), d.Q()});
