@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "src/error.h"
@@ -12,6 +13,12 @@ namespace {
 
 constexpr int kLanes = 16;
 constexpr int64_t kMaxTaps = 16;  // per axis, for the vector path's per-tap registers
+
+// The address lane 0 would read: `off` may be negative when the first lanes are masked off (they are
+// never read), so it is formed as an integer, not by pointer arithmetic outside the tensor.
+inline const float* lane0(const float* backing, int64_t off) {
+  return reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(backing) + static_cast<uintptr_t>(off * 4));
+}
 
 // The reduction row's (a, r, t), advanced one row at a time in (a, r, t) order.
 struct TapCursor {
@@ -166,11 +173,11 @@ void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t ro
       const int64_t base = lbase[l] + c.a * a_stride_ + lh[l][c.r];
       if (columns_ == Columns::unit) {
         // Lane j reads backing[base + w_shift + j]; masked-off lanes are not read.
-        v = _mm512_mask_loadu_ps(v, m, backing + base + w_shift_[c.t]);
+        v = _mm512_mask_loadu_ps(v, m, lane0(backing, base + w_shift_[c.t]));
       } else if (columns_ == Columns::step2) {
         // Lane j reads backing[base + w_shift + 2j]: the even elements of 32 consecutive floats,
         // loaded only where a lane needs them.
-        const float* p = backing + base + w_shift_[c.t];
+        const float* p = lane0(backing, base + w_shift_[c.t]);
         const uint32_t m32 = _pdep_u32(m, 0x55555555u);
         const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m32 & 0xffffu), p);
         const __m512 hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m32 >> 16), p + 16);
