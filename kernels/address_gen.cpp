@@ -92,6 +92,29 @@ AddressGenerator AddressGenerator::dx_explicit(const ConvDesc& d) {
   return g;
 }
 
+AddressGenerator AddressGenerator::dx_phase(const ConvDesc& d, const std::vector<int64_t>& taps_h,
+                                            const std::vector<int64_t>& taps_w, const std::vector<int64_t>& rows_h,
+                                            const std::vector<int64_t>& rows_w) {
+  const int64_t P = d.P(), Q = d.Q();
+  const int64_t nth = int64_t(taps_h.size()), ntw = int64_t(taps_w.size());
+  const int64_t nh = int64_t(rows_h.size()), nw = int64_t(rows_w.size());
+  AddressGenerator g(d.N, d.K, nth, ntw, nh, nw, d.K * P * Q, P * Q, d.dst_elems());
+  // Within a phase the divisions are exact; out of range means padding.
+  for (int64_t it = 0; it < nth; ++it)
+    for (int64_t ih = 0; ih < nh; ++ih) {
+      const int64_t u = rows_h[ih] + d.pt - taps_h[it];
+      if (u >= 0 && u / d.sh < P) g.htab_[it * nh + ih] = u / d.sh * Q;
+    }
+  for (int64_t jt = 0; jt < ntw; ++jt)
+    for (int64_t iw = 0; iw < nw; ++iw) {
+      const int64_t v = rows_w[iw] + d.pl - taps_w[jt];
+      if (v >= 0 && v / d.sw < Q) g.wtab_[jt * nw + iw] = v / d.sw;
+    }
+  // Consecutive phase columns are sw apart in dX and 1 apart in dY.
+  if (nw > 0) g.set_columns(Columns::unit, [&](int64_t jt) { return (rows_w[0] + d.pl - taps_w[jt]) / d.sw; });
+  return g;
+}
+
 void AddressGenerator::set_columns(Columns mode, const std::function<int64_t(int64_t)>& shift) {
   columns_ = mode;
   if (mode == Columns::expand) {

@@ -10,6 +10,7 @@
 //                                 dw_b_window^T (out = Pd, Qd; stride 1); a = c, backing X
 //   dx_bp                         dx_a_bp^T, a = k, backing the compact dY (zeros generated)
 //   dx_explicit                   dx_a_explicit^T, a = k, backing the materialized U_pad
+//   dx_phase                      dx_a_phase^T of one stride phase, a = k, backing the compact dY
 // Every one of them is separable:
 //   T[(a, r, t), (n, y, x)] = backing[n * n_stride + a * a_stride + htab[r][y] + wtab[t][x]]
 // and zero where htab or wtab holds -1 (padding, an inserted zero, a tap of another stride phase).
@@ -28,6 +29,11 @@ class AddressGenerator {
                                  int64_t stride_w);
   static AddressGenerator dx_bp(const ConvDesc& d);
   static AddressGenerator dx_explicit(const ConvDesc& d);
+  // dx_a_phase^T of stride phase (phi_h, phi_w): rows (k, tap of the phase), columns the phase's
+  // pixels (n, rows_h[i], rows_w[j]); taps / rows as lowering.h's phase_taps / phase_rows.
+  static AddressGenerator dx_phase(const ConvDesc& d, const std::vector<int64_t>& taps_h,
+                                   const std::vector<int64_t>& taps_w, const std::vector<int64_t>& rows_h,
+                                   const std::vector<int64_t>& rows_w);
 
   int64_t rows() const { return A_ * R_ * S_; }
   int64_t cols() const { return N_ * out_h_ * out_w_; }

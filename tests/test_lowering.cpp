@@ -107,8 +107,21 @@ TEST(Lowering, AddressGeneratorBlocksEqualTheVirtualMatrices) {
         {AddressGenerator::dx_bp(d), Operand::dx_a_bp, dy.data()},
         {AddressGenerator::dx_explicit(d), Operand::dx_a_explicit, u_pad.data()},
     };
-    for (const Case& c : cases) {
-      const VirtualMatrix vm(d, c.op);  // (pixels x reduction): the generator's transpose
+    std::vector<Case> all_cases(std::begin(cases), std::end(cases));
+    std::vector<std::pair<int64_t, int64_t>> phases;  // (phi_h, phi_w) per phase case
+    for (int64_t ph = 0; ph < d.sh; ++ph)
+      for (int64_t pw = 0; pw < d.sw; ++pw) {
+        const auto th = phase_taps(axis_h(d), ph), tw = phase_taps(axis_w(d), pw);
+        const auto rh = phase_rows(axis_h(d), ph), rw = phase_rows(axis_w(d), pw);
+        if (th.empty() || tw.empty() || rh.empty() || rw.empty()) continue;
+        all_cases.push_back({AddressGenerator::dx_phase(d, th, tw, rh, rw), Operand::dx_a_phase, dy.data()});
+        phases.push_back({ph, pw});
+      }
+    size_t phase_i = 0;
+    for (const Case& c : all_cases) {
+      const bool is_phase = c.op == Operand::dx_a_phase;
+      const auto [phi_h, phi_w] = is_phase ? phases[phase_i++] : std::pair<int64_t, int64_t>{0, 0};
+      const VirtualMatrix vm(d, c.op, phi_h, phi_w);  // (pixels x reduction): the generator's transpose
       ASSERT_EQ(c.gen.rows(), vm.cols()) << d.str();
       ASSERT_EQ(c.gen.cols(), vm.rows()) << d.str();
       const std::vector<float> dense = vm.dense(c.backing);
@@ -280,9 +293,9 @@ TEST(Lowering, BitwiseIdenticalForOneAndTwoThreads) {
   }
 }
 
-// BP-im2col dW with a stride skips the inserted zeros on the host (same bits as the full dilated
-// reduction, which explicit computes). An Inf in X meets an inserted zero on the array (0 x Inf =
-// NaN): then the host must not skip, and both lowerings give the same NaNs.
+// BP-im2col dW and dX with a stride skip the inserted zeros on the host (same bits as the full
+// reductions, which explicit computes). An Inf in X (dW) or in W (dX) meets an inserted zero on the
+// array (0 x Inf = NaN): then the host must not skip, and both lowerings give the same NaNs.
 TEST(Lowering, StridedBpWeightsGradientKeepsTheArraysNaNs) {
   const ConvDesc d{2, 3, 9, 9, 4, 3, 3, 2, 2, 1, 1, 1, 1};
   Spec spec;  // bf16 WS 32x32
@@ -299,6 +312,17 @@ TEST(Lowering, StridedBpWeightsGradientKeepsTheArraysNaNs) {
   for (int64_t i = 0; i < dw_bp.size(); ++i) nans += std::isnan(dw_bp[i]);
   EXPECT_GT(nans, 0);
   EXPECT_TRUE(test::bitwise_equal(dw_explicit, dw_bp));
+  // dX: an Inf weight meets the inserted zeros of every pixel of the other stride phases.
+  Tensor w({d.K, d.C, d.R, d.S});
+  test::fill_real(w, rng, -1, 1);
+  w.at(1, 2, 0, 1) = -INFINITY;
+  Tensor dx_explicit, dx_bp;
+  conv_bwd_data(ctx, d, Lowering::explicit_im2col, g, w, dx_explicit);
+  conv_bwd_data(ctx, d, Lowering::bp_im2col, g, w, dx_bp);
+  nans = 0;
+  for (int64_t i = 0; i < dx_bp.size(); ++i) nans += std::isnan(dx_bp[i]);
+  EXPECT_GT(nans, 0);
+  EXPECT_TRUE(test::bitwise_equal(dx_explicit, dx_bp));
 }
 
 TEST(Lowering, NumericPathEmitsTheTimingOnlyWork) {

@@ -77,6 +77,22 @@ std::vector<int32_t> dilated_chunks(const ConvDesc& d, int64_t rows) {
   return chunks;
 }
 
+// The array's chunks (R consecutive rows of the full B' order (k, r', t'), r' = R-1-rbar) counted in
+// the rows of one stride phase (taps rbar in taps_h x taps_w): the `chunks` of that phase's sub-GEMM
+// that has the bits of the full one.
+std::vector<int32_t> phase_chunks(const ConvDesc& d, const std::vector<int64_t>& taps_h,
+                                  const std::vector<int64_t>& taps_w, int64_t rows) {
+  const int64_t KRS = d.K * d.R * d.S;
+  std::vector<int32_t> chunks(static_cast<size_t>((KRS + rows - 1) / rows), 0);
+  for (int64_t k = 0; k < d.K; ++k)
+    for (int64_t rbar : taps_h)
+      for (int64_t tbar : taps_w) {
+        const int64_t full = (k * d.R + (d.R - 1 - rbar)) * d.S + (d.S - 1 - tbar);
+        ++chunks[static_cast<size_t>(full / rows)];
+      }
+  return chunks;
+}
+
 void emit_all(const ExecContext& ctx, const ConvDesc& d, Direction dir, Lowering l) {
   if (!ctx.sink) return;
   for (const GemmWork& w : conv_work(d, dir, l, *ctx.spec, ctx.layer)) ctx.emit(w);
@@ -121,9 +137,16 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
   ensure(diff_src, {d.N, d.C, d.H, d.W}, false);
   const int64_t HW = d.H * d.W;
 
-  if (l == Lowering::zero_skip) {
-    // One sub-GEMM per stride phase; rows of a phase without taps receive nothing (+0).
+  // Zero-skip, and BP-im2col with a stride: one sub-GEMM per stride phase; rows of a phase without
+  // taps receive nothing (+0). For BP-im2col the modeled array multiplies the inserted zeros of the
+  // full B'; the host drops them (they are the other phases' taps, zero for every pixel of this
+  // phase) and keeps the array's chunks of the full (k, r', t') order (systolic_gemm `chunks`), which
+  // gives the bits of the full GEMM unless a weight is Inf/NaN (0 x Inf = NaN), checked first.
+  const bool strided = d.sh > 1 || d.sw > 1;
+  const bool bp_phased = l == Lowering::bp_im2col && strided && all_finite(wei);
+  if (l == Lowering::zero_skip || bp_phased) {
     diff_src.zero();
+    const float* dy = rounded_backing(cfg, diff_dst.data(), diff_dst.size());
     for (int64_t ph = 0; ph < d.sh; ++ph)
       for (int64_t pw = 0; pw < d.sw; ++pw) {
         const auto th = phase_taps(axis_h(d), ph), tw = phase_taps(axis_w(d), pw);
@@ -131,13 +154,14 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
         const int64_t nh = int64_t(rh.size()), nw = int64_t(rw.size());
         const int64_t Kr = d.K * int64_t(th.size() * tw.size()), M = d.N * nh * nw;
         if (Kr == 0 || M == 0) continue;
-        Tensor at({Kr * M});      // phase A^T (K R_phi S_phi, N H_phi W_phi)
-        Tensor b({Kr * d.C});     // phase W' (K R_phi S_phi, C)
-        Tensor out({M * d.C});    // (N H_phi W_phi, C)
-        pack_dx_a_t_phase(d, diff_dst.data(), th, tw, rh, rw, at.data());
-        pack_dx_b(d, wei.data(), th, tw, b.data());
-        systolic_gemm(cfg, GemmShape{M, d.C, Kr}, MatView{at.data(), M, true},
-                      MatView{b.data(), d.C, false}, out.data(), d.C);
+        float* b = scratch_floats(ScratchSlot::conv_operand, Kr * d.C);  // phase W' (K R_phi S_phi, C)
+        float* out = scratch_floats(ScratchSlot::conv_out, M * d.C);   // (N H_phi W_phi, C)
+        pack_dx_b(d, wei.data(), th, tw, b);
+        const AddressGenerator gen = AddressGenerator::dx_phase(d, th, tw, rh, rw);
+        std::vector<int32_t> chunks;
+        if (bp_phased) chunks = phase_chunks(d, th, tw, cfg.rows);
+        systolic_gemm(cfg, GemmShape{M, d.C, Kr}, source(gen, dy, /*k_major=*/true), MatView{b, d.C, false}, out,
+                      d.C, bp_phased ? &chunks : nullptr);
         float* ds = diff_src.data();
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t n = 0; n < d.N; ++n)
