@@ -12,24 +12,14 @@
 
 #include "datasets/h5dataset.h"
 #include "datasets/idx.h"
+#include "tests/util/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace st::data;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("st_dscli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
+using st::test::TempDir;
 
 struct CliRun {
   int rc = -1;

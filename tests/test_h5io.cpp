@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "src/io/h5.h"
+#include "tests/util/temp_dir.h"
 
 namespace fs = std::filesystem;
 using st::h5::Dims;
@@ -17,18 +18,7 @@ using st::h5::File;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("st_h5io_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
+using st::test::TempDir;
 
 template <class T>
 std::vector<T> ramp(size_t n) {
