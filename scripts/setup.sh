@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
-packages=(g++ cmake make pkg-config libdnnl-dev libeigen3-dev libhdf5-dev libgtest-dev libgmock-dev
+packages=(g++ cmake make pkg-config libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libhdf5-dev libgtest-dev libgmock-dev
           libbenchmark-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
           gnuplot-nox dataset-fashion-mnist)
 missing=()

@@ -295,7 +295,7 @@ TEST(H5Dataset, BadFiles) {
             "unknown dataset 'mnist' (fashion-mnist, cifar10 or FILE.h5)");
   // Writing into a missing directory fails cleanly and leaves nothing behind.
   EXPECT_EQ(error_of([&] { write_h5_dataset(load_fashion_mnist_raw(t.path.string()), t / "no/x.h5"); }),
-            t / "no/x.h5" + ": output directory " + t / "no" + " does not exist");
+            "output file '" + t / "no/x.h5" + "': directory '" + t / "no" + "' does not exist");
   EXPECT_FALSE(fs::exists(t / "no"));
 }
 

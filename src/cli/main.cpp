@@ -4,9 +4,12 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <new>
+#include <nlohmann/json.hpp>
 
 #include "src/cli/command.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
 
 namespace st::cli {
 std::vector<Command>& commands() {
@@ -20,6 +23,8 @@ int main(int argc, char** argv) {
   // each one back to the kernel (mmap / trim) and fault it in again; keep them in the heap instead.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // Ctrl-C / SIGTERM remove our temporaries; a closed pipe is a checked write error, not a death.
+  st::io::install_output_signal_handlers();
   CLI::App app{"systrain: a functional training emulator of a systolic-array accelerator.\n"
                "Trains real networks bit-accurately on the modeled array and counts its cycles, "
                "bytes and energy."};
@@ -52,6 +57,16 @@ int main(int argc, char** argv) {
   } catch (const st::UserError& e) {
     std::fprintf(stderr, "systrain: error: %s\n", e.what());
     return 2;
+  } catch (const std::bad_alloc&) {
+    // The last net: every input that can ask for a lot of memory is checked with its own message
+    // before it allocates; this only catches what those checks missed.
+    std::fprintf(stderr, "systrain: error: out of memory\n");
+    return 2;
+  } catch (const std::exception& e) {
+    // The last net for everything else: one line, a distinct exit code, no abort. Reaching it means
+    // an input was not checked where it entered (a bug to fix at its root).
+    std::fprintf(stderr, "systrain: error: unexpected failure: %s\n", e.what());
+    return 4;
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 // RAII helpers over the HDF5 C API (see h5.h). Every call's return code is checked; failures become
 // one st::UserError naming the file, the object and the innermost HDF5 cause.
 #include "src/io/h5.h"
+#include "src/io/output_file.h"
 
 #include <fmt/format.h>
 
@@ -600,12 +601,20 @@ ST_H5_INSTANTIATE(uint64_t)
 // ---------------------------------------------------------------------------------------------
 // Atomic writes
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
-  const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
-  std::error_code ec;
-  if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
-    throw UserError(fmt::format("{}: output directory {} does not exist", path_, dir.string()));
-  file_.emplace(File::create(tmp_));
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  // HDF5 files are written through a temporary and a rename, so the target must be a regular file
+  // (or nothing); a symlink is followed and its target replaced (io::resolve_output's rules).
+  target_ = io::resolve_output(path_, "output file", io::OutputKind::regular_only).resolved;
+  tmp_ = io::temporary_name_for(target_);
+  slot_ = io::register_temporary(tmp_);
+  try {
+    file_.emplace(File::create(tmp_));
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+    io::unregister_temporary(slot_);
+    throw;
+  }
 }
 
 AtomicFile::~AtomicFile() {
@@ -613,6 +622,7 @@ AtomicFile::~AtomicFile() {
   file_.reset();  // closes silently
   std::error_code ec;
   std::filesystem::remove(tmp_, ec);
+  io::unregister_temporary(slot_);
 }
 
 void AtomicFile::commit() {
@@ -620,11 +630,14 @@ void AtomicFile::commit() {
   file_->close();
   file_.reset();
   std::error_code ec;
-  std::filesystem::rename(tmp_, path_, ec);
+  std::filesystem::rename(tmp_, target_, ec);
   if (ec) {
     std::filesystem::remove(tmp_, ec);
+    io::unregister_temporary(slot_);
+    committed_ = true;  // nothing left to clean up
     throw UserError(fmt::format("{}: cannot rename {} into place ({})", path_, tmp_, ec.message()));
   }
+  io::unregister_temporary(slot_);
   committed_ = true;
 }
 

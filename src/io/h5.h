@@ -166,7 +166,7 @@ class File {
   Handle file_;
 };
 
-// Writes `path` atomically: the File is created as path + ".tmp"; commit() closes it and renames it
+// Writes `path` atomically: the File is created as a unique temporary beside it; commit() closes it and renames it
 // over `path`. If commit() is never reached (an exception, a NaN stop), the destructor deletes the
 // temporary, so readers see either the old complete file or the new complete file, never a torn one.
 class AtomicFile {
@@ -180,8 +180,9 @@ class AtomicFile {
   void commit();
 
  private:
-  std::string path_, tmp_;
+  std::string path_, target_, tmp_;
   std::optional<File> file_;
+  int slot_ = -1;  // signal-cleanup registration of tmp_
   bool committed_ = false;
 };
 
