@@ -33,6 +33,7 @@ struct GemmArgs {
 // and ~2e9 in int8 on two cores; the PE-level reference steps ~4e7 PE-cycles a second.
 constexpr double kMaxEmulatedMacs = 1e11;       // about a minute at worst (int8)
 constexpr double kMaxReferencePeSteps = 2e9;    // about a minute
+constexpr double kReferenceBytesPerPe = 48;     // kernels/systolic_ref.cpp: 4-6 register arrays of R x C
 
 // Checks what a run would ask of the host before it allocates anything: the sizes must fit 64 bits,
 // the operands (and the reference's copies) the memory, and the work the limits above unless
@@ -45,13 +46,19 @@ void check_gemm_work(const GemmArgs& a, const ArrayConfig& cfg, const GemmShape&
   // Operands A, B (1 byte in int8, else 4) and C (4); --check adds the reference's rounded copies of
   // A, B and its output, and the result of the reference.
   const double in_bytes = cfg.format == Format::int8 ? 1 : 4;
-  double bytes = in_bytes * (double(*mk) + double(*kn)) + 4.0 * double(*mn);
-  if (a.check) bytes += 4.0 * (double(*mk) + double(*kn)) + 8.0 * double(*mn) + 48.0 * cfg.rows * double(cfg.cols);
+  double operands = in_bytes * (double(*mk) + double(*kn)) + 4.0 * double(*mn);
+  if (a.check) operands += 4.0 * (double(*mk) + double(*kn)) + 8.0 * double(*mn);
+  // The reference's PE registers: a few (value, valid) pairs and an accumulator per PE.
+  const double pes = a.check ? kReferenceBytesPerPe * cfg.rows * double(cfg.cols) : 0.0;
+  if (a.check && int64_t{cfg.rows} * cfg.cols > INT32_MAX)
+    throw UserError(fmt::format("--check: the PE-level reference holds at most 2^31 PEs (got {}x{})", cfg.rows, cfg.cols));
   const double mem = host_memory_bytes();
-  if (bytes > 0.8 * mem)
+  if (operands + pes > 0.8 * mem)
     throw UserError(fmt::format("GEMM M={} N={} K={}{} needs about {} of host memory, more than this machine's {} "
-                                "allows; use a smaller --m, --n or --k",
-                                g.M, g.N, g.K, a.check ? " with --check" : "", gib_text(bytes), gib_text(mem)));
+                                "allows; use a smaller {}",
+                                g.M, g.N, g.K, a.check ? fmt::format(" with --check on a {}x{} array", cfg.rows, cfg.cols) : "",
+                                gib_text(operands + pes), gib_text(mem),
+                                pes > operands ? "array (--rows, --cols)" : "--m, --n or --k"));
   if (a.force) return;
   if (double(*macs) > kMaxEmulatedMacs)
     throw UserError(fmt::format("GEMM M={} N={} K={} is {:.3g} MACs to emulate, more than the limit of {:.0e} "

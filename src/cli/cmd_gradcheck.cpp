@@ -27,7 +27,8 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                  sub.add_option("--format", c->format, "override the spec's operand format: fp32 | bf16 | fp16");
                  sub.add_option("--lowering", c->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
                  sub.add_option("--seed", c->seed, "seed of weights and batch")->capture_default_str();
-                 sub.add_option("--tolerance", c->tolerance, "override the format's tolerance");
+                 sub.add_option("--tolerance", c->tolerance,
+                                "override the format's tolerance: a relative error in (0, 1); 0 keeps the format's");
                  sub.add_option("--dump", c->dump, "write batch, parameters, gradients, loss and network to HDF5");
                  sub.add_option("--json", *json, "write the result as JSON");
                  sub.add_flag("--force", c->force, "run even when the estimated work is beyond the limit");
