@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
@@ -13,7 +14,7 @@ Registrar reg{{"spec", "Show an accelerator spec (preset name or TOML file) full
                  auto list = std::make_shared<bool>(false);
                  sub.add_option("name", *name, "preset name or TOML file (default: tpu-like)");
                  sub.add_flag("--list", *list, "list the embedded presets with their descriptions");
-                 return [name, list]() {
+                 return [name, list]() { return run_checked_stdout([&] {
                    if (*list) {
                      for (const auto& p : preset_names())
                        fmt::print("{:<18} {}\n", p, load_spec(p).description);
@@ -22,7 +23,7 @@ Registrar reg{{"spec", "Show an accelerator spec (preset name or TOML file) full
                    const Spec s = load_spec(*name);
                    fmt::print("# resolved from {}\n{}", s.source, spec_to_toml(s));
                    return 0;
-                 };
+                 }); };
                }}};
 
 }  // namespace
