@@ -158,7 +158,7 @@ const Registrar kReg{Command{
       sub.add_option("--json", a->json, "write layers and totals as JSON");
       return [a, batch] {
         a->batch_given = batch->count() > 0;
-        return run_checked_stdout([&] { return run(*a); });
+        return run(*a);
       };
     }}};
 

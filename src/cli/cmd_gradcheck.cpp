@@ -32,7 +32,7 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                  sub.add_option("--dump", c->dump, "write batch, parameters, gradients, loss and network to HDF5");
                  sub.add_option("--json", *json, "write the result as JSON");
                  sub.add_flag("--force", c->force, "run even when the estimated work is beyond the limit");
-                 return [c, json] { return run_checked_stdout([&] {
+                 return [c, json] {
                    // Both outputs are checked before the networks run; --dump is HDF5 (a regular file).
                    if (!c->dump.empty()) io::check_output(c->dump, "--dump", io::OutputKind::regular_only);
                    check_outputs({{*json, "--json"}, {c->dump, "--dump"}});
@@ -60,7 +60,7 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                      io::write_text_file(*json, r.to_json().dump(2) + "\n", "--json");
                    }
                    return r.passed ? 0 : 1;
-                 }); };
+                 };
                }}};
 
 }  // namespace

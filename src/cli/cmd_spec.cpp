@@ -14,7 +14,7 @@ Registrar reg{{"spec", "Show an accelerator spec (preset name or TOML file) full
                  auto list = std::make_shared<bool>(false);
                  sub.add_option("name", *name, "preset name or TOML file (default: tpu-like)");
                  sub.add_flag("--list", *list, "list the embedded presets with their descriptions");
-                 return [name, list]() { return run_checked_stdout([&] {
+                 return [name, list]() {
                    if (*list) {
                      for (const auto& p : preset_names())
                        fmt::print("{:<18} {}\n", p, load_spec(p).description);
@@ -23,7 +23,7 @@ Registrar reg{{"spec", "Show an accelerator spec (preset name or TOML file) full
                    const Spec s = load_spec(*name);
                    fmt::print("# resolved from {}\n{}", s.source, spec_to_toml(s));
                    return 0;
-                 }); };
+                 };
                }}};
 
 }  // namespace

@@ -77,22 +77,4 @@ inline void make_run_dir(const std::string& dir, const std::string& what) {
   io::check_output_dir(dir, what);
 }
 
-// Runs a command's action and checks its standard output: a closed pipe (`| head`, SIGPIPE is
-// ignored) or a full disk makes fmt::print throw std::system_error, or leaves only the stream's error
-// flag when the text was still buffered. Either becomes one line and exit 2, not an escaped
-// exception (exit 4) or a silent exit 0 with the report lost.
-template <class Action>
-int run_checked_stdout(Action&& action) {
-  int rc = 0;
-  try {
-    rc = action();
-  } catch (const std::system_error& e) {
-    if (!std::ferror(stdout)) throw;
-    throw UserError(fmt::format("standard output: write failed ({})", e.code().message()));
-  }
-  if (std::fflush(stdout) != 0 || std::ferror(stdout))
-    throw UserError(fmt::format("standard output: write failed ({})", std::strerror(errno)));
-  return rc;
-}
-
 }  // namespace st::cli
