@@ -1,6 +1,7 @@
 #include "src/train/checkpoint.h"
 
 #include <fmt/format.h>
+#include <sys/statvfs.h>
 
 #include <cmath>
 #include <filesystem>
@@ -195,6 +196,33 @@ void load_tensors(Reader& r, ParamSet& ps, const std::string& group) {
   }
 }
 
+// Refuses to start an HDF5 write that cannot fit: libhdf5 1.10 reports a full disk only when the
+// file is closed, and a file whose close failed crashes the library at exit (H5F__close_cb during
+// H5_term_library). `bytes` is a lower bound of the file's size. A write that passes this check and
+// still meets a full disk (the file system filled meanwhile) relies on src/io/h5's handling of a
+// failed close.
+void check_free_space(const std::string& path, int64_t bytes, const char* what) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return;  // unknown: let the write report what happens
+  const double avail = double(v.f_bavail) * double(v.f_frsize);
+  if (avail < double(bytes))
+    throw UserError(fmt::format("{} '{}' not written: its file system has {} bytes free, it needs about {}{}", what,
+                                path, static_cast<int64_t>(avail), bytes,
+                                std::filesystem::exists(path) ? "; the previous one is kept" : ""));
+}
+
+// Rewrites an HDF5 writer's failure as one line naming what was being written (libhdf5's messages
+// can span lines).
+[[noreturn]] void write_failed(const std::string& path, const char* what, const UserError& e) {
+  std::string m = e.what();
+  for (char& c : m)
+    if (c == '\n' || c == '\r') c = ' ';
+  throw UserError(fmt::format("{} '{}' not written{}: {}", what, path,
+                              std::filesystem::exists(path) ? " (the previous one is kept)" : "", m));
+}
+
 }  // namespace
 
 const std::vector<std::string>& series_columns() {
@@ -216,20 +244,30 @@ void write_checkpoint(const std::string& path, const ParamSet& params, const Par
                       const Checkpoint& ck, const std::function<void()>& before_commit) {
   const int64_t cols = static_cast<int64_t>(series_columns().size());
   ST_INVARIANT(ck.series.size() == static_cast<size_t>(ck.step * cols));
-  h5::AtomicFile out(path);
-  h5::File& f = out.file();
-  for (const auto& [name, t] : params) f.write_tensor("params/" + name, t);
-  for (const auto& [name, t] : velocity) f.write_tensor("velocity/" + name, t);
-  auto a = ck.iter.to_array();
-  f.write<uint64_t>("rng/iterator_state", std::vector<uint64_t>(a.begin(), a.end()));
-  f.write_scalar<int64_t>("step", ck.step);
-  f.write_string("plan", ck.plan.dump());
-  f.write_string("spec", ck.spec_toml);
-  f.write<double>("series", ck.series.data(), h5::Dims{ck.step, cols});
-  f.write_strings("series_columns", series_columns());
-  f.set_attr("/", "format", kFormat2);
-  if (before_commit) before_commit();
-  out.commit();
+  const std::string plan = ck.plan.dump(-1, ' ', false, json::error_handler_t::replace);
+  // The data alone: a lower bound of the file (HDF5 adds object headers), so a write that could fit
+  // is never refused.
+  const int64_t bytes = 4 * (params.element_count() + velocity.element_count()) + 8 * int64_t(ck.series.size()) +
+                        int64_t(plan.size() + ck.spec_toml.size());
+  check_free_space(path, bytes, "checkpoint");
+  try {
+    h5::AtomicFile out(path);
+    h5::File& f = out.file();
+    for (const auto& [name, t] : params) f.write_tensor("params/" + name, t);
+    for (const auto& [name, t] : velocity) f.write_tensor("velocity/" + name, t);
+    auto a = ck.iter.to_array();
+    f.write<uint64_t>("rng/iterator_state", std::vector<uint64_t>(a.begin(), a.end()));
+    f.write_scalar<int64_t>("step", ck.step);
+    f.write_string("plan", plan);
+    f.write_string("spec", ck.spec_toml);
+    f.write<double>("series", ck.series.data(), h5::Dims{ck.step, cols});
+    f.write_strings("series_columns", series_columns());
+    f.set_attr("/", "format", kFormat2);
+    if (before_commit) before_commit();
+    out.commit();
+  } catch (const UserError& e) {
+    write_failed(path, "checkpoint", e);
+  }
 }
 
 Checkpoint read_checkpoint(const std::string& path, ParamSet* params, ParamSet* velocity) {
@@ -299,10 +337,15 @@ Checkpoint read_checkpoint(const std::string& path, ParamSet* params, ParamSet* 
 void write_series_file(const std::string& path, const std::vector<double>& rows) {
   const int64_t cols = static_cast<int64_t>(series_columns().size());
   ST_INVARIANT(rows.size() % cols == 0);
-  h5::AtomicFile out(path);
-  out.file().write<double>("series", rows.data(), h5::Dims{static_cast<int64_t>(rows.size()) / cols, cols});
-  out.file().write_strings("columns", series_columns());
-  out.commit();
+  check_free_space(path, 8 * int64_t(rows.size()), "stats series");
+  try {
+    h5::AtomicFile out(path);
+    out.file().write<double>("series", rows.data(), h5::Dims{static_cast<int64_t>(rows.size()) / cols, cols});
+    out.file().write_strings("columns", series_columns());
+    out.commit();
+  } catch (const UserError& e) {
+    write_failed(path, "stats series", e);
+  }
 }
 
 }  // namespace st

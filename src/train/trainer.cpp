@@ -248,6 +248,11 @@ TrainResult train(const TrainConfig& cfg) {
     check_run_files();
   }
 
+  // A checkpoint to resume from is validated before the data is loaded (its tensors once the
+  // network is known).
+  std::optional<Checkpoint> resume;
+  if (!cfg.resume.empty()) resume = read_checkpoint(cfg.resume);
+
   Spec spec = load_spec(cfg.spec);
   if (spec.array.format == Format::int8)
     throw UserError(fmt::format("spec '{}' uses int8 operands: training needs fp32, bf16 or fp16", cfg.spec));
@@ -291,16 +296,24 @@ TrainResult train(const TrainConfig& cfg) {
   // The stats time series, one row per step (columns: series_columns()); a resumed run continues
   // the checkpoint's rows, so its series equals the uninterrupted run's.
   std::vector<double> series;
-  if (!cfg.resume.empty()) {
+  if (resume) {
+    auto check_plan = [&](const Checkpoint& ck) {
+      for (const char* k : {"model", "width", "shortcut", "dataset", "train_samples", "batch", "epochs", "horizon", "lr",
+                            "momentum", "weight_decay", "schedule", "warmup_steps", "lowering", "seed", "input",
+                            "classes"})
+        if (ck.plan[k] != plan[k])
+          throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", cfg.resume,
+                                      k, ck.plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                      plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      if (ck.spec_toml != spec_to_toml(spec))
+        throw UserError(
+            fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", cfg.resume));
+    };
+    check_plan(*resume);
+    // Now the tensors; the file is read again as a whole so step, state and tensors come from one
+    // version of it even if it was replaced meanwhile.
     Checkpoint ck = read_checkpoint(cfg.resume, &net.params(), &net.velocity());
-    for (const char* k : {"model", "width", "shortcut", "dataset", "train_samples", "batch", "epochs", "horizon", "lr",
-                          "momentum", "weight_decay", "schedule", "warmup_steps", "lowering", "seed", "input",
-                          "classes"})
-      if (ck.plan[k] != plan[k])
-        throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", cfg.resume, k,
-                                    ck.plan[k].dump(), plan[k].dump()));
-    if (ck.spec_toml != spec_to_toml(spec))
-      throw UserError(fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", cfg.resume));
+    check_plan(ck);
     step = ck.step;
     it.restore(ck.iter);
     series = std::move(ck.series);
