@@ -79,6 +79,11 @@ TEST(TrainBadInput, JsonPathIsCheckedBeforeTraining) {
     EXPECT_TRUE(is_user_error(r, "--json")) << json;
     EXPECT_FALSE(fs::exists(t / "run")) << json;
   }
+  // The report written over the run's own checkpoint would destroy it.
+  fs::create_directories(t / "own");
+  CliResult r = run_cli(tiny({{"--out", t / "own"}, {"--json", t / "own/checkpoint.h5"}}));
+  EXPECT_TRUE(is_user_error(r, "own checkpoint.h5"));
+  EXPECT_TRUE(dir_entries(t / "own").empty());
 }
 
 // The outputs inside the run directory are checked up front too: a directory where report.json or

@@ -235,6 +235,16 @@ TrainResult train(const TrainConfig& cfg) {
   const std::string report_path = (out / "report.json").string(), layers_path = (out / "layers.csv").string();
   io::check_output_dir(cfg.out_dir, "--out");
   io::check_output(cfg.json, "--json");
+  std::error_code ec;
+  if (!cfg.json.empty()) {
+    // The report over the run's checkpoint, series or layer table would destroy it.
+    std::error_code e1, e2;
+    const fs::path json = fs::weakly_canonical(cfg.json, e1);
+    for (const std::string& own : {ckpt_path, series_path, layers_path})
+      if (!e1 && json == fs::weakly_canonical(own, e2) && !e2)
+        throw UserError(fmt::format("--json '{}' is the run directory's own {}; name another file", cfg.json,
+                                    fs::path(own).filename().string()));
+  }
   std::optional<io::DirLock> lock;
   auto check_run_files = [&] {
     io::check_output(ckpt_path, "--out: checkpoint", io::OutputKind::regular_only);
@@ -242,7 +252,7 @@ TrainResult train(const TrainConfig& cfg) {
     io::check_output(report_path, "--out: report");
     io::check_output(layers_path, "--out: layer table");
   };
-  if (fs::is_directory(cfg.out_dir)) {
+  if (fs::is_directory(cfg.out_dir, ec)) {
     lock.emplace(cfg.out_dir, "--out");
     remove_stale_temporaries(out);
     check_run_files();
@@ -382,7 +392,7 @@ TrainResult train(const TrainConfig& cfg) {
       }
       throw TrainingDiverged(fmt::format(
           "the loss became {} at step {}; training stopped{}{}", loss, step + 1,
-          fs::exists(ckpt_path) ? fmt::format(" (the last good checkpoint is {})", ckpt_path) : "", series_note));
+          fs::exists(ckpt_path, ec) ? fmt::format(" (the last good checkpoint is {})", ckpt_path) : "", series_note));
     }
     net.backward(ctx);
     net.sgd_step(ctx, sgd);
@@ -422,7 +432,7 @@ TrainResult train(const TrainConfig& cfg) {
     const bool last = step == end;
     if (epoch_end || last) {
       if (tty) fmt::print(stderr, "\n");
-      if (cfg.evaluate && (epoch_end || last)) {
+      if (cfg.evaluate && ds.test.size() > 0) {
         auto [acc, tl] = evaluate(net, plain, ds.test);
         test_acc = acc;
         test_loss = tl;
@@ -445,7 +455,7 @@ TrainResult train(const TrainConfig& cfg) {
       write_series();
     }
   }
-  if (series_written != series.size() || !fs::exists(series_path)) write_series();
+  if (series_written != series.size() || !fs::exists(series_path, ec)) write_series();
 
   // --- report ---
   const double steps_run = double(step - start_step);
