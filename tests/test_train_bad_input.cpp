@@ -385,3 +385,28 @@ TEST_F(TrainCheckpoint, CheckpointOfAnotherRunIsRefused) {
       },
       "params/stem.conv.weight has shape");
 }
+
+// A checkpoint of the previous format (no series) still resumes; the series then has rows for the
+// earlier steps with the values it cannot know (loss, accuracy, cost) as NaN.
+TEST_F(TrainCheckpoint, PreviousFormatResumes) {
+  st::test::TempDir t;
+  const std::string old = t / "old.h5";
+  fs::copy_file(base_ / "checkpoint.h5", old);
+  {
+    st::h5::File f = st::h5::File::open(old, st::h5::File::Mode::read_write);
+    remove(f, "series");
+    remove(f, "series_columns");
+    f.set_attr("/", "format", "systrain-checkpoint-1");
+    f.close();
+  }
+  CliResult r = run_cli(tiny({{"--resume", old}, {"--out", t / "run"}, {"--steps", "2"}}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  st::h5::File f = st::h5::File::open(t / "run/stats.h5");
+  st::h5::Dims d;
+  auto v = f.read<double>("series", &d);
+  ASSERT_EQ(d, (st::h5::Dims{4, 8}));
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(v[i * 8], double(i + 1));
+  EXPECT_TRUE(std::isnan(v[0 * 8 + 3]) && std::isnan(v[1 * 8 + 3]));  // loss of steps 1, 2: unknown
+  EXPECT_TRUE(std::isfinite(v[2 * 8 + 3]) && std::isfinite(v[3 * 8 + 3]));
+  EXPECT_EQ(st::h5::File::open(t / "run/checkpoint.h5").read_scalar<int64_t>("step"), 4);
+}

@@ -327,6 +327,10 @@ TrainResult train(const TrainConfig& cfg) {
     step = ck.step;
     it.restore(ck.iter);
     series = std::move(ck.series);
+    if (series.empty())  // a format-1 checkpoint has no series: the earlier steps' values are unknown
+      for (int64_t i = 1; i <= step; ++i)
+        series.insert(series.end(), {double(i), double((i - 1) / per_epoch + 1), double(learning_rate(cfg, i - 1, horizon)),
+                                     NAN, NAN, NAN, NAN, NAN});
   }
   // --steps S: S more steps, at most to the end of the plan (no overflow for a huge S).
   const int64_t end = cfg.steps > 0 && cfg.steps < horizon - step ? step + cfg.steps : horizon;
@@ -343,7 +347,8 @@ TrainResult train(const TrainConfig& cfg) {
     write_series_file(series_path, series);
     series_written = series.size();
   };
-  const double seconds_before = series.empty() ? 0.0 : series.back();  // host_seconds of the resumed rows
+  // host_seconds of the resumed rows (NaN after a format-1 checkpoint: then counted from 0)
+  const double seconds_before = series.empty() || std::isnan(series.back()) ? 0.0 : series.back();
 
   Ledger ledger(spec);
   ExecContext counted{&spec, &ledger, ""};
