@@ -17,6 +17,8 @@ constexpr const char* kFormat1 = "systrain-checkpoint-1";
 constexpr const char* kFormat2 = "systrain-checkpoint-2";
 // Longest plan / spec text we read (a real one is a few kB).
 constexpr int64_t kMaxText = int64_t{1} << 24;
+// Lower bounds of what an HDF5 file of ours takes beyond its data (see check_free_space).
+constexpr int64_t kFileOverhead = 2048, kDatasetOverhead = 256;
 
 using json = nlohmann::json;
 
@@ -245,9 +247,10 @@ void write_checkpoint(const std::string& path, const ParamSet& params, const Par
   const int64_t cols = static_cast<int64_t>(series_columns().size());
   ST_INVARIANT(ck.series.size() == static_cast<size_t>(ck.step * cols));
   const std::string plan = ck.plan.dump(-1, ' ', false, json::error_handler_t::replace);
-  // The data alone: a lower bound of the file (HDF5 adds object headers), so a write that could fit
-  // is never refused.
-  const int64_t bytes = 4 * (params.element_count() + velocity.element_count()) + 8 * int64_t(ck.series.size()) +
+  // A lower bound of the file, so a write that could fit is never refused: the data plus a little
+  // of HDF5's overhead (measured: ~2 KiB per file and ~470 bytes per dataset; counted: 2 KiB + 256).
+  const int64_t bytes = kFileOverhead + kDatasetOverhead * int64_t(params.size() + velocity.size() + 6) +
+                        4 * (params.element_count() + velocity.element_count()) + 8 * int64_t(ck.series.size()) +
                         int64_t(plan.size() + ck.spec_toml.size());
   check_free_space(path, bytes, "checkpoint");
   try {
@@ -337,7 +340,7 @@ Checkpoint read_checkpoint(const std::string& path, ParamSet* params, ParamSet* 
 void write_series_file(const std::string& path, const std::vector<double>& rows) {
   const int64_t cols = static_cast<int64_t>(series_columns().size());
   ST_INVARIANT(rows.size() % cols == 0);
-  check_free_space(path, 8 * int64_t(rows.size()), "stats series");
+  check_free_space(path, kFileOverhead + 2 * kDatasetOverhead + 8 * int64_t(rows.size()), "stats series");
   try {
     h5::AtomicFile out(path);
     out.file().write<double>("series", rows.data(), h5::Dims{static_cast<int64_t>(rows.size()) / cols, cols});

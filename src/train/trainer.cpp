@@ -341,7 +341,7 @@ TrainResult train(const TrainConfig& cfg) {
     check_run_files();
   }
   // The series file is rewritten (atomically) with every checkpoint, so after a kill it holds the
-  // rows up to the last checkpoint, which is where --resume continues.
+  // rows up to (at least) the last checkpoint; --resume continues from the checkpoint's own rows.
   size_t series_written = 0;
   auto write_series = [&] {
     write_series_file(series_path, series);
@@ -452,12 +452,14 @@ TrainResult train(const TrainConfig& cfg) {
       if (epoch_end) correct_epoch = seen_epoch = 0;
     }
     if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)) {
+      // The series first: whenever the run dies, stats.h5 holds at least the rows of the last
+      // checkpoint (the checkpoint carries its own copy, which --resume continues).
+      write_series();
       const int64_t s = step;
       write_checkpoint(ckpt_path, net.params(), net.velocity(), Checkpoint{step, it.state(), plan, spec_toml, series},
                        [&] {
                          if (fault.at_checkpoint(s)) std::raise(fault.sig);
                        });
-      write_series();
     }
   }
   if (series_written != series.size() || !fs::exists(series_path, ec)) write_series();
