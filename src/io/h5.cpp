@@ -185,8 +185,8 @@ bool File::exists(const std::string& name) const {
     H5L_info_t li{};
     if (H5Lget_info(id(), prefix.c_str(), &li, H5P_DEFAULT) < 0) fail(fmt::format("cannot read link '{}'", prefix));
     if (li.type != H5L_TYPE_HARD)
-      throw UserError(fmt::format("{}: '{}' is a {} link; systrain reads only plain groups and datasets",
-                                  path_, io::printable(prefix), li.type == H5L_TYPE_SOFT ? "soft" : "external"));
+      throw UserError(fmt::format("{}: '{}' is {} link; systrain reads only plain groups and datasets",
+                                  path_, io::printable(prefix), li.type == H5L_TYPE_SOFT ? "a soft" : "an external"));
     if (next == std::string::npos) break;
     pos = next;
   }
@@ -347,7 +347,8 @@ void File::check_stored(hid_t dset, const std::string& name, const Dims& dims, s
                                       "shuffle and fletcher32", path_, n, static_cast<int>(f)));
       }
       hsize_t have = 0;
-      if (H5Dget_num_chunks(dset, H5S_ALL, &have) < 0)
+      Handle fspace = make(H5Dget_space(dset), H5Sclose);
+      if (H5Dget_num_chunks(dset, fspace.get(), &have) < 0)
         fail(fmt::format("cannot count the stored chunks of '{}'", n));
       if (have < static_cast<hsize_t>(needed))
         throw UserError(fmt::format("{}: '{}' stores {} of its {} chunks (the rest would read as fill "
