@@ -33,6 +33,8 @@ inline std::string fuzz_input_file(const uint8_t* data, size_t size, const std::
     return d;
   }();
   const std::string path = (dir / name).string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);  // in case something cleaned the temporary directory
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f || (size && std::fwrite(data, 1, size, f) != size)) {
     std::fprintf(stderr, "fuzz: cannot write %s\n", path.c_str());

@@ -54,7 +54,13 @@ void on_fatal(int sig) {
   const size_t head_len = child ? sizeof head_child - 1 : sizeof head_main - 1;
   (void)!::write(2, head, head_len);
   (void)!::write(2, g_current, std::strlen(g_current));
-  (void)!::write(2, "\n", 1);
+  char sigtext[32] = " (signal ";
+  size_t k = std::strlen(sigtext);
+  if (sig >= 10) sigtext[k++] = static_cast<char>('0' + sig / 10);
+  sigtext[k++] = static_cast<char>('0' + sig % 10);
+  sigtext[k++] = ')';
+  sigtext[k++] = '\n';
+  (void)!::write(2, sigtext, k);
   if (!child && g_dump_fd >= 0 && g_input) {
     (void)!::ftruncate(g_dump_fd, 0);
     (void)!::pwrite(g_dump_fd, g_input->data(), g_input->size(), 0);
@@ -82,38 +88,46 @@ void mutate_once(Bytes& b, Rng& r) {
   static const uint32_t kU32[] = {0, 0xffffffffu, 0x80000000u, 0x40000000u, 0x01000000u, 0x7fffffffu, 1};
   static const uint64_t kU64[] = {0, ~0ull, 1ull << 30, 1ull << 24, 1ull << 40, 1ull << 62, 0x7fffffffffffffffull};
   const size_t n = b.size();
+  // Half of the mutations spare the first line: text formats start with a header whose every
+  // mutation is refused at once, and the interesting checks are in the records after it.
+  size_t lo = 0;
+  if (r.below(2)) {
+    const auto nl = std::find(b.begin(), b.end(), uint8_t{'\n'});
+    if (nl != b.end() && nl + 1 != b.end()) lo = static_cast<size_t>(nl - b.begin()) + 1;
+  }
+  auto at_or_after = [&](size_t end) { return lo + r.below(end > lo ? end - lo : 0); };  // in [lo, end)
   switch (r.below(9)) {
     case 0:  // flip a bit
-      if (n) b[r.below(n)] ^= static_cast<uint8_t>(1u << r.below(8));
+      if (n) b[at_or_after(n)] ^= static_cast<uint8_t>(1u << r.below(8));
       break;
     case 1:  // an interesting byte
-      if (n) b[r.below(n)] = kBytes[r.below(std::size(kBytes))];
+      if (n) b[at_or_after(n)] = kBytes[r.below(std::size(kBytes))];
       break;
     case 2:  // truncate
-      b.resize(r.below(n + 1));
+      b.resize(at_or_after(n + 1));
       break;
     case 3: {  // insert random bytes
       Bytes ins;
       for (size_t j = 0, k = 1 + r.below(16); j < k; ++j) ins.push_back(static_cast<uint8_t>(r.next()));
-      b.insert(b.begin() + static_cast<std::ptrdiff_t>(r.below(n + 1)), ins.begin(), ins.end());
+      b.insert(b.begin() + static_cast<std::ptrdiff_t>(at_or_after(n + 1)), ins.begin(), ins.end());
       break;
     }
     case 4: {  // delete a range
       if (!n) break;
-      const size_t at = r.below(n), len = 1 + r.below(std::min<size_t>(n - at, 64));
+      const size_t at = at_or_after(n), len = 1 + r.below(std::min<size_t>(n - at, 64));
       b.erase(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + len));
       break;
     }
     case 5: {  // duplicate a range
       if (!n) break;
-      const size_t at = r.below(n), len = 1 + r.below(std::min<size_t>(n - at, 256));
+      const size_t at = at_or_after(n), len = 1 + r.below(std::min<size_t>(n - at, 256));
       const Bytes copy(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + len));
       b.insert(b.begin() + static_cast<std::ptrdiff_t>(r.below(n + 1)), copy.begin(), copy.end());
       break;
     }
     case 6: {  // replace a run of digits with an interesting number
       if (!n) break;
-      size_t at = r.below(n), tries = 0;
+      size_t at = at_or_after(n), tries = 0;
       while (tries++ < n && !(b[at] >= '0' && b[at] <= '9')) at = (at + 1) % n;
       if (!(b[at] >= '0' && b[at] <= '9')) break;
       size_t end = at;
