@@ -586,6 +586,29 @@ TEST(H5Dataset, LibraryHangOnAMalformedFileIsAMessage) {
   EXPECT_TRUE(names(e, {p, "did not finish in 2 s"}));
 }
 
+TEST(H5Read, StructureChecksKeepGoodFilesReadable) {
+  // Long fixed-length and variable-length strings, compact and chunked numbers, an empty dataset.
+  TempDir t;
+  const std::string p = t / "ok.h5";
+  const std::vector<std::string> long_names = {std::string(300, 'a'), "b", std::string(5000, 'c')};
+  {
+    st::h5::File f = st::h5::File::create(p);
+    f.write_strings("/fixed", long_names, /*fixed=*/true);
+    f.write_strings("/vlen", long_names);
+    std::vector<float> v(100000, 1.5f);
+    f.write<float>("/chunked", v.data(), {1000, 100}, {.deflate = 4});
+    f.write<float>("/empty", nullptr, {0, 3});
+    f.write_scalar<int64_t>("/scalar", 7);
+  }
+  st::h5::File f = st::h5::File::open(p);
+  EXPECT_EQ(f.read_strings("/fixed"), long_names);
+  EXPECT_EQ(f.read_strings("/vlen"), long_names);
+  EXPECT_EQ(f.read<float>("/chunked").size(), 100000u);
+  EXPECT_EQ(f.read_rows<float>("/chunked", 10, 5).size(), 500u);
+  EXPECT_TRUE(f.read<float>("/empty").empty());
+  EXPECT_EQ(f.read_scalar<int64_t>("/scalar"), 7);
+}
+
 TEST(H5Dataset, GoodFileStillLoadsThroughTheChecker) {
   TempDir t;
   const std::string p = t / "ok.h5";

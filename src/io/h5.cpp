@@ -291,9 +291,12 @@ void File::check_stored(hid_t dset, const std::string& name, const Dims& dims, s
   const std::string n = io::printable(abs_name(name));
   int64_t elems = 1;
   for (int64_t x : dims) elems *= x;  // checked_dims bounded the product
-  if (elem_size == 0 || elem_size > 64)
+  // Elements of up to 16 bytes (numbers) or kMaxStringWidth (fixed-length strings): < 2^63 in all.
+  if (elem_size == 0 || elem_size > kMaxStringWidth)
     throw UserError(fmt::format("{}: '{}' has elements of {} bytes", path_, n, elem_size));
-  const uint64_t bytes = static_cast<uint64_t>(elems) * elem_size;  // < 2^59
+  const auto total = io::checked_mul(elems, static_cast<int64_t>(elem_size));
+  if (!total) throw UserError(fmt::format("{}: '{}' declares more than 2^63 bytes", path_, n));
+  const auto bytes = static_cast<uint64_t>(*total);
   Handle dcpl = make(H5Dget_create_plist(dset), H5Pclose);
   if (!dcpl.valid()) fail(fmt::format("cannot read the storage properties of '{}'", n));
   const int external = H5Pget_external_count(dcpl.get());
@@ -400,8 +403,11 @@ void File::read_raw(const std::string& name, hid_t mem_type, H5T_class_t want, v
                                 want == H5T_FLOAT ? "float" : "integer"));
   Handle fspace = make(H5Dget_space(d.get()), H5Sclose);
   Dims dims = checked_dims(fspace.get(), name);
+  const size_t elem = H5Tget_size(ftype.get());
+  if (elem == 0 || elem > 16)
+    throw UserError(fmt::format("{}: dataset '{}' has numbers of {} bytes", path_, abs_name(name), elem));
   // Checked before the caller allocates: the size query is what it allocates from.
-  check_stored(d.get(), name, dims, H5Tget_size(ftype.get()));
+  check_stored(d.get(), name, dims, elem);
   if (dims_out) *dims_out = dims;
   if (!out) return;  // size query only
   Handle mspace;
@@ -532,8 +538,10 @@ std::vector<std::string> File::read_strings(const std::string& name) const {
   if (n == 0) return out;
   if (n > static_cast<size_t>(kMaxStrings))
     throw UserError(fmt::format("{}: '{}' holds {} strings (at most {})", path_, abs_name(name), n, kMaxStrings));
-  check_stored(d.get(), name, sd, H5Tget_size(ftype.get()));
-  if (H5Tis_variable_str(ftype.get()) > 0) {
+  // A variable-length string is a reference into the global heap; claim one byte each.
+  const bool vlen = H5Tis_variable_str(ftype.get()) > 0;
+  check_stored(d.get(), name, sd, vlen ? 1 : H5Tget_size(ftype.get()));
+  if (vlen) {
     Handle mtype = vlen_string_type();
     std::vector<char*> ptrs(n, nullptr);
     if (H5Dread(d.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)

@@ -10,7 +10,9 @@
 //   ctest smoke test (fuzz_<name>_smoke).
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -37,7 +39,7 @@ inline std::string fuzz_input_file(const uint8_t* data, size_t size, const std::
   std::filesystem::create_directories(dir, ec);  // in case something cleaned the temporary directory
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f || (size && std::fwrite(data, 1, size, f) != size)) {
-    std::fprintf(stderr, "fuzz: cannot write %s\n", path.c_str());
+    std::fprintf(stderr, "fuzz: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
     std::abort();
   }
   std::fclose(f);
