@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "src/error.h"
 #include "src/io/h5.h"
@@ -118,13 +119,119 @@ RawDataset read_h5_dataset(const std::string& path, const LoadOptions& opt) {
   return d;
 }
 
+// A RawDataset as bytes, to come back from the reading process: fields in a fixed order, each
+// number as 8 little-endian bytes, each string and array with its length first.
+class Packer {
+ public:
+  void u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void f64(double v) {
+    uint64_t u;
+    std::memcpy(&u, &v, 8);
+    u64(u);
+  }
+  void bytes(const void* p, size_t n) {
+    u64(n);
+    out_.append(static_cast<const char*>(p), n);
+  }
+  void str(const std::string& v) { bytes(v.data(), v.size()); }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Unpacker {
+ public:
+  explicit Unpacker(const std::string& in) : in_(in) {}
+  uint64_t u64() {
+    need(8);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(in_[pos_ + i])} << (8 * i);
+    pos_ += 8;
+    return v;
+  }
+  double f64() {
+    const uint64_t u = u64();
+    double v;
+    std::memcpy(&v, &u, 8);
+    return v;
+  }
+  const char* bytes(size_t& n) {
+    n = u64();
+    need(n);
+    const char* p = in_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  std::string str() {
+    size_t n;
+    const char* p = bytes(n);
+    return std::string(p, n);
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  // We wrote these bytes ourselves (pack): a short message is a broken invariant, not bad input.
+  void need(size_t n) const { ST_INVARIANT(n <= in_.size() - pos_); }
+  const std::string& in_;
+  size_t pos_ = 0;
+};
+
+std::string pack(const RawDataset& d) {
+  Packer p;
+  p.str(d.name);
+  p.str(d.source);
+  for (int v : {d.channels, d.height, d.width, d.num_classes}) p.u64(static_cast<uint64_t>(v));
+  p.u64(d.class_names.size());
+  for (const auto& c : d.class_names) p.str(c);
+  for (const auto* v : {&d.mean, &d.std}) {
+    p.u64(v->size());
+    for (double x : *v) p.f64(x);
+  }
+  for (const RawSplit* s : {&d.train, &d.test}) {
+    p.bytes(s->pixels.data(), s->pixels.size());
+    p.bytes(s->labels.data(), s->labels.size() * sizeof(int32_t));
+  }
+  return p.take();
+}
+
+RawDataset unpack(const std::string& bytes) {
+  Unpacker u(bytes);
+  RawDataset d;
+  d.name = u.str();
+  d.source = u.str();
+  for (int* v : {&d.channels, &d.height, &d.width, &d.num_classes}) *v = static_cast<int>(u.u64());
+  d.class_names.resize(u.u64());
+  for (auto& c : d.class_names) c = u.str();
+  for (auto* v : {&d.mean, &d.std}) {
+    v->resize(u.u64());
+    for (double& x : *v) x = u.f64();
+  }
+  for (RawSplit* s : {&d.train, &d.test}) {
+    size_t n;
+    const char* p = u.bytes(n);
+    s->pixels.assign(reinterpret_cast<const uint8_t*>(p), reinterpret_cast<const uint8_t*>(p) + n);
+    p = u.bytes(n);
+    ST_INVARIANT(n % sizeof(int32_t) == 0);
+    s->labels.resize(n / sizeof(int32_t));
+    if (n) std::memcpy(s->labels.data(), p, n);
+  }
+  ST_INVARIANT(u.done());
+  return d;
+}
+
 }  // namespace
 
 RawDataset load_h5_dataset_raw(const std::string& path, const LoadOptions& opt) {
-  // An HDF5 file from elsewhere is untrusted: read it once in a child process, so a crash of the
-  // HDF5 library on a malformed file becomes a message (h5.h, "Reading files we did not write").
-  h5::check_untrusted(path, [&] { (void)read_h5_dataset(path, opt); });
-  return read_h5_dataset(path, opt);
+  // An HDF5 file from elsewhere is untrusted: only a child process hands it to libhdf5 (which can
+  // crash, hang or corrupt its heap on a malformed file); we get the dataset back as plain bytes
+  // (h5.h, "Reading files we did not write"). Without isolation (fuzzing) it is read in-process.
+  if (!h5::untrusted_isolation()) return read_h5_dataset(path, opt);
+  RawDataset d = unpack(h5::read_in_child(path, [&] { return pack(read_h5_dataset(path, opt)); }));
+  d.validate();
+  return d;
 }
 
 Dataset load_h5_dataset(const std::string& path, const LoadOptions& opt) {

@@ -52,8 +52,9 @@ for t in "${targets[@]}"; do
       -print_final_stats=1 -artifact_prefix="$artifacts" "${extra[@]}" "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)
-  [ -z "$execs" ] && execs=$(grep -Eo '#[0-9]+' "$log" | tail -1 | tr -d '#')
+  execs=$( (grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" || true) | grep -Eo '[0-9]+$' | tail -1 || true)
+  # Fork mode prints no final stats: its last "#N" status line counts the executions.
+  [ -z "$execs" ] && execs=$( (grep -Eo '^#[0-9]+' "$log" || true) | tail -1 | tr -d '#')
   found=$(find "$artifacts" -type f | wc -l)
   summary+=("$(printf '%-20s exit %-3s executions %-10s artifacts %s' "$t" "$rc" "${execs:-?}" "$found")")
 done

@@ -842,76 +842,91 @@ void set_untrusted_isolation(bool on) { g_isolation = on; }
 void set_untrusted_time_limit(unsigned seconds) { g_time_limit = seconds; }
 bool untrusted_isolation() { return g_isolation; }
 
-void check_untrusted(const std::string& path, const std::function<void()>& read) {
-  if (!g_isolation) return;
+std::string read_in_child(const std::string& path, const std::function<std::string()>& read) {
+  if (!g_isolation) return read();
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return;  // no process to spare: read in-process
-  std::fflush(nullptr);                       // nothing buffered is written twice
+  if (::pipe2(fds, O_CLOEXEC) != 0) return read();  // no descriptors to spare: read in-process
+  std::fflush(nullptr);                              // nothing buffered is written twice
   const pid_t pid = ::fork();
   if (pid < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
-    return;
+    return read();
   }
   if (pid == 0) {
-    // The child: read, report one message, leave without running atexit handlers or flushing the
-    // parent's buffers. Ctrl-C and SIGTERM simply end it (the parent removes its own temporaries).
+    // The child: read, send one status byte and the payload (the bytes or the message), leave
+    // without running atexit handlers or flushing the parent's buffers (nor its HDF5 files). Ctrl-C
+    // and SIGTERM simply end it (the parent removes its own temporaries).
     ::close(fds[0]);
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::alarm(child_time_limit(path));
-    int code = 0;
-    std::string msg;
+    char status = 'E';
+    std::string payload;
     try {
-      read();
+      payload = read();
+      status = 'O';
     } catch (const UserError& e) {
-      code = 2, msg = e.what();
+      payload = e.what();
     } catch (const std::bad_alloc&) {
-      code = 3;
+      status = 'M';
     } catch (const std::exception& e) {
-      code = 4, msg = e.what();
+      status = 'X', payload = e.what();
     } catch (...) {
-      code = 4;
+      status = 'X';
     }
-    for (size_t off = 0; off < msg.size();) {
-      const ssize_t w = ::write(fds[1], msg.data() + off, msg.size() - off);
-      if (w <= 0) break;
-      off += static_cast<size_t>(w);
-    }
-    ::_exit(code);
+    auto send = [&](const char* p, size_t n) {
+      for (size_t off = 0; off < n;) {
+        const ssize_t w = ::write(fds[1], p + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ::_exit(5);
+        off += static_cast<size_t>(w);
+      }
+    };
+    send(&status, 1);
+    send(payload.data(), payload.size());
+    ::_exit(0);
   }
   ::close(fds[1]);
-  std::string msg;
-  char buf[4096];
+  std::string got;
+  bool too_much = false;
+  char buf[1 << 16];
   while (true) {
     const ssize_t r = ::read(fds[0], buf, sizeof buf);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
-    if (msg.size() < (1u << 16)) msg.append(buf, static_cast<size_t>(r));
+    if (got.size() + static_cast<size_t>(r) > (size_t{1} << 34)) {  // more than any reader sends
+      too_much = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(r));
   }
   ::close(fds[0]);
+  if (too_much) ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   const std::string p = io::printable(path, 4096);
-  if (WIFEXITED(status)) {
-    switch (WEXITSTATUS(status)) {
-      case 0: return;
-      case 2: throw UserError(msg);
-      case 3: throw UserError(fmt::format("{}: reading it would need more memory than there is", p));
-      case 4:
-        throw UserError(fmt::format("{}: cannot be read ({})", p, msg.empty() ? "unexpected failure" : msg));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !got.empty() && !too_much) {
+    const char kind = got[0];
+    got.erase(0, 1);
+    switch (kind) {
+      case 'O': return got;
+      case 'E': throw UserError(got);
+      case 'M': throw UserError(fmt::format("{}: reading it would need more memory than there is", p));
       default:
-        throw UserError(fmt::format("{}: reading it failed (checker exit status {}): a malformed HDF5 file?",
-                                    p, WEXITSTATUS(status)));
+        throw UserError(fmt::format("{}: cannot be read ({})", p, got.empty() ? "unexpected failure" : got));
     }
   }
   const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   if (sig == SIGALRM)
     throw UserError(fmt::format("{}: reading it did not finish in {} s (a malformed HDF5 file?)", p,
                                 child_time_limit(path)));
-  throw UserError(fmt::format("{}: the HDF5 library crashed reading it ({}): a malformed or hostile "
-                              "HDF5 file", p, sig ? ::strsignal(sig) : "unknown cause"));
+  if (sig)
+    throw UserError(fmt::format("{}: the HDF5 library crashed reading it ({}): a malformed or hostile "
+                                "HDF5 file", p, ::strsignal(sig)));
+  throw UserError(fmt::format("{}: reading it failed (the reading process ended with status {}): a "
+                              "malformed HDF5 file?", p, WIFEXITED(status) ? WEXITSTATUS(status) : -1));
 }
 
 }  // namespace st::h5

@@ -23,10 +23,11 @@
 //   deflate limit) -- a small file cannot make us allocate gigabytes or read fill values for ever.
 //   Only hard links are followed (no soft or external links into other files). Attribute and
 //   string sizes are bounded before they are read.
-// - Malformed metadata can crash libhdf5 1.10 itself (inside H5Fopen / H5Dopen, before any check
-//   of ours can run). A reader of untrusted files therefore first runs its whole read in a child
-//   process (check_untrusted below); a crash or hang there becomes a UserError naming the file, and
-//   the parent reads the file only after the child read it cleanly.
+// - Malformed metadata can crash, hang or silently corrupt the heap of libhdf5 1.10 itself (inside
+//   H5Fopen, H5Lexists, H5Aread of a variable-length string, before any check of ours can run). So
+//   a reader of untrusted files parses them only in a child process (read_in_child below) and gets
+//   back plain bytes it validates again; the parent never hands such a file to the library. A
+//   crash, hang or memory exhaustion in the child becomes a UserError naming the file.
 #include <hdf5.h>
 
 #include <cstdint>
@@ -88,13 +89,12 @@ struct TypeInfo {
   bool is_signed = false;  // integers only
 };
 
-// Runs `read` (which opens `path` and reads what the caller is about to read) in a child process
-// first. Returns when it finished cleanly; throws the child's UserError as is; a child killed by a
-// signal (libhdf5 crashing on a malformed file), out of memory or over its time limit becomes a
-// UserError naming `path`. With isolation off (set_untrusted_isolation(false): fuzz targets, which
-// must see the crash) or when no process can be started, it does nothing and the caller reads
-// in-process.
-void check_untrusted(const std::string& path, const std::function<void()>& read);
+// Runs `read` (which opens `path`, reads it and serializes what it read) in a child process and
+// returns its bytes. The child's UserError is thrown again as is; a child killed by a signal
+// (libhdf5 crashing on a malformed file), out of memory or over its time limit becomes a UserError
+// naming `path`. With isolation off (set_untrusted_isolation(false): fuzz targets, which must see
+// the crash) or when no process can be started, `read` runs in-process.
+std::string read_in_child(const std::string& path, const std::function<std::string()>& read);
 void set_untrusted_isolation(bool on);
 bool untrusted_isolation();
 // Seconds the child may take; 0 (the default) means 60 s plus 1 s per MiB of the file.

@@ -4,6 +4,7 @@
 // itself is used by scripts/fuzz.sh.
 //
 //   fuzz_idx tests/fuzz/corpus/idx [--runs 2000] [--seed 1] [--only K [--save FILE]] [--max-seconds 60]
+//            [--once DIR|FILE]...   (run these inputs too, without mutating them)
 //
 // A finding ends the run with a non-zero exit: a crash or sanitizer report (the signal handler
 // names the input), or an exception other than st::UserError escaping the target (LLVMFuzzerTestOneInput
@@ -45,7 +46,7 @@ std::string g_dump_path;
 pid_t g_main_pid = 0;
 
 void on_fatal(int sig) {
-  // A reader may run part of its work in a child process (h5::check_untrusted); that child's crash
+  // A reader may run part of its work in a child process (h5::read_in_child); that child's crash
   // is the reader's to report, the run goes on.
   const char head_child[] = "\nreplay: a child process crashed while running ";
   const char head_main[] = "\nreplay: crash while running ";
@@ -168,6 +169,22 @@ int main(int argc, char** argv) {
   double max_seconds = 0;
   std::string save;  // with --only: write that input to this file too
   std::vector<fs::path> files;
+  size_t mutable_files = 0;  // files[0, mutable_files) are mutated, the rest (--once) only run
+  std::vector<std::string> once;
+  auto add = [&](const std::string& a) {
+    if (fs::is_directory(a)) {
+      std::vector<fs::path> v;
+      for (const auto& e : fs::directory_iterator(a))
+        if (e.is_regular_file()) v.push_back(e.path());
+      std::sort(v.begin(), v.end());
+      files.insert(files.end(), v.begin(), v.end());
+    } else if (fs::is_regular_file(a)) {
+      files.emplace_back(a);
+    } else {
+      std::fprintf(stderr, "replay: no such corpus file or directory: %s\n", a.c_str());
+      std::exit(2);
+    }
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] {
@@ -182,20 +199,12 @@ int main(int argc, char** argv) {
     else if (a == "--only") only = std::stol(value());
     else if (a == "--max-seconds") max_seconds = std::stod(value());
     else if (a == "--save") save = value();
-    else if (fs::is_directory(a)) {
-      std::vector<fs::path> v;
-      for (const auto& e : fs::directory_iterator(a))
-        if (e.is_regular_file()) v.push_back(e.path());
-      std::sort(v.begin(), v.end());
-      files.insert(files.end(), v.begin(), v.end());
-    } else if (fs::is_regular_file(a)) {
-      files.emplace_back(a);
-    } else {
-      std::fprintf(stderr, "replay: no such corpus file or directory: %s\n", a.c_str());
-      return 2;
-    }
+    else if (a == "--once") once.push_back(value());
+    else add(a);
   }
-  if (files.empty()) {
+  mutable_files = files.size();
+  for (const auto& o : once) add(o);
+  if (mutable_files == 0) {
     std::fprintf(stderr, "usage: %s CORPUS_DIR|FILE... [--runs N] [--seed S] [--only K] [--max-seconds T]\n"
                          "  K: -1 - i runs corpus file i alone, K >= 0 runs mutation K alone\n", argv[0]);
     return 2;
@@ -250,7 +259,7 @@ int main(int argc, char** argv) {
       break;
     }
     Rng r{seed * 0x100000001b3ull + static_cast<uint64_t>(k)};
-    const size_t base = static_cast<size_t>(k) % corpus.size();
+    const size_t base = static_cast<size_t>(k) % mutable_files;
     Bytes b = corpus[base];
     const size_t steps = 1 + r.below(4);
     for (size_t s = 0; s < steps; ++s) mutate_once(b, r);
