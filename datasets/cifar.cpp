@@ -24,7 +24,9 @@ const std::vector<double> kCifarStd = {0.2470, 0.2435, 0.2616};
 
 void read_cifar_batch(const std::string& path, RawSplit& split) {
   // read_file_maybe_gz also accepts a gzip-compressed batch; the binaries are normally plain.
-  std::vector<uint8_t> bytes = read_file_maybe_gz(path);
+  // A real batch is 10000 records (30 MB); 2^30 bytes leaves room for larger custom batches and
+  // stops a gzip bomb early.
+  std::vector<uint8_t> bytes = read_file_maybe_gz(path, size_t{1} << 30);
   if (bytes.empty()) throw UserError(fmt::format("{}: empty CIFAR-10 batch file", path));
   if (bytes.size() % kCifarRecordBytes != 0)
     throw UserError(fmt::format("{}: wrong size: {} bytes is not a whole number of {}-byte records "
@@ -69,12 +71,20 @@ RawDataset load_cifar10_raw(const std::string& dir, const LoadOptions& opt) {
   std::vector<std::string> train_files;
   for (int b = 1; b <= 5; ++b) train_files.push_back(need(fmt::format("data_batch_{}.bin", b)));
   const std::string test_file = need("test_batch.bin");
+  // The whole dataset is held in memory (and as fp32, 4x, once normalized): at most 2^31 pixel bytes.
+  auto check_total = [&] {
+    if (d.train.pixels.size() + d.test.pixels.size() > (size_t{1} << 31))
+      throw UserError(fmt::format("{}: the batches hold more than {} images, the most this build loads",
+                                  d.source, (int64_t{1} << 31) / (kCifarRecordBytes - 1)));
+  };
   for (const auto& f : train_files) {
     // Stop reading once the requested train subset is complete.
     if (opt.limit_train >= 0 && d.train.size() >= opt.limit_train) break;
     read_cifar_batch(f, d.train);
+    check_total();
   }
   read_cifar_batch(test_file, d.test);
+  check_total();
   d.truncate(opt.limit_train, opt.limit_test);
   d.validate();
   return d;

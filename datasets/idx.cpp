@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,53 +20,129 @@ namespace {
 // Largest decompressed file we accept: guards against a corrupt or hostile header/stream.
 constexpr size_t kMaxFileBytes = size_t{1} << 31;
 constexpr uint8_t kIdxUbyte = 0x08;
+// Deflate cannot expand data by more than 1032:1 (RFC 1951: a 258-byte match per 2 bits at best);
+// with the gzip framing, no gzip file of n bytes holds more than this many decompressed bytes.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+// IDX images larger than this per side are not images (the cost of a training step grows with it).
+constexpr int64_t kMaxImageSide = int64_t{1} << 14;
 
 struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
-std::vector<uint8_t> read_plain(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw UserError(fmt::format("{}: cannot open file", path));
-  std::vector<uint8_t> out;
-  uint8_t buf[1 << 16];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
-    out.insert(out.end(), buf, buf + got);
-    if (out.size() > kMaxFileBytes) throw UserError(fmt::format("{}: file too large", path));
+// A whole file, plain or gzip (detected by its magic bytes 1f 8b), read as one stream of bytes.
+// Nothing is allocated beyond what the caller asks for: a gzip bomb or a header that declares
+// more data than the file can hold is stopped before the memory is spent.
+class ByteStream {
+ public:
+  ByteStream(const std::string& path) : path_(path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw UserError(fmt::format("{}: file not found", path));
+    f_.reset(std::fopen(path.c_str(), "rb"));
+    if (!f_) throw UserError(fmt::format("{}: cannot open file", path));
+    struct stat st {};
+    if (::fstat(::fileno(f_.get()), &st) != 0 || !S_ISREG(st.st_mode))
+      throw UserError(fmt::format("{}: not a regular file", path));
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ > kMaxFileBytes)
+      throw UserError(fmt::format("{}: file too large ({} bytes, at most {})", path, size_, kMaxFileBytes));
+    uint8_t magic[2];
+    const size_t got = std::fread(magic, 1, 2, f_.get());
+    gzip_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    std::rewind(f_.get());
+    if (gzip_) {
+      in_ = read_all();
+      if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK)
+        throw UserError(fmt::format("{}: cannot initialize zlib", path));
+      z_open_ = true;
+      z_.next_in = in_.data();
+      z_.avail_in = static_cast<uInt>(in_.size());
+    }
   }
-  if (std::ferror(f.get())) throw UserError(fmt::format("{}: read error", path));
-  return out;
+  ~ByteStream() {
+    if (z_open_) inflateEnd(&z_);
+  }
+  ByteStream(const ByteStream&) = delete;
+  ByteStream& operator=(const ByteStream&) = delete;
+
+  bool gzip() const { return gzip_; }
+  uint64_t file_size() const { return size_; }
+  uint64_t consumed() const { return consumed_; }
+  // The most decompressed bytes the file can hold.
+  uint64_t max_bytes() const {
+    return gzip_ ? std::min<uint64_t>(kMaxFileBytes, size_ * kMaxDeflateRatio) : size_;
+  }
+
+  // Reads up to n bytes; fewer only at the end of the data.
+  size_t read(uint8_t* out, size_t n) {
+    size_t got = gzip_ ? inflate_into(out, n) : read_plain(out, n);
+    consumed_ += got;
+    return got;
+  }
+
+ private:
+  size_t read_plain(uint8_t* out, size_t n) {
+    const size_t got = std::fread(out, 1, n, f_.get());
+    if (got < n && std::ferror(f_.get())) throw UserError(fmt::format("{}: read error", path_));
+    return got;
+  }
+  std::vector<uint8_t> read_all() {
+    std::vector<uint8_t> b(size_);
+    if (read_plain(b.data(), b.size()) != b.size())
+      throw UserError(fmt::format("{}: file changed while being read", path_));
+    return b;
+  }
+  // Inflates a complete gzip stream (possibly several concatenated members, as gzip allows).
+  size_t inflate_into(uint8_t* out, size_t n) {
+    size_t done = 0;
+    while (done < n && !ended_) {
+      z_.next_out = out + done;
+      z_.avail_out = static_cast<uInt>(std::min<size_t>(n - done, size_t{1} << 30));
+      const uInt before = z_.avail_out;
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      done += before - z_.avail_out;
+      if (rc == Z_STREAM_END) {
+        if (z_.avail_in == 0) {
+          ended_ = true;
+          break;
+        }
+        inflateReset(&z_);  // another gzip member follows
+        continue;
+      }
+      if (rc == Z_BUF_ERROR || (rc == Z_OK && z_.avail_in == 0 && z_.avail_out != 0))
+        throw UserError(fmt::format("{}: truncated gzip stream (ends after {} decompressed bytes)",
+                                    path_, consumed_ + done));
+      if (rc != Z_OK)
+        throw UserError(fmt::format("{}: corrupt gzip data ({})", path_, z_.msg ? z_.msg : "zlib error"));
+    }
+    return done;
+  }
+
+  std::string path_;
+  std::unique_ptr<std::FILE, FileCloser> f_;
+  uint64_t size_ = 0, consumed_ = 0;
+  bool gzip_ = false, ended_ = false, z_open_ = false;
+  std::vector<uint8_t> in_;
+  z_stream z_{};
+};
+
+// Reads exactly n bytes or reports how many the stream held.
+size_t read_fully(ByteStream& s, uint8_t* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const size_t k = s.read(out + got, n - got);
+    if (k == 0) break;
+    got += k;
+  }
+  return got;
 }
 
-// Inflates a complete gzip stream (possibly several concatenated members, as gzip allows).
-std::vector<uint8_t> gunzip(const std::string& path, const std::vector<uint8_t>& in) {
-  std::vector<uint8_t> out;
-  z_stream z{};
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-    throw UserError(fmt::format("{}: cannot initialize zlib", path));
-  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&z, inflateEnd);
-  z.next_in = const_cast<Bytef*>(in.data());
-  z.avail_in = static_cast<uInt>(in.size());
+// Bytes left in the stream (read and dropped, in small pieces).
+uint64_t drain(ByteStream& s) {
+  uint64_t n = 0;
   uint8_t buf[1 << 16];
-  while (true) {
-    z.next_out = buf;
-    z.avail_out = sizeof buf;
-    const int rc = inflate(&z, Z_NO_FLUSH);
-    out.insert(out.end(), buf, buf + (sizeof buf - z.avail_out));
-    if (out.size() > kMaxFileBytes) throw UserError(fmt::format("{}: decompressed data too large", path));
-    if (rc == Z_STREAM_END) {
-      if (z.avail_in == 0) break;
-      inflateReset(&z);  // another gzip member follows
-      continue;
-    }
-    if (rc == Z_BUF_ERROR || (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0))
-      throw UserError(fmt::format("{}: truncated gzip stream (ends after {} decompressed bytes)",
-                                  path, out.size()));
-    if (rc != Z_OK)
-      throw UserError(fmt::format("{}: corrupt gzip data ({})", path, z.msg ? z.msg : "zlib error"));
-  }
-  return out;
+  while (size_t k = s.read(buf, sizeof buf)) n += k;
+  return n;
 }
 
 uint32_t be32(const uint8_t* p) {
@@ -97,53 +176,70 @@ constexpr double kFashionStd = 0.35302424451492259;
 
 }  // namespace
 
-std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw UserError(fmt::format("{}: file not found", path));
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw UserError(fmt::format("{}: not a regular file", path));
-  std::vector<uint8_t> raw = read_plain(path);
-  if (raw.size() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) return gunzip(path, raw);
-  return raw;
+std::vector<uint8_t> read_file_maybe_gz(const std::string& path, size_t max_bytes) {
+  max_bytes = std::min(max_bytes, kMaxFileBytes);
+  ByteStream s(path);
+  std::vector<uint8_t> out;
+  uint8_t buf[1 << 16];
+  while (size_t k = s.read(buf, sizeof buf)) {
+    if (out.size() + k > max_bytes)
+      throw UserError(fmt::format("{}: decompressed data too large (more than {} bytes)", path, max_bytes));
+    out.insert(out.end(), buf, buf + k);
+  }
+  return out;
 }
 
 IdxArray read_idx(const std::string& path, int want_rank) {
-  std::vector<uint8_t> bytes = read_file_maybe_gz(path);
-  if (bytes.size() < 4)
+  ByteStream s(path);
+  uint8_t magic[4];
+  const size_t got_magic = read_fully(s, magic, 4);
+  if (got_magic < 4)
     throw UserError(fmt::format("{}: truncated IDX file ({} bytes, the header alone needs at least 4)",
-                                path, bytes.size()));
-  if (bytes[0] != 0 || bytes[1] != 0 || bytes[3] == 0)
+                                path, got_magic));
+  if (magic[0] != 0 || magic[1] != 0 || magic[3] == 0)
     throw UserError(fmt::format("{}: not an IDX file (magic bytes {:02x} {:02x} {:02x} {:02x})", path,
-                                bytes[0], bytes[1], bytes[2], bytes[3]));
-  if (bytes[2] != kIdxUbyte)
+                                magic[0], magic[1], magic[2], magic[3]));
+  if (magic[2] != kIdxUbyte)
     throw UserError(fmt::format("{}: unsupported IDX element type 0x{:02x} (only unsigned byte 0x08)",
-                                path, bytes[2]));
-  const int rank = bytes[3];
+                                path, magic[2]));
+  const int rank = magic[3];
   if (want_rank && rank != want_rank)
     throw UserError(fmt::format("{}: wrong magic: IDX file has {} dimensions, expected {} "
                                 "(magic 00 00 08 {:02x}, expected 00 00 08 {:02x})",
                                 path, rank, want_rank, rank, want_rank));
   const size_t header = 4 + 4 * static_cast<size_t>(rank);
-  if (bytes.size() < header)
-    throw UserError(fmt::format("{}: truncated IDX header ({} bytes, needs {})", path, bytes.size(),
-                                header));
+  std::vector<uint8_t> dims_bytes(4 * static_cast<size_t>(rank));
+  const size_t got_dims = read_fully(s, dims_bytes.data(), dims_bytes.size());
+  if (got_dims < dims_bytes.size())
+    throw UserError(fmt::format("{}: truncated IDX header ({} bytes, needs {})", path, 4 + got_dims, header));
   IdxArray a;
   uint64_t count = 1;
   for (int i = 0; i < rank; ++i) {
-    a.dims.push_back(be32(bytes.data() + 4 + 4 * i));
-    count *= static_cast<uint64_t>(a.dims.back());
+    a.dims.push_back(be32(dims_bytes.data() + 4 * i));
+    count *= static_cast<uint64_t>(a.dims.back());  // <= 2^31 * 2^32: no overflow
     if (count > kMaxFileBytes)
-      throw UserError(fmt::format("{}: IDX header dimensions too large", path));
+      throw UserError(fmt::format("{}: IDX header dimensions {}... declare more than {} data bytes",
+                                  path, dims_str(a.dims), kMaxFileBytes));
   }
-  const size_t have = bytes.size() - header;
+  // Before allocating: the header must not declare more than the file can hold.
+  const uint64_t can_hold = s.max_bytes() >= header ? s.max_bytes() - header : 0;
+  if (count > can_hold) {
+    if (!s.gzip())
+      throw UserError(fmt::format("{}: truncated: header says {} = {} data bytes but the file holds {}",
+                                  path, dims_str(a.dims), count, can_hold));
+    throw UserError(fmt::format("{}: truncated: header says {} = {} data bytes but a gzip file of {} "
+                                "bytes cannot hold more than {}",
+                                path, dims_str(a.dims), count, s.file_size(), can_hold));
+  }
+  a.data.resize(count);
+  const size_t have = read_fully(s, a.data.data(), a.data.size());
   if (have < count)
     throw UserError(fmt::format("{}: truncated: header says {} = {} data bytes but the file holds {}",
                                 path, dims_str(a.dims), count, have));
-  if (have > count)
+  if (const uint64_t extra = drain(s))
     throw UserError(fmt::format("{}: wrong size: header says {} = {} data bytes but the file holds {} "
                                 "({} extra)",
-                                path, dims_str(a.dims), count, have, have - count));
-  a.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
+                                path, dims_str(a.dims), count, count + extra, extra));
   return a;
 }
 
@@ -184,6 +280,12 @@ RawDataset load_fashion_mnist_raw(const std::string& dir, const LoadOptions& opt
     const std::string lpath = find_file(dir, prefix + "-labels-idx1-ubyte");
     IdxArray images = read_idx(ipath, 3);
     IdxArray labels = read_idx(lpath, 1);
+    if (images.dims[0] == 0)
+      throw UserError(fmt::format("{}: holds no images (a dataset split needs at least one)", ipath));
+    for (int i = 1; i <= 2; ++i)
+      if (images.dims[i] < 1 || images.dims[i] > kMaxImageSide)
+        throw UserError(fmt::format("{}: images of {}x{} pixels (each side must be in 1..{})", ipath,
+                                    images.dims[1], images.dims[2], kMaxImageSide));
     if (images.dims[0] != labels.dims[0])
       throw UserError(fmt::format("{}: holds {} labels but {} holds {} images", lpath,
                                   labels.dims[0], ipath, images.dims[0]));

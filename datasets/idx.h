@@ -18,11 +18,13 @@ struct IdxArray {
 };
 
 // Reads a whole file; gzip is detected by its magic bytes (1f 8b), anything else is read as is.
-// Truncated, oversized or corrupt files throw UserError naming the file and the problem.
-std::vector<uint8_t> read_file_maybe_gz(const std::string& path);
+// Truncated, oversized (more than `max_bytes` decompressed, at most 2 GiB) or corrupt files throw
+// UserError naming the file and the problem; a gzip bomb stops at `max_bytes`.
+std::vector<uint8_t> read_file_maybe_gz(const std::string& path, size_t max_bytes = size_t{1} << 31);
 
 // Parses an IDX file with `want_rank` dimensions (0: any). Throws UserError naming `path` on a
 // wrong magic, an unsupported element type, a wrong rank or a size that disagrees with the header.
+// The declared size is checked against what the file can hold before anything is allocated.
 IdxArray read_idx(const std::string& path, int want_rank = 0);
 
 // Writes an uncompressed or gzip-compressed ubyte IDX file (test fixtures, tools).

@@ -12,6 +12,7 @@
 
 #include "datasets/h5dataset.h"
 #include "datasets/idx.h"
+#include "tests/util/cli_run.h"
 #include "tests/util/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -77,7 +78,7 @@ TEST_F(DatasetCli, ConvertFashionFixtureThenInfo) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("5 train + 5 test images of 1x28x28, 10 classes"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(out));
-  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_EQ(st::test::dir_entries(t.path), (std::vector<std::string>{"fm", "fm.h5"}));  // no temporary left
   RawDataset d = load_h5_dataset_raw(out);
   EXPECT_EQ(d.train.size(), 5);
   EXPECT_EQ(d.test.size(), 5);
@@ -126,7 +127,7 @@ TEST_F(DatasetCli, BadInputsExitTwoWithOneLineAndNoOutput) {
       << r.out;
   EXPECT_EQ(count_lines(r.out), 1) << r.out;
   EXPECT_EQ(fs::file_size(out), before);
-  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_EQ(st::test::dir_entries(t.path), (std::vector<std::string>{"fm", "keep.h5"}));
 
   // Wrong size against the header (plain IDX, one byte missing).
   fs::remove(images);
@@ -135,8 +136,7 @@ TEST_F(DatasetCli, BadInputsExitTwoWithOneLineAndNoOutput) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_EQ(r.out, "systrain: error: " + t / "fm/train-images-idx3-ubyte" +
                        ": truncated: header says (12, 28, 28) = 9408 data bytes but the file holds 9407\n");
-  EXPECT_FALSE(fs::exists(t / "new.h5"));
-  EXPECT_FALSE(fs::exists(t / "new.h5.tmp"));
+  EXPECT_EQ(st::test::dir_entries(t.path), (std::vector<std::string>{"fm", "keep.h5"}));  // no new.h5, no temporary
 
   // Missing directory, unknown source, wrong extension, bad limit, unwritable output, bad info file.
   const std::vector<std::pair<std::string, std::string>> cases = {

@@ -9,6 +9,7 @@
 #include "datasets/h5dataset.h"
 #include "src/cli/command.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
 
 namespace st::cli {
 namespace {
@@ -39,6 +40,7 @@ int run_convert(const DatasetArgs& a) {
   std::error_code ec;
   if (!out_dir.empty() && !std::filesystem::is_directory(out_dir, ec))
     throw UserError(fmt::format("{}: output directory {} does not exist", a.out, out_dir.string()));
+  io::check_output(a.out, "--out", io::OutputKind::regular_only);
   auto t0 = std::chrono::steady_clock::now();
   data::RawDataset d = data::load_raw(a.from, a.dir, {a.limit, a.limit});
   fmt::print("read {} from {}: {} train + {} test images of {}x{}x{}, {} classes ({:.2f} s)\n",
@@ -46,8 +48,9 @@ int run_convert(const DatasetArgs& a) {
              d.num_classes, seconds_since(t0));
   t0 = std::chrono::steady_clock::now();
   data::write_h5_dataset(d, a.out);
-  fmt::print("wrote {} ({:.1f} MB, {:.2f} s)\n", a.out,
-             static_cast<double>(std::filesystem::file_size(a.out)) / 1e6, seconds_since(t0));
+  const auto size = std::filesystem::file_size(a.out, ec);
+  fmt::print("wrote {} ({:.1f} MB, {:.2f} s)\n", a.out, ec ? 0.0 : static_cast<double>(size) / 1e6,
+             seconds_since(t0));
   return 0;
 }
 

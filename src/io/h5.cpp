@@ -4,11 +4,22 @@
 #include "src/io/output_file.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <new>
 #include <system_error>
+
+#include "src/io/untrusted.h"
 
 namespace st::h5 {
 namespace {
@@ -72,6 +83,15 @@ int64_t product(const Dims& d) {
   return n;
 }
 
+// Bounds of what a read may ask for, checked before anything is allocated (see h5.h).
+constexpr int64_t kMaxElements = int64_t{1} << 53;
+constexpr int64_t kMaxCompactBytes = int64_t{64} << 10;   // HDF5's own limit for compact layout
+constexpr int64_t kMaxChunkBytes = int64_t{1} << 28;      // one chunk is decompressed whole
+constexpr uint64_t kMaxDeflateRatio = 1032;               // RFC 1951: deflate expands at most 1032:1
+constexpr int64_t kMaxAttrElements = int64_t{1} << 20;
+constexpr int64_t kMaxStrings = int64_t{1} << 20;
+constexpr size_t kMaxStringWidth = size_t{1} << 20;
+
 template <class T>
 constexpr H5T_class_t class_of() {
   return std::is_floating_point_v<T> ? H5T_FLOAT : H5T_INTEGER;
@@ -114,7 +134,7 @@ File File::create(const std::string& path) {
     throw UserError(fmt::format("{}: cannot create HDF5 file ({})", path,
                                 cause.empty() ? "check the directory exists and is writable" : cause));
   }
-  return File(path, make(id, H5Fclose));
+  return File(path, make(id, H5Fclose), true);
 }
 
 File File::open(const std::string& path, Mode mode) {
@@ -130,7 +150,7 @@ File File::open(const std::string& path, Mode mode) {
     throw UserError(fmt::format("{}: not a readable HDF5 file ({})", path,
                                 cause.empty() ? "unknown cause" : cause));
   }
-  return File(path, make(id, H5Fclose));
+  return File(path, make(id, H5Fclose), mode == Mode::read_write);
 }
 
 void File::fail(const std::string& what) const {
@@ -161,6 +181,12 @@ bool File::exists(const std::string& name) const {
       H5Eclear2(H5E_DEFAULT);
       return false;
     }
+    // Only hard links: a soft link can point anywhere in the file, an external one into any file.
+    H5L_info_t li{};
+    if (H5Lget_info(id(), prefix.c_str(), &li, H5P_DEFAULT) < 0) fail(fmt::format("cannot read link '{}'", prefix));
+    if (li.type != H5L_TYPE_HARD)
+      throw UserError(fmt::format("{}: '{}' is {} link; systrain reads only plain groups and datasets",
+                                  path_, io::printable(prefix), li.type == H5L_TYPE_SOFT ? "a soft" : "an external"));
     if (next == std::string::npos) break;
     pos = next;
   }
@@ -216,7 +242,132 @@ Handle File::create_dataset(const std::string& name, hid_t type, hid_t space, hi
 Dims File::dims(const std::string& dataset) const {
   Handle d = open_dataset(dataset);
   Handle s = make(H5Dget_space(d.get()), H5Sclose);
-  return space_dims(s.get());
+  return checked_dims(s.get(), dataset);
+}
+
+TypeInfo File::type_info(const std::string& dataset) const {
+  Handle d = open_dataset(dataset);
+  Handle t = make(H5Dget_type(d.get()), H5Tclose);
+  if (!t.valid()) fail(fmt::format("cannot read the element type of '{}'", abs_name(dataset)));
+  TypeInfo info;
+  info.cls = H5Tget_class(t.get());
+  info.size = H5Tget_size(t.get());
+  if (info.cls == H5T_INTEGER) info.is_signed = H5Tget_sign(t.get()) == H5T_SGN_2;
+  return info;
+}
+
+Dims File::checked_dims(hid_t space, const std::string& name) const {
+  if (space < 0) fail(fmt::format("cannot read the shape of '{}'", abs_name(name)));
+  if (H5Sget_simple_extent_type(space) == H5S_NULL)
+    throw UserError(fmt::format("{}: '{}' has a null dataspace (no elements, not even a scalar)", path_,
+                                abs_name(name)));
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0 || rank > H5S_MAX_RANK) fail(fmt::format("cannot read the shape of '{}'", abs_name(name)));
+  std::vector<hsize_t> d(static_cast<size_t>(rank));
+  if (rank > 0 && H5Sget_simple_extent_dims(space, d.data(), nullptr) < 0)
+    fail(fmt::format("cannot read the shape of '{}'", abs_name(name)));
+  Dims out;
+  int64_t n = 1;
+  for (hsize_t x : d) {
+    if (x > static_cast<hsize_t>(kMaxElements) || !io::checked_mul(n, static_cast<int64_t>(x), kMaxElements))
+      throw UserError(fmt::format("{}: '{}' declares a shape of more than 2^53 elements", path_, abs_name(name)));
+    n *= static_cast<int64_t>(x);
+    out.push_back(static_cast<int64_t>(x));
+  }
+  return out;
+}
+
+uint64_t File::size_on_disk() const {
+  struct stat st {};
+  uint64_t size = ::stat(path_.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  // A file open for writing may hold data that only HDF5's cache knows about yet. A file opened
+  // read-only is judged by its size on disk alone (its superblock could claim any end address).
+  hsize_t eoa = 0;
+  if (writable_ && H5Fget_filesize(id(), &eoa) >= 0) size = std::max<uint64_t>(size, eoa);
+  return size;
+}
+
+void File::check_stored(hid_t dset, const std::string& name, const Dims& dims, size_t elem_size) const {
+  const std::string n = io::printable(abs_name(name));
+  int64_t elems = 1;
+  for (int64_t x : dims) elems *= x;  // checked_dims bounded the product
+  // Elements of up to 16 bytes (numbers) or kMaxStringWidth (fixed-length strings): < 2^63 in all.
+  if (elem_size == 0 || elem_size > kMaxStringWidth)
+    throw UserError(fmt::format("{}: '{}' has elements of {} bytes", path_, n, elem_size));
+  const auto total = io::checked_mul(elems, static_cast<int64_t>(elem_size));
+  if (!total) throw UserError(fmt::format("{}: '{}' declares more than 2^63 bytes", path_, n));
+  const auto bytes = static_cast<uint64_t>(*total);
+  Handle dcpl = make(H5Dget_create_plist(dset), H5Pclose);
+  if (!dcpl.valid()) fail(fmt::format("cannot read the storage properties of '{}'", n));
+  const int external = H5Pget_external_count(dcpl.get());
+  if (external != 0)
+    throw UserError(fmt::format("{}: '{}' keeps its data in external files; systrain reads only data "
+                                "stored in the file itself", path_, n));
+  if (bytes == 0) return;
+  const uint64_t file_bytes = size_on_disk();
+  switch (H5Pget_layout(dcpl.get())) {
+    case H5D_COMPACT:
+      if (bytes > static_cast<uint64_t>(kMaxCompactBytes))
+        throw UserError(fmt::format("{}: compact dataset '{}' declares {} bytes (compact data holds at "
+                                    "most {})", path_, n, bytes, kMaxCompactBytes));
+      return;
+    case H5D_CONTIGUOUS: {
+      const haddr_t off = H5Dget_offset(dset);
+      const hsize_t stored = H5Dget_storage_size(dset);
+      H5Eclear2(H5E_DEFAULT);
+      if (off == HADDR_UNDEF || stored < bytes)
+        throw UserError(fmt::format("{}: '{}' declares {} bytes of data but stores {} (a damaged or "
+                                    "unfinished file)", path_, n, bytes, off == HADDR_UNDEF ? 0 : stored));
+      if (off > file_bytes || bytes > file_bytes - off)
+        throw UserError(fmt::format("{}: '{}' declares its data at bytes [{}, {}) of a {}-byte file "
+                                    "(truncated or damaged)", path_, n, off, off + bytes, file_bytes));
+      return;
+    }
+    case H5D_CHUNKED: {
+      hsize_t chunk[H5S_MAX_RANK] = {};
+      const int crank = H5Pget_chunk(dcpl.get(), H5S_MAX_RANK, chunk);
+      if (crank != static_cast<int>(dims.size()))
+        throw UserError(fmt::format("{}: '{}' has chunks of rank {} for data of rank {}", path_, n, crank,
+                                    dims.size()));
+      int64_t chunk_bytes = static_cast<int64_t>(elem_size), needed = 1;
+      for (int i = 0; i < crank; ++i) {
+        if (chunk[i] == 0 || chunk[i] > static_cast<hsize_t>(kMaxChunkBytes) ||
+            !io::checked_mul(chunk_bytes, static_cast<int64_t>(chunk[i]), kMaxChunkBytes))
+          throw UserError(fmt::format("{}: '{}' has chunks of more than {} bytes", path_, n, kMaxChunkBytes));
+        chunk_bytes *= static_cast<int64_t>(chunk[i]);
+        const int64_t per_dim = (dims[i] + static_cast<int64_t>(chunk[i]) - 1) / static_cast<int64_t>(chunk[i]);
+        needed *= per_dim;  // <= elems
+      }
+      const int nfilters = H5Pget_nfilters(dcpl.get());
+      if (nfilters < 0) fail(fmt::format("cannot read the filters of '{}'", n));
+      for (int i = 0; i < nfilters; ++i) {
+        unsigned flags = 0, config = 0;
+        size_t nvals = 0;
+        const H5Z_filter_t f = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvals,
+                                              nullptr, 0, nullptr, &config);
+        if (f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32)
+          throw UserError(fmt::format("{}: '{}' uses HDF5 filter {}; systrain reads only deflate, "
+                                      "shuffle and fletcher32", path_, n, static_cast<int>(f)));
+      }
+      hsize_t have = 0;
+      Handle fspace = make(H5Dget_space(dset), H5Sclose);
+      if (H5Dget_num_chunks(dset, fspace.get(), &have) < 0)
+        fail(fmt::format("cannot count the stored chunks of '{}'", n));
+      if (have < static_cast<hsize_t>(needed))
+        throw UserError(fmt::format("{}: '{}' stores {} of its {} chunks (the rest would read as fill "
+                                    "values: a damaged or unfinished file)", path_, n, have, needed));
+      const hsize_t stored = H5Dget_storage_size(dset);
+      H5Eclear2(H5E_DEFAULT);
+      const uint64_t can_hold = nfilters > 0 ? file_bytes * kMaxDeflateRatio : file_bytes;
+      if (stored > file_bytes || bytes > can_hold)
+        throw UserError(fmt::format("{}: '{}' declares {} bytes of data but a {}-byte file cannot hold "
+                                    "them (truncated or damaged)", path_, n, bytes, file_bytes));
+      return;
+    }
+    default:
+      throw UserError(fmt::format("{}: '{}' has a storage layout systrain does not read (virtual "
+                                  "datasets are not supported)", path_, n));
+  }
 }
 
 template <Element T>
@@ -251,7 +402,12 @@ void File::read_raw(const std::string& name, hid_t mem_type, H5T_class_t want, v
                                 abs_name(name), static_cast<int>(H5Tget_class(ftype.get())),
                                 want == H5T_FLOAT ? "float" : "integer"));
   Handle fspace = make(H5Dget_space(d.get()), H5Sclose);
-  Dims dims = space_dims(fspace.get());
+  Dims dims = checked_dims(fspace.get(), name);
+  const size_t elem = H5Tget_size(ftype.get());
+  if (elem == 0 || elem > 16)
+    throw UserError(fmt::format("{}: dataset '{}' has numbers of {} bytes", path_, abs_name(name), elem));
+  // Checked before the caller allocates: the size query is what it allocates from.
+  check_stored(d.get(), name, dims, elem);
   if (dims_out) *dims_out = dims;
   if (!out) return;  // size query only
   Handle mspace;
@@ -376,10 +532,16 @@ std::vector<std::string> File::read_strings(const std::string& name) const {
   if (H5Tget_class(ftype.get()) != H5T_STRING)
     throw UserError(fmt::format("{}: dataset '{}' does not hold strings", path_, abs_name(name)));
   Handle space = make(H5Dget_space(d.get()), H5Sclose);
-  const auto n = static_cast<size_t>(product(space_dims(space.get())));
+  const Dims sd = checked_dims(space.get(), name);
+  const auto n = static_cast<size_t>(product(sd));
   std::vector<std::string> out;
   if (n == 0) return out;
-  if (H5Tis_variable_str(ftype.get()) > 0) {
+  if (n > static_cast<size_t>(kMaxStrings))
+    throw UserError(fmt::format("{}: '{}' holds {} strings (at most {})", path_, abs_name(name), n, kMaxStrings));
+  // A variable-length string is a reference into the global heap; claim one byte each.
+  const bool vlen = H5Tis_variable_str(ftype.get()) > 0;
+  check_stored(d.get(), name, sd, vlen ? 1 : H5Tget_size(ftype.get()));
+  if (vlen) {
     Handle mtype = vlen_string_type();
     std::vector<char*> ptrs(n, nullptr);
     if (H5Dread(d.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
@@ -389,6 +551,9 @@ std::vector<std::string> File::read_strings(const std::string& name) const {
     return out;
   }
   const size_t width = H5Tget_size(ftype.get());
+  if (width == 0 || width > kMaxStringWidth || width * n > (size_t{1} << 28))
+    throw UserError(fmt::format("{}: '{}' holds {} strings of {} bytes each (too large)", path_,
+                                abs_name(name), n, width));
   // Same size and character set as the file; NUL padding so short strings end at their first NUL.
   Handle mtype = make(H5Tcopy(ftype.get()), H5Tclose);
   H5Tset_strpad(mtype.get(), H5T_STR_NULLPAD);
@@ -462,7 +627,10 @@ struct OpenAttr {
   var.attr = make(H5Aopen(var.obj.get(), key.c_str(), H5P_DEFAULT), H5Aclose);                    \
   var.type = make(H5Aget_type(var.attr.get()), H5Tclose);                                         \
   var.space = make(H5Aget_space(var.attr.get()), H5Sclose);                                       \
-  var.n = product(space_dims(var.space.get()));                                                   \
+  var.n = product(checked_dims(var.space.get(), obj + "@" + key));                                \
+  if (var.n > kMaxAttrElements)                                                                   \
+    throw UserError(fmt::format("{}: attribute '{}' of '{}' holds {} values (at most {})", path_,  \
+                                key, abs_name(obj), var.n, kMaxAttrElements));                    \
   if (H5Tget_class(var.type.get()) != (want_class))                                               \
     throw UserError(fmt::format("{}: attribute '{}' of '{}' is not {}", path_, key, abs_name(obj), \
                                 want_desc));
@@ -479,6 +647,8 @@ std::string File::attr_string(const std::string& obj, const std::string& key) co
     return s;
   }
   const size_t width = H5Tget_size(a.type.get());
+  if (width == 0 || width > kMaxStringWidth)
+    throw UserError(fmt::format("{}: attribute '{}' is a string of {} bytes (too large)", path_, key, width));
   std::vector<char> buf(width + 1, '\0');
   if (H5Aread(a.attr.get(), a.type.get(), buf.data()) < 0) fail("cannot read attribute " + key);
   return std::string(buf.data());
@@ -492,7 +662,10 @@ std::vector<double> File::attr_doubles(const std::string& obj, const std::string
   a.attr = make(H5Aopen(a.obj.get(), key.c_str(), H5P_DEFAULT), H5Aclose);
   a.type = make(H5Aget_type(a.attr.get()), H5Tclose);
   a.space = make(H5Aget_space(a.attr.get()), H5Sclose);
-  a.n = product(space_dims(a.space.get()));
+  a.n = product(checked_dims(a.space.get(), obj + "@" + key));
+  if (a.n > kMaxAttrElements)
+    throw UserError(fmt::format("{}: attribute '{}' of '{}' holds {} values (at most {})", path_, key,
+                                abs_name(obj), a.n, kMaxAttrElements));
   H5T_class_t c = H5Tget_class(a.type.get());
   if (c != H5T_FLOAT && c != H5T_INTEGER)
     throw UserError(fmt::format("{}: attribute '{}' of '{}' is not numeric", path_, key, abs_name(obj)));
@@ -645,6 +818,115 @@ void atomic_write(const std::string& path, const std::function<void(File&)>& fil
   AtomicFile f(path);
   fill(f.file());
   f.commit();
+}
+
+}  // namespace st::h5
+
+// ---------------------------------------------------------------------------------------------
+// Reading untrusted files in a child process first (see h5.h)
+
+namespace st::h5 {
+namespace {
+std::atomic<bool> g_isolation{true};
+std::atomic<unsigned> g_time_limit{0};
+// Seconds the child may take: generous, it reads at least tens of MB/s.
+unsigned child_time_limit(const std::string& path) {
+  if (g_time_limit > 0) return g_time_limit;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  return 60 + static_cast<unsigned>(ec ? 0 : std::min<uintmax_t>(size >> 20, 3600));
+}
+}  // namespace
+
+void set_untrusted_isolation(bool on) { g_isolation = on; }
+void set_untrusted_time_limit(unsigned seconds) { g_time_limit = seconds; }
+bool untrusted_isolation() { return g_isolation; }
+
+std::string read_in_child(const std::string& path, const std::function<std::string()>& read) {
+  if (!g_isolation) return read();
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return read();  // no descriptors to spare: read in-process
+  std::fflush(nullptr);                              // nothing buffered is written twice
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return read();
+  }
+  if (pid == 0) {
+    // The child: read, send one status byte and the payload (the bytes or the message), leave
+    // without running atexit handlers or flushing the parent's buffers (nor its HDF5 files). Ctrl-C
+    // and SIGTERM simply end it (the parent removes its own temporaries).
+    ::close(fds[0]);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::alarm(child_time_limit(path));
+    char status = 'E';
+    std::string payload;
+    try {
+      payload = read();
+      status = 'O';
+    } catch (const UserError& e) {
+      payload = e.what();
+    } catch (const std::bad_alloc&) {
+      status = 'M';
+    } catch (const std::exception& e) {
+      status = 'X', payload = e.what();
+    } catch (...) {
+      status = 'X';
+    }
+    auto send = [&](const char* p, size_t n) {
+      for (size_t off = 0; off < n;) {
+        const ssize_t w = ::write(fds[1], p + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ::_exit(5);
+        off += static_cast<size_t>(w);
+      }
+    };
+    send(&status, 1);
+    send(payload.data(), payload.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string got;
+  bool too_much = false;
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t r = ::read(fds[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (got.size() + static_cast<size_t>(r) > (size_t{1} << 34)) {  // more than any reader sends
+      too_much = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(r));
+  }
+  ::close(fds[0]);
+  if (too_much) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const std::string p = io::printable(path, 4096);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !got.empty() && !too_much) {
+    const char kind = got[0];
+    got.erase(0, 1);
+    switch (kind) {
+      case 'O': return got;
+      case 'E': throw UserError(got);
+      case 'M': throw UserError(fmt::format("{}: reading it would need more memory than there is", p));
+      default:
+        throw UserError(fmt::format("{}: cannot be read ({})", p, got.empty() ? "unexpected failure" : got));
+    }
+  }
+  const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  if (sig == SIGALRM)
+    throw UserError(fmt::format("{}: reading it did not finish in {} s (a malformed HDF5 file?)", p,
+                                child_time_limit(path)));
+  if (sig)
+    throw UserError(fmt::format("{}: the HDF5 library crashed reading it ({}): a malformed or hostile "
+                                "HDF5 file", p, ::strsignal(sig)));
+  throw UserError(fmt::format("{}: reading it failed (the reading process ended with status {}): a "
+                              "malformed HDF5 file?", p, WIFEXITED(status) ? WEXITSTATUS(status) : -1));
 }
 
 }  // namespace st::h5

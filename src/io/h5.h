@@ -13,6 +13,21 @@
 //   out.file().set_attr("/", "step", int64_t{1200});
 //   out.commit();                                   // close + rename; the destructor removes the
 //                                                   // temporary if commit() was never reached
+//
+// Reading files we did not write (policy for untrusted HDF5, DESIGN.md "Errors"):
+// - Every read checks the structure before it allocates or reads data: ranks and dims (at most
+//   2^53 elements, no overflow), element class and size, layout (contiguous, chunked or compact;
+//   no external raw-data files, no virtual datasets), filters (deflate, shuffle, fletcher32 only),
+//   chunk sizes, and that the data is really stored: a contiguous dataset's storage lies inside the
+//   file, a chunked one has every chunk allocated and declares at most 1032 x the file size (the
+//   deflate limit) -- a small file cannot make us allocate gigabytes or read fill values for ever.
+//   Only hard links are followed (no soft or external links into other files). Attribute and
+//   string sizes are bounded before they are read.
+// - Malformed metadata can crash, hang or silently corrupt the heap of libhdf5 1.10 itself (inside
+//   H5Fopen, H5Lexists, H5Aread of a variable-length string, before any check of ours can run). So
+//   a reader of untrusted files parses them only in a child process (read_in_child below) and gets
+//   back plain bytes it validates again; the parent never hands such a file to the library. A
+//   crash, hang or memory exhaustion in the child becomes a UserError naming the file.
 #include <hdf5.h>
 
 #include <cstdint>
@@ -67,6 +82,24 @@ concept Element = std::is_same_v<T, float> || std::is_same_v<T, double> ||
 template <Element T>
 hid_t native_type();
 
+// The element type of a dataset as stored in the file.
+struct TypeInfo {
+  H5T_class_t cls = H5T_NO_CLASS;
+  size_t size = 0;       // bytes per element
+  bool is_signed = false;  // integers only
+};
+
+// Runs `read` (which opens `path`, reads it and serializes what it read) in a child process and
+// returns its bytes. The child's UserError is thrown again as is; a child killed by a signal
+// (libhdf5 crashing on a malformed file), out of memory or over its time limit becomes a UserError
+// naming `path`. With isolation off (set_untrusted_isolation(false): fuzz targets, which must see
+// the crash) or when no process can be started, `read` runs in-process.
+std::string read_in_child(const std::string& path, const std::function<std::string()>& read);
+void set_untrusted_isolation(bool on);
+bool untrusted_isolation();
+// Seconds the child may take; 0 (the default) means 60 s plus 1 s per MiB of the file.
+void set_untrusted_time_limit(unsigned seconds);
+
 struct WriteOptions {
   int deflate = 0;          // 0 = no compression, 1..9 = gzip level (chunked along dim 0)
   int64_t chunk_rows = 0;   // rows of dim 0 per chunk when compressing; 0 = about 1 MiB per chunk
@@ -91,6 +124,7 @@ class File {
   bool exists(const std::string& name) const;  // group or dataset; false for a missing parent too
   void create_group(const std::string& name);  // with parents; no-op if it exists
   Dims dims(const std::string& dataset) const;
+  TypeInfo type_info(const std::string& dataset) const;
   std::vector<std::string> list(const std::string& group) const;  // member names, sorted
 
   // --- numeric datasets of any rank (row-major, like numpy) ---
@@ -152,18 +186,24 @@ class File {
   int64_t append_row(const std::string& name, const std::vector<T>& row);
 
  private:
-  File(std::string path, Handle h) : path_(std::move(path)), file_(std::move(h)) {}
+  File(std::string path, Handle h, bool writable)
+      : path_(std::move(path)), file_(std::move(h)), writable_(writable) {}
   [[noreturn]] void fail(const std::string& what) const;
   Handle open_object(const std::string& name) const;
   Handle open_dataset(const std::string& name) const;
   Handle create_dataset(const std::string& name, hid_t type, hid_t space, hid_t dcpl) const;
   void read_raw(const std::string& name, hid_t mem_type, H5T_class_t want, void* out, Dims* dims,
                 const int64_t* rows) const;
+  Dims checked_dims(hid_t space, const std::string& name) const;
+  // The structure checks above, for a dataset about to be read whole or in part.
+  void check_stored(hid_t dset, const std::string& name, const Dims& dims, size_t elem_size) const;
+  uint64_t size_on_disk() const;
   void write_attr_raw(const std::string& obj, const std::string& key, hid_t type, hid_t space,
                       const void* data);
 
   std::string path_;
   Handle file_;
+  bool writable_ = false;
 };
 
 // Writes `path` atomically: the File is created as a unique temporary beside it; commit() closes it and renames it

@@ -13,6 +13,7 @@
 
 #include "src/cost/cost_model.h"
 #include "src/error.h"
+#include "src/io/untrusted.h"
 
 namespace st {
 
@@ -20,6 +21,13 @@ namespace {
 
 constexpr double kCalcWordsPerCycle = 1e9;  // CALC: an interface that never stalls
 constexpr int kMaxDim = 1 << 16;
+constexpr int64_t kMaxLayerDim = int64_t{1} << 24;  // any one topology value
+// Work bound of one layer: MACs and the words of every operand stay below 2^53, so they are exact
+// in a double and leave int64 a margin of 2^10 for cycle and byte counts.
+constexpr int64_t kMaxLayerWork = int64_t{1} << 53;
+constexpr uint64_t kMaxConfigBytes = 1 << 20;
+constexpr uint64_t kMaxTopologyBytes = 64 << 20;
+constexpr size_t kMaxNameBytes = 256;
 
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();
@@ -31,15 +39,7 @@ std::string lower(std::string s) {
   for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
-std::string read_file(const std::string& path, std::string_view what) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw UserError(fmt::format("SCALE-Sim {} '{}': no such file", what, path));
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream b;
-  b << in.rdbuf();
-  return b.str();
-}
+std::string shown(std::string_view s) { return io::printable(s); }
 std::optional<int64_t> to_int(const std::string& s) {
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -68,22 +68,35 @@ ScaleSimConfig parse_scalesim_config(std::string_view text, std::string_view sou
   std::istringstream in{std::string(text)};
   std::string raw;
   int line = 0;
+  std::map<std::string, int> section_line;
   auto fail = [&](int ln, const std::string& what) -> void {
-    throw UserError(fmt::format("SCALE-Sim config {} line {}: {}", source, ln, what));
+    throw UserError(fmt::format("SCALE-Sim config {} line {}: {}", shown(source), ln, what));
   };
   while (std::getline(in, raw)) {
     ++line;
     const std::string l = trim(raw);
     if (l.empty() || l[0] == '#' || l[0] == ';') continue;
+    if (auto bad = io::text_problem(l, 4096)) fail(line, fmt::format("the line {}: '{}'", *bad, shown(l)));
     if (l.front() == '[') {
-      if (l.back() != ']') fail(line, fmt::format("malformed section header '{}'", l));
+      if (l.back() != ']') fail(line, fmt::format("malformed section header '{}'", shown(l)));
       section = lower(trim(std::string_view(l).substr(1, l.size() - 2)));
+      if (section.empty()) fail(line, "empty section name '[]'");
+      // configparser (strict, its default) refuses a section given twice.
+      if (auto [it, fresh] = section_line.emplace(section, line); !fresh)
+        fail(line, fmt::format("section [{}] already given on line {}", shown(section), it->second));
+      ini[section];
       continue;
     }
     const size_t eq = l.find_first_of("=:");
-    if (eq == std::string::npos) fail(line, fmt::format("expected 'key = value' or 'key: value', got '{}'", l));
+    if (eq == std::string::npos)
+      fail(line, fmt::format("expected 'key = value' or 'key: value', got '{}'", shown(l)));
     if (section.empty()) fail(line, "key outside any [section]");
-    ini[section][lower(trim(std::string_view(l).substr(0, eq)))] = {trim(std::string_view(l).substr(eq + 1)), line};
+    const std::string key = lower(trim(std::string_view(l).substr(0, eq)));
+    if (key.empty()) fail(line, fmt::format("empty key in '{}'", shown(l)));
+    auto [it, fresh] = ini[section].emplace(key, Entry{trim(std::string_view(l).substr(eq + 1)), line});
+    if (!fresh)
+      fail(line, fmt::format("key '{}' in [{}] already given on line {}", shown(key), shown(section),
+                             it->second.line));
   }
 
   // Known sections and keys (lower-case, as configparser stores them).
@@ -98,11 +111,12 @@ ScaleSimConfig parse_scalesim_config(std::string_view text, std::string_view sou
   for (const auto& [sec, keys] : ini) {
     auto k = known.find(sec);
     if (k == known.end())
-      throw UserError(fmt::format("SCALE-Sim config {}: unknown section [{}] (allowed: general, "
-                                  "architecture_presets, run_presets, network_presets)", source, sec));
+      fail(section_line[sec], fmt::format("unknown section [{}] (allowed: general, architecture_presets, "
+                                          "run_presets, network_presets)", shown(sec)));
     for (const auto& [key, e] : keys) {
       if (std::find(k->second.begin(), k->second.end(), key) == k->second.end())
-        fail(e.line, fmt::format("unknown key '{}' in [{}] (allowed: {})", key, sec, fmt::join(k->second, ", ")));
+        fail(e.line, fmt::format("unknown key '{}' in [{}] (allowed: {})", shown(key), sec,
+                                 fmt::join(k->second, ", ")));
     }
   }
   auto find = [&](const char* sec, const char* key) -> const Entry* {
@@ -112,7 +126,7 @@ ScaleSimConfig parse_scalesim_config(std::string_view text, std::string_view sou
     return e == s->second.end() ? nullptr : &e->second;
   };
   auto missing = [&](const char* sec, const char* key) {
-    throw UserError(fmt::format("SCALE-Sim config {}: missing key '{}' in [{}]", source, key, sec));
+    throw UserError(fmt::format("SCALE-Sim config {}: missing key '{}' in [{}]", shown(source), key, sec));
   };
   auto integer = [&](const char* key, int64_t lo, int64_t hi, bool required, int64_t def) {
     const Entry* e = find("architecture_presets", key);
@@ -122,23 +136,29 @@ ScaleSimConfig parse_scalesim_config(std::string_view text, std::string_view sou
     }
     auto v = to_int(e->value);
     if (!v || *v < lo || *v > hi)
-      fail(e->line, fmt::format("'{}' must be an integer in [{}, {}], got '{}'", key, lo, hi, e->value));
+      fail(e->line, fmt::format("'{}' must be an integer in [{}, {}], got '{}'", key, lo, hi, shown(e->value)));
     return *v;
   };
-  auto real = [&](const char* key, double lo, double hi, bool required) {
+  // lo_closed: the range includes lo ([lo, hi]); otherwise it is (lo, hi].
+  auto real = [&](const char* key, double lo, double hi, bool required, bool lo_closed = false) {
     const Entry* e = find("architecture_presets", key);
     if (!e) {
       if (required) missing("architecture_presets", key);
       return 0.0;
     }
     auto v = to_real(e->value);
-    if (!v || *v <= lo || *v > hi)
-      fail(e->line, fmt::format("'{}' must be a number in ({}, {}], got '{}'", key, lo, hi, e->value));
+    if (!v || (lo_closed ? *v < lo : *v <= lo) || *v > hi)
+      fail(e->line, fmt::format("'{}' must be a number in {}{}, {}], got '{}'", key, lo_closed ? "[" : "(",
+                                lo, hi, shown(e->value)));
     return *v;
   };
 
   ScaleSimConfig c;
-  if (const Entry* e = find("general", "run_name")) c.run_name = e->value;
+  if (const Entry* e = find("general", "run_name")) {
+    if (auto bad = io::text_problem(e->value, kMaxNameBytes))
+      fail(e->line, fmt::format("'run_name' {}: '{}'", *bad, shown(e->value)));
+    c.run_name = e->value;
+  }
   c.rows = int(integer("arrayheight", 1, kMaxDim, true, 0));
   c.cols = int(integer("arraywidth", 1, kMaxDim, true, 0));
   c.ifmap_kb = real("ifmapsramszkb", 0, 1 << 24, true);
@@ -152,21 +172,23 @@ ScaleSimConfig parse_scalesim_config(std::string_view text, std::string_view sou
     const Entry* e = find("architecture_presets", "dataflow");
     if (!e) missing("architecture_presets", "Dataflow");
     auto d = parse_dataflow(lower(e->value));
-    if (!d) fail(e->line, fmt::format("'Dataflow' must be os, ws or is, got '{}'", e->value));
+    if (!d) fail(e->line, fmt::format("'Dataflow' must be os, ws or is, got '{}'", shown(e->value)));
     c.dataflow = *d;
   }
   if (const Entry* e = find("run_presets", "interfacebandwidth")) {
     const std::string v = lower(e->value);
     if (v != "calc" && v != "user")
-      fail(e->line, fmt::format("'InterfaceBandwidth' must be CALC or USER, got '{}'", e->value));
+      fail(e->line, fmt::format("'InterfaceBandwidth' must be CALC or USER, got '{}'", shown(e->value)));
     c.calc_bandwidth = v == "calc";
   }
-  c.bandwidth_words = real("bandwidth", 0, 1e9, !c.calc_bandwidth);
+  // SCALE-Sim's Bandwidth is a whole number of words per cycle; below one word per cycle the stall
+  // count of a large layer would leave the range of a cycle counter.
+  c.bandwidth_words = real("bandwidth", 1, 1e9, !c.calc_bandwidth, /*lo_closed=*/true);
   return c;
 }
 
 ScaleSimConfig load_scalesim_config(const std::string& path) {
-  return parse_scalesim_config(read_file(path, "config"), path);
+  return parse_scalesim_config(io::read_text_file(path, "SCALE-Sim config", kMaxConfigBytes), path);
 }
 
 std::vector<ScaleSimLayer> parse_scalesim_topology(std::string_view text, std::string_view source) {
@@ -177,7 +199,7 @@ std::vector<ScaleSimLayer> parse_scalesim_topology(std::string_view text, std::s
   std::string raw;
   int line = 0;
   auto fail = [&](const std::string& what) {
-    throw UserError(fmt::format("SCALE-Sim topology {} line {}: {}", source, line, what));
+    throw UserError(fmt::format("SCALE-Sim topology {} line {}: {}", shown(source), line, what));
   };
   bool header = false;
   while (std::getline(in, raw)) {
@@ -197,25 +219,44 @@ std::vector<ScaleSimLayer> parse_scalesim_topology(std::string_view text, std::s
     if (f.size() < 8) fail(fmt::format("expected 8 columns (name and 7 integers), got {}", f.size()));
     ScaleSimLayer l;
     l.name = f[0];
+    if (l.name.empty()) fail("empty layer name");
+    if (auto bad = io::text_problem(l.name, kMaxNameBytes))
+      fail(fmt::format("the layer name {}: '{}'", *bad, shown(l.name)));
     int64_t* dst[] = {&l.H, &l.W, &l.R, &l.S, &l.C, &l.K, &l.stride};
     for (int i = 0; i < 7; ++i) {
       auto v = to_int(f[i + 1]);
-      if (!v || *v < 1 || *v > (int64_t{1} << 24))
-        fail(fmt::format("column '{}' must be a positive integer, got '{}'", kColumns[i], f[i + 1]));
+      if (!v || *v < 1 || *v > kMaxLayerDim)
+        fail(fmt::format("layer '{}': column '{}' must be an integer in [1, {}], got '{}'", shown(l.name),
+                         kColumns[i], kMaxLayerDim, shown(f[i + 1])));
       *dst[i] = *v;
     }
     if (l.R > l.H || l.S > l.W)
       fail(fmt::format("layer '{}': the filter ({}x{}) is larger than the pre-padded input ({}x{})",
-                       l.name, l.R, l.S, l.H, l.W));
+                       shown(l.name), l.R, l.S, l.H, l.W));
+    // The work of the layer: every size the cost model multiplies must stay exact (see kMaxLayerWork).
+    auto work = [&](const char* what, std::initializer_list<int64_t> factors) {
+      int64_t p = 1;
+      for (int64_t x : factors) {
+        auto q = io::checked_mul(p, x, kMaxLayerWork);
+        if (!q)
+          fail(fmt::format("layer '{}': {} exceeds 2^53 (the layer is too large to model)", shown(l.name), what));
+        p = *q;
+      }
+    };
+    work("the ifmap (IFMAP Height x IFMAP Width x Channels)", {l.H, l.W, l.C});
+    work("the filters (Filter Height x Filter Width x Channels x Num Filter)", {l.R, l.S, l.C, l.K});
+    work("the ofmap (output pixels x Num Filter)", {l.out_h(), l.out_w(), l.K});
+    work("the MAC count (output pixels x Num Filter x Filter Height x Filter Width x Channels)",
+         {l.out_h(), l.out_w(), l.K, l.R, l.S, l.C});
     layers.push_back(l);
   }
   if (layers.empty())
-    throw UserError(fmt::format("SCALE-Sim topology {}: no layers", source));
+    throw UserError(fmt::format("SCALE-Sim topology {}: no layers", shown(source)));
   return layers;
 }
 
 std::vector<ScaleSimLayer> load_scalesim_topology(const std::string& path) {
-  return parse_scalesim_topology(read_file(path, "topology"), path);
+  return parse_scalesim_topology(io::read_text_file(path, "SCALE-Sim topology", kMaxTopologyBytes), path);
 }
 
 Spec scalesim_spec(const ScaleSimConfig& c) {
@@ -297,7 +338,15 @@ ScaleSimLayerResult run_scalesim_layer(const ScaleSimConfig& cfg, const ScaleSim
   r.dram_ofmap_writes = s.get("bytes.dram.write.output");
 
   int64_t cycles = r.compute_cycles;  // CALC: stall-free by definition
-  if (!cfg.calc_bandwidth) cycles = std::max<int64_t>(cycles, int64_t(s.get("cycles.total")));
+  if (!cfg.calc_bandwidth) {
+    const double total = s.get("cycles.total");
+    // The config's and topology's bounds keep this far below 2^62; check before converting anyway.
+    if (!(total >= 0 && total < 0x1p62))
+      throw UserError(fmt::format("SCALE-Sim layer '{}': the modeled run takes {} cycles, beyond a "
+                                  "64-bit cycle counter (Bandwidth too small for the layer)",
+                                  shown(l.name), total));
+    cycles = std::max<int64_t>(cycles, int64_t(total));
+  }
   r.stall_cycles = cycles - r.compute_cycles;
   r.total_cycles = cycles - 1;        // SCALE-Sim prints its last 0-based cycle index
   r.utilization = r.macs / (double(cycles) * Ra * Ca);

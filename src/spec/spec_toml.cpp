@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "src/error.h"
+#include "src/io/untrusted.h"
 
 namespace st {
 
@@ -21,6 +22,8 @@ constexpr double kMaxKib = 1 << 20;    // 1 GiB per buffer bank
 constexpr int kMinPortBits = 8, kMaxPortBits = 8192;
 constexpr double kMaxLinkBits = 1 << 16;
 constexpr double kMaxEnergyPj = 1e6;
+constexpr uint64_t kMaxSpecFileBytes = 1 << 20;  // a spec is a few KiB; refuse anything huge
+constexpr size_t kMaxTextBytes = 1024;           // name, description
 
 // One TOML table being read: every key read is remembered, so `finish` can name unknown keys and
 // list the allowed ones.
@@ -30,7 +33,7 @@ class Section {
       : t_(t), path_(std::move(path)), file_(file) {}
 
   [[noreturn]] void fail(std::string_view key, std::string_view what) const {
-    throw UserError(fmt::format("spec {}: key '{}' {}", file_, full(key), what));
+    throw UserError(fmt::format("spec {}: key '{}' {}", io::printable(file_, 4096), io::printable(full(key)), what));
   }
 
   const toml::node* get(std::string_view key) {
@@ -68,11 +71,13 @@ class Section {
     out = *v;
   }
 
+  // Free text (names, descriptions) travels into JSON, CSV and HDF5: one line of valid UTF-8.
   void string(std::string_view key, std::string& out) {
     const toml::node* n = get(key);
     if (!n) return;
     auto v = n->value_exact<std::string>();
     if (!v) fail(key, fmt::format("must be a string, got {}", shown(*n)));
+    if (auto bad = io::text_problem(*v, kMaxTextBytes)) fail(key, fmt::format("{}: {}", *bad, shown(*n)));
     out = *v;
   }
 
@@ -100,7 +105,8 @@ class Section {
       bool known = false;
       for (const auto& a : allowed_) known = known || a == k.str();
       if (!known)
-        throw UserError(fmt::format("spec {}: unknown key '{}' (allowed{}: {})", file_, full(k.str()),
+        throw UserError(fmt::format("spec {}: unknown key '{}' (allowed{}: {})", io::printable(file_, 4096),
+                                    io::printable(full(k.str())),
                                     path_.empty() ? "" : fmt::format(" in [{}]", path_),
                                     fmt::join(allowed_, ", ")));
     }
@@ -116,7 +122,7 @@ class Section {
     else if (n.is_array()) os << "an array";
     else if (n.is_string()) os << '"' << *n.value<std::string>() << '"';
     else n.visit([&](const auto& x) { os << x; });
-    return os.str();
+    return io::printable(os.str());
   }
 
   const toml::table* t_;
@@ -179,8 +185,9 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
   try {
     root = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
-    throw UserError(fmt::format("spec {}: TOML syntax error at line {}, column {}: {}", source,
-                                e.source().begin.line, e.source().begin.column, e.description()));
+    throw UserError(fmt::format("spec {}: TOML syntax error at line {}, column {}: {}",
+                                io::printable(source, 4096), e.source().begin.line,
+                                e.source().begin.column, io::printable(e.description(), 200)));
   }
   Section top(&root, "", source);
 
@@ -190,7 +197,8 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
   top.string("base", base);
   if (!base.empty()) {
     if (!embedded_presets().count(base))
-      top.fail("base", fmt::format("must name a preset ({}), got \"{}\"", fmt::join(preset_names(), ", "), base));
+      top.fail("base", fmt::format("must name a preset ({}), got \"{}\"", fmt::join(preset_names(), ", "),
+                                   io::printable(base)));
     if (depth >= kMaxBaseDepth) top.fail("base", "chains too many presets");
     spec = preset_spec(base, depth + 1);
   }
@@ -224,7 +232,7 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
     const std::string_view want = spec.array.format == Format::int8 ? "int32" : "fp32";
     if (!acc.empty() && acc != want)
       a.fail("accumulator", fmt::format("must be \"{}\" for format \"{}\", got \"{}\"", want,
-                                         to_string(spec.array.format), acc));
+                                         to_string(spec.array.format), io::printable(acc)));
     a.boolean("fused_mac", spec.array.fused_mac);
     a.choice("subnormals", spec.array.subnormals, parse_subnormals, "\"keep\", \"flush\"");
     a.finish();
@@ -316,16 +324,11 @@ Spec load_spec(std::string_view name_or_path) {
   if (embedded_presets().count(key)) return preset_spec(key, 0);
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_regular_file(key, ec)) {
-    throw UserError(fmt::format("spec '{}': no such file, and not a preset (presets: {})", key,
-                                fmt::join(preset_names(), ", ")));
+  if (!fs::exists(key, ec)) {
+    throw UserError(fmt::format("spec '{}': no such file, and not a preset (presets: {})",
+                                io::printable(key, 4096), fmt::join(preset_names(), ", ")));
   }
-  std::ifstream in(key, std::ios::binary);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (!in && !in.eof()) throw UserError(fmt::format("spec '{}': cannot read the file", key));
-  Spec s = parse_spec_toml(buf.str(), key);
-  return s;
+  return parse_spec_toml(io::read_text_file(key, "spec", kMaxSpecFileBytes), key);
 }
 
 std::string spec_to_toml(const Spec& s) {

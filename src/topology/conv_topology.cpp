@@ -1,12 +1,18 @@
 #include "src/topology/conv_topology.h"
 
-#include <fstream>
+#include <filesystem>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "src/error.h"
+#include "src/io/untrusted.h"
 
 namespace st {
 namespace {
+
+constexpr uint64_t kMaxTopologyBytes = 64 << 20;
+constexpr size_t kMaxNameBytes = 256;
 
 ConvDesc conv(int64_t N, int64_t C, int64_t HW, int64_t K, int64_t R, int64_t s) {
   const int64_t p = (R - 1) / 2;
@@ -56,6 +62,39 @@ std::vector<ConvLayer> resnet50_convs(int64_t batch) {
   return v;
 }
 
+std::optional<std::string> conv_layer_problem(const ConvDesc& d) {
+  struct Field { const char* name; int64_t v, hi; };
+  const Field fields[] = {{"N", d.N, kConvMaxBatch},   {"C", d.C, kConvMaxChannels},
+                          {"H", d.H, kConvMaxSpatial}, {"W", d.W, kConvMaxSpatial},
+                          {"K", d.K, kConvMaxChannels}, {"R", d.R, kConvMaxKernel},
+                          {"S", d.S, kConvMaxKernel}};
+  for (const auto& f : fields)
+    if (f.v < 1 || f.v > f.hi) return fmt::format("field {} = {} is outside [1, {}]", f.name, f.v, f.hi);
+  // Strides and paddings are small (ConvDesc::validate: strides 1..4, pads 0..R-1), so with the
+  // ranges above no sum below overflows.
+  try {
+    d.validate();
+  } catch (const UserError& e) {
+    return std::string(e.what());
+  }
+  auto product = [](std::initializer_list<int64_t> f) -> std::optional<int64_t> {
+    int64_t p = 1;
+    for (int64_t x : f) {
+      auto q = io::checked_mul(p, x, kConvMaxWork);
+      if (!q) return std::nullopt;
+      p = *q;
+    }
+    return p;
+  };
+  const int64_t P = d.P(), Q = d.Q();
+  if (!product({d.N, d.C, d.H, d.W})) return "the input (N x C x H x W elements) exceeds 2^53";
+  if (!product({d.K, d.C, d.R, d.S})) return "the weights (K x C x R x S elements) exceed 2^53";
+  if (!product({d.N, d.K, P, Q})) return "the output (N x K x P x Q elements) exceeds 2^53";
+  if (!product({d.N, d.K, P, Q, d.C, d.R, d.S}))
+    return "the MAC count (N x K x P x Q x C x R x S) exceeds 2^53";
+  return std::nullopt;
+}
+
 std::vector<ConvLayer> parse_conv_topology(std::string_view text, std::string_view source) {
   std::istringstream in{std::string(text)};
   std::string line;
@@ -63,7 +102,7 @@ std::vector<ConvLayer> parse_conv_topology(std::string_view text, std::string_vi
   bool header = false;
   std::vector<ConvLayer> v;
   auto fail = [&](const std::string& what) {
-    throw UserError(std::string(source) + ":" + std::to_string(lineno) + ": " + what);
+    throw UserError(io::printable(source, 4096) + ":" + std::to_string(lineno) + ": " + what);
   };
   while (std::getline(in, line)) {
     ++lineno;
@@ -93,33 +132,44 @@ std::vector<ConvLayer> parse_conv_topology(std::string_view text, std::string_vi
         used = 0;
       }
       if (used == 0 || f[i + 1].find_first_not_of(" \t", used) != std::string::npos)
-        fail(std::string("field ") + kNames[i + 1] + " is not an integer: '" + f[i + 1] + "'");
+        fail(std::string("field ") + kNames[i + 1] + " is not an integer: '" + io::printable(f[i + 1]) + "'");
     }
     ConvLayer l{f[0], ConvDesc{x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12]}};
     if (l.name.empty()) fail("empty layer name");
-    try {
-      l.desc.validate();
-    } catch (const UserError& e) {
-      fail(std::string("layer ") + l.name + ": " + e.what());
-    }
+    // The name travels into JSON and CSV outputs: valid UTF-8, one line, no CSV separator.
+    if (auto bad = io::text_problem(l.name, kMaxNameBytes))
+      fail("the layer name " + *bad + ": '" + io::printable(l.name) + "'");
+    if (auto bad = conv_layer_problem(l.desc)) fail("layer " + l.name + ": " + *bad);
     v.push_back(l);
   }
-  if (!header) throw UserError(std::string(source) + ": empty topology (no header line)");
-  if (v.empty()) throw UserError(std::string(source) + ": no layers");
+  if (!header) throw UserError(io::printable(source, 4096) + ": empty topology (no header line)");
+  if (v.empty()) throw UserError(io::printable(source, 4096) + ": no layers");
   return v;
 }
 
 std::vector<ConvLayer> load_conv_topology(std::string_view name_or_path, int64_t batch) {
-  if (name_or_path == "resnet18") return resnet18_convs(batch > 0 ? batch : 1);
-  if (name_or_path == "resnet50") return resnet50_convs(batch > 0 ? batch : 1);
-  std::ifstream f{std::string(name_or_path)};
-  if (!f) throw UserError("topology '" + std::string(name_or_path) +
-                          "' is neither resnet18, resnet50 nor a readable file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto v = parse_conv_topology(ss.str(), name_or_path);
-  if (batch > 0)
-    for (auto& l : v) l.desc.N = batch;
+  std::vector<ConvLayer> v;
+  if (name_or_path == "resnet18") {
+    v = resnet18_convs(1);
+  } else if (name_or_path == "resnet50") {
+    v = resnet50_convs(1);
+  } else {
+    const std::string path(name_or_path);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+      throw UserError("topology '" + io::printable(path, 4096) +
+                      "' is neither resnet18, resnet50 nor an existing file");
+    v = parse_conv_topology(io::read_text_file(path, "topology", kMaxTopologyBytes), path);
+  }
+  if (batch > 0) {
+    // The batch replaces every layer's N: the bounds hold for the layers as they will be run.
+    for (auto& l : v) {
+      l.desc.N = batch;
+      if (auto bad = conv_layer_problem(l.desc))
+        throw UserError(fmt::format("topology {}: with batch {}, layer {}: {}", io::printable(name_or_path, 4096),
+                                    batch, l.name, *bad));
+    }
+  }
   return v;
 }
 
