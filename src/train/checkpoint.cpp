@@ -344,8 +344,14 @@ Checkpoint read_checkpoint_in_process(const std::string& path, ParamSet* params,
 Checkpoint read_checkpoint(const std::string& path, ParamSet* params, ParamSet* velocity) {
   // The validation above guards our code; libhdf5 1.10 itself crashes or loops on some malformed
   // files (fuzz_checkpoint finds them), which only reading in a checking child process contains.
-  // TODO(issue 11): once src/io has h5::check_untrusted (branch h11-readers), read in the child
-  // first: h5::check_untrusted(path, [&] { read_checkpoint_in_process(path, params, velocity); });
+  // So the whole read (validation and tensors) runs first in a child (h5::read_in_child: a crash
+  // there becomes a UserError naming the file); only a file that passed is opened here. The child is
+  // a fork: what it loads into params / velocity stays in the child.
+  if (h5::untrusted_isolation())
+    h5::read_in_child(path, [&] {
+      read_checkpoint_in_process(path, params, velocity);
+      return std::string();
+    });
   return read_checkpoint_in_process(path, params, velocity);
 }
 
