@@ -58,7 +58,7 @@ TEST(TrainBadInput, OutThatIsNotADirectoryIsRefused) {
   const std::string passwd = slurp("/etc/passwd");
   fs::create_symlink(t / "missing", t / "dangling");
   for (const std::string& out : {file, std::string("/etc/passwd"), std::string("/dev/null"), t / "dangling",
-                                 t / "no/such/parent", std::string("")}) {
+                                 t / "file/below/a/file", std::string("")}) {
     CliResult r = run_cli(tiny({{"--out", out}}));
     EXPECT_TRUE(is_user_error(r, "--out")) << out;
   }
@@ -66,6 +66,15 @@ TEST(TrainBadInput, OutThatIsNotADirectoryIsRefused) {
   EXPECT_EQ(slurp("/etc/passwd"), passwd);
   EXPECT_TRUE(fs::is_character_file("/dev/null"));
   EXPECT_EQ(dir_entries(t.path), (std::vector<std::string>{"dangling", "file"}));
+}
+
+// A run directory whose parents do not exist yet is created with them (the README's main job writes
+// runs/main on a fresh checkout).
+TEST(TrainBadInput, OutWithMissingParentsIsCreated) {
+  st::test::TempDir t;
+  CliResult r = run_cli(tiny({{"--out", t / "runs/nested/main"}}));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(t / "runs/nested/main") / "report.json"));
 }
 
 // --json naming a directory (or a file in a missing directory) fails before training, not after the

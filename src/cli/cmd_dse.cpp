@@ -62,7 +62,7 @@ int run_dse(const DseArgs& a) {
   const std::string script_path = a.out.empty() ? "" : (fs::path(a.out) / "plots.gp").string();
   check_outputs({{a.json, "--json"}});
   if (!a.out.empty()) {
-    check_run_dir(a.out, "--out");
+    io::check_output_dir(a.out, "--out");
     if (fs::is_directory(a.out))
       for (const std::string& f : {points_path, report_path, script_path}) io::check_output(f, "--out file");
   }
@@ -85,7 +85,7 @@ int run_dse(const DseArgs& a) {
   io::OutputSet outputs;
   outputs.add_text(a.json, report, "--json");
   if (!a.out.empty()) {
-    make_run_dir(a.out, "--out");
+    io::make_output_dir(a.out, "--out");
     const io::DirLock lock(a.out, "--out");  // a second run writing the same directory fails, not interleaves
     outputs.add_text(points_path, dse::points_csv(run), "--out points.csv");
     outputs.add_text(report_path, report, "--out report.json");

@@ -160,24 +160,41 @@ void check_output_dir(const std::string& dir, const std::string& what) {
       throw UserError(fmt::format("{} '{}' is not writable ({})", what, dir, errno_text(errno)));
     return;
   }
-  if (errno != ENOENT) throw UserError(fmt::format("{} '{}': {}", what, dir, errno_text(errno)));
-  struct stat lst {};
-  if (::lstat(dir.c_str(), &lst) == 0)
-    throw UserError(fmt::format("{} '{}' is a symlink to a missing directory", what, dir));
-  fs::path parent = fs::path(dir).lexically_normal().parent_path();
-  if (parent.empty()) parent = ".";
-  struct stat pst {};
-  if (::stat(parent.c_str(), &pst) != 0 || !S_ISDIR(pst.st_mode))
-    throw UserError(fmt::format("{} '{}': parent directory '{}' does not exist", what, dir, parent.string()));
-  if (::access(parent.c_str(), W_OK | X_OK) != 0)
-    throw UserError(fmt::format("{} '{}': directory '{}' is not writable ({})", what, dir, parent.string(),
-                                errno_text(errno)));
+  if (errno != ENOENT && errno != ENOTDIR) throw UserError(fmt::format("{} '{}': {}", what, dir, errno_text(errno)));
+  // Missing: walk up to the first ancestor that exists. Every missing level is created later
+  // (make_output_dir); the ancestor must be a writable directory, and nothing on the way may be a
+  // dangling symlink or a file.
+  fs::path p = fs::path(dir).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();  // "a/b/" -> "a/b"
+  for (fs::path cur = p;; cur = cur.parent_path()) {
+    struct stat lst {};
+    if (::lstat(cur.c_str(), &lst) == 0) {
+      if (S_ISLNK(lst.st_mode) && ::stat(cur.c_str(), &st) != 0)
+        throw UserError(fmt::format("{} '{}': '{}' is a symlink to a missing directory", what, dir, cur.string()));
+      if (::stat(cur.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw UserError(fmt::format("{} '{}': '{}' exists and is not a directory", what, dir, cur.string()));
+      if (::access(cur.c_str(), W_OK | X_OK) != 0)
+        throw UserError(fmt::format("{} '{}': directory '{}' is not writable ({})", what, dir, cur.string(),
+                                    errno_text(errno)));
+      return;
+    }
+    if (errno != ENOENT) throw UserError(fmt::format("{} '{}': '{}': {}", what, dir, cur.string(), errno_text(errno)));
+    const fs::path parent = cur.parent_path();
+    if (parent.empty() || parent == cur) {
+      // A relative path whose every component is missing: it is created in the working directory.
+      if (::access(".", W_OK | X_OK) != 0)
+        throw UserError(fmt::format("{} '{}': the working directory is not writable ({})", what, dir,
+                                    errno_text(errno)));
+      return;
+    }
+  }
 }
 
 void make_output_dir(const std::string& dir, const std::string& what) {
   check_output_dir(dir, what);
-  if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST)
-    throw UserError(fmt::format("{} '{}': cannot create directory ({})", what, dir, errno_text(errno)));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw UserError(fmt::format("{} '{}': cannot create the directory ({})", what, dir, ec.message()));
   check_output_dir(dir, what);  // someone may have raced a file into place
 }
 

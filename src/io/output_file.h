@@ -44,10 +44,11 @@ inline void check_output(const std::string& path, const std::string& what,
   if (!path.empty()) resolve_output(path, what, kind);
 }
 
-// Checks that `dir` can be a run directory: absent (created later, its parent must exist) or a
-// directory. A regular file, a device or a dangling symlink there is refused.
+// Checks that `dir` can be a run directory: a writable directory, or missing, and then creatable:
+// its first existing ancestor is a writable directory (missing levels in between are created too).
+// A regular file, a device or a dangling symlink on the way is refused.
 void check_output_dir(const std::string& dir, const std::string& what);
-// Creates the run directory (one level; its parent must exist) after check_output_dir's rules.
+// Creates the run directory and any missing parents, after check_output_dir's rules.
 void make_output_dir(const std::string& dir, const std::string& what);
 
 // A temporary file that becomes `target` on commit() and disappears otherwise (destructor, error, or
