@@ -61,7 +61,12 @@ struct ResNetOptions {
   std::string shortcut = "conv";   // CIFAR-style downsampling shortcut: "conv" (1x1 + BN) or "a"
 };
 
-// Builds the description; throws UserError on an unknown name or impossible shape.
+// Builds the description; throws UserError on an unknown name or an impossible shape, naming the
+// layer: every node's output must have H, W >= 1; every stride-s layer (conv, max pool, option-A
+// shortcut) must get at least s pixels each way, or it would not downsample as the architecture
+// defines (the message then names the smallest square input the model accepts); every tensor and
+// every conv's lowered matrices must hold at most 2^59 elements (checked products, no wrapping:
+// src/project/work_limits.h). train, gradcheck, project and dse all build through here.
 NetDesc build_resnet(const ResNetOptions& o);
 std::vector<std::string> resnet_names();
 

@@ -3,10 +3,12 @@
 // blocks for 18/34, bottleneck blocks with the stride on the 3x3 conv for 50, as torchvision).
 #include <fmt/format.h>
 
+#include <climits>
 #include <cmath>
 
 #include "models/netdesc.h"
 #include "src/error.h"
+#include "src/project/work_limits.h"
 
 namespace st {
 
@@ -38,6 +40,12 @@ int64_t NetDesc::parameter_count() const {
 
 namespace {
 
+// A layer that cannot downsample its input as the architecture defines (the input is smaller than
+// its stride). build_resnet adds the smallest input the model accepts to the message.
+struct InputTooSmall : UserError {
+  using UserError::UserError;
+};
+
 class Builder {
  public:
   explicit Builder(NetDesc& d) : d_(d) {}
@@ -47,6 +55,7 @@ class Builder {
     n.name = "input";
     n.kind = NodeKind::input;
     n.out = {d_.batch, d_.in_c, d_.in_h, d_.in_w};
+    checked_elements({n.out.n, n.out.c, n.out.h, n.out.w}, "input", "batch x channels x height x width");
     return push(std::move(n));
   }
   int conv(const std::string& name, int in, int64_t out_c, int k, int stride, int pad) {
@@ -58,7 +67,12 @@ class Builder {
     n.kh = n.kw = k;
     n.sh = n.sw = stride;
     n.pt = n.pl = n.pb = n.pr = pad;
+    downsamples(name, s, stride);
     n.out = {s.n, out_c, out_size(name, s.h, k, stride, pad), out_size(name, s.w, k, stride, pad)};
+    ConvDesc c;
+    c.N = s.n, c.C = s.c, c.H = s.h, c.W = s.w, c.K = out_c, c.R = c.S = k, c.sh = c.sw = stride;
+    c.pt = c.pl = c.pb = c.pr = pad;
+    check_conv_sizes(c, name);
     return push(std::move(n));
   }
   int unary(const std::string& name, NodeKind kind, int in) {
@@ -89,6 +103,7 @@ class Builder {
     n.kh = n.kw = k;
     n.sh = n.sw = stride;
     n.pt = n.pl = n.pb = n.pr = pad;
+    downsamples(name, s, stride);
     n.out = {s.n, s.c, out_size(name, s.h, k, stride, pad), out_size(name, s.w, k, stride, pad)};
     return push(std::move(n));
   }
@@ -98,10 +113,15 @@ class Builder {
     n.name = "gap";
     n.kind = NodeKind::gap;
     n.inputs = {in};
+    // The pooling window is the whole plane; PoolDesc holds its size as int.
+    if (s.h > INT_MAX || s.w > INT_MAX)
+      throw UserError(fmt::format("gap: a {}x{} plane is larger than a pooling window can be", s.h, s.w));
     n.out = {s.n, s.c, 1, 1};
     return push(std::move(n));
   }
   int fc(int in, int64_t classes) {
+    const Shape4 s = d_.nodes[in].out;
+    checked_elements({classes, s.c, s.h, s.w}, "fc", "weights (classes x features)");
     NodeDesc n;
     n.name = "fc";
     n.kind = NodeKind::fc;
@@ -116,6 +136,7 @@ class Builder {
     n.kind = NodeKind::shortcut_a;
     n.inputs = {in};
     n.sh = n.sw = stride;
+    downsamples(name, s, stride);
     n.out = {s.n, out_c, (s.h + stride - 1) / stride, (s.w + stride - 1) / stride};
     return push(std::move(n));
   }
@@ -142,7 +163,20 @@ class Builder {
                                   "use a larger --input", name, k, k, in, pad));
     return span / stride + 1;
   }
+  // A stride-s layer must get at least s pixels in each direction, or it does not downsample: on a
+  // 1x1 map a "stride-2" layer gives 1x1 again, and the network is no longer the one its name
+  // defines (every later stage then runs on the same single pixel).
+  static void downsamples(const std::string& name, const Shape4& in, int stride) {
+    if (stride > 1 && (in.h < stride || in.w < stride))
+      throw InputTooSmall(fmt::format("{}: this stride-{} layer gets a {}x{} input, too small to downsample", name,
+                                      stride, in.h, in.w));
+  }
   int push(NodeDesc n) {
+    // Every node's output: H, W >= 1 and a size within the limit (conv / pool sizes are checked
+    // before, this also covers adds, the fc and the loss).
+    if (n.out.h < 1 || n.out.w < 1)
+      throw UserError(fmt::format("{}: output {}x{} is empty", n.name, n.out.h, n.out.w));
+    checked_elements({n.out.n, n.out.c, n.out.h, n.out.w}, n.name, "output (N x C x H x W)");
     d_.nodes.push_back(std::move(n));
     return static_cast<int>(d_.nodes.size()) - 1;
   }
@@ -212,7 +246,32 @@ std::vector<std::string> resnet_names() {
   return {"resnet8", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34", "resnet50"};
 }
 
+namespace {
+NetDesc build(const ResNetOptions& o);
+}
+
 NetDesc build_resnet(const ResNetOptions& o) {
+  try {
+    return build(o);
+  } catch (const InputTooSmall& e) {
+    // Name the smallest square input the model accepts (the search builds descriptions only).
+    ResNetOptions t = o;
+    for (int64_t side = 1; side <= 4096; ++side) {
+      t.in_h = t.in_w = side;
+      try {
+        build(t);
+      } catch (const UserError&) {
+        continue;
+      }
+      throw UserError(fmt::format("{}; {} needs an input of at least {}x{} pixels (got {}x{})", e.what(), o.name,
+                                  side, side, o.in_h, o.in_w));
+    }
+    throw UserError(e.what());
+  }
+}
+
+namespace {
+NetDesc build(const ResNetOptions& o) {
   if (o.batch < 1) throw UserError(fmt::format("batch must be >= 1 (got {})", o.batch));
   if (o.in_c < 1 || o.in_h < 1 || o.in_w < 1)
     throw UserError(fmt::format("input shape {}x{}x{} is impossible", o.in_c, o.in_h, o.in_w));
@@ -240,5 +299,6 @@ NetDesc build_resnet(const ResNetOptions& o) {
                                    "resnet56, resnet18, resnet34, resnet50)", o.name));
   return d;
 }
+}  // namespace
 
 }  // namespace st

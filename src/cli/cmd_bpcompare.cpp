@@ -3,13 +3,17 @@
 // cycles, DRAM bytes, SRAM bytes, extra storage, MACs issued, and each mode's reduction vs explicit.
 #include <fmt/format.h>
 
-#include <fstream>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/cost/cost_model.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
 #include "src/ops/conv.h"
+#include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 #include "src/topology/conv_topology.h"
 
@@ -19,6 +23,7 @@ namespace {
 struct Args {
   std::string topology = "resnet18", spec, csv, json;
   int64_t batch = 0;
+  bool batch_given = false;
 };
 
 struct Figures {
@@ -51,26 +56,34 @@ nlohmann::json to_json(const Figures& f) {
 }
 
 int run(const Args& a) {
-  if (a.batch < 0) throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
+  if (a.batch < 0 || (a.batch_given && a.batch == 0))
+    throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
+  // Outputs are checked before the work and written whole (together) after it.
+  check_outputs({{a.csv, "--csv"}, {a.json, "--json"}});
   const Spec spec = load_spec(a.spec);
   const auto layers = load_conv_topology(a.topology, a.batch);
-  // Open outputs before computing so that a bad path fails before any output exists.
-  std::ofstream csv, json;
-  if (!a.csv.empty()) {
-    csv.open(a.csv);
-    if (!csv) throw UserError("cannot write --csv file '" + a.csv + "'");
+  // Every layer's sizes must fit (a batch or a file's shape can make products wrap past 2^63), and
+  // the costing's host steps (linear in the layers' heights and widths, not in the batch) must be
+  // bounded.
+  double steps = 0;
+  for (const auto& layer : layers) {
+    check_conv_sizes(layer.desc, a.batch_given ? fmt::format("layer {} with --batch {}", layer.name, a.batch)
+                                               : fmt::format("layer {}", layer.name));
+    steps += conv_costing_steps(layer.desc);
   }
-  if (!a.json.empty()) {
-    json.open(a.json);
-    if (!json) throw UserError("cannot write --json file '" + a.json + "'");
-  }
+  if (steps > kMaxCostingSteps)
+    throw UserError(fmt::format("costing topology '{}' takes about {:.2g} host steps (linear in every layer's height "
+                                "and width), more than the limit of {:.2g} (about ten seconds); use smaller layers",
+                                a.topology, steps, kMaxCostingSteps));
+  std::ostringstream csv;
+  const bool want_csv = !a.csv.empty();
   fmt::print("bpcompare: {} ({} conv layers, batch {}) on {} ({}x{} {} {}), backward = dX + dW\n",
              a.topology, layers.size(), layers.front().desc.N, spec.name, spec.array.rows,
              spec.array.cols, to_string(spec.array.dataflow), to_string(spec.array.format));
   fmt::print("{:<22} {:>13} {:>13} {:>13} {:>9} {:>9} {:>11} {:>11} {:>11} {:>11} {:>9}\n", "layer",
              "cyc explicit", "cyc bp", "cyc zskip", "DRAM MB", "bp MB", "SRAM MB", "bp SRAM MB",
              "extra MB", "MMAC expl", "MMAC zs");
-  if (csv) {
+  if (want_csv) {
     csv << "layer";
     for (Lowering l : kAllLowerings)
       for (const char* k : {"cycles", "dram_bytes", "sram_bytes", "extra_storage_bytes", "macs"})
@@ -91,7 +104,7 @@ int run(const Args& a) {
     fmt::print("{:<22} {:>13.0f} {:>13.0f} {:>13.0f} {:>9.2f} {:>9.2f} {:>11.2f} {:>11.2f} {:>11.2f} {:>11.1f} {:>9.1f}\n",
                layer.name, f[0].cycles, f[1].cycles, f[2].cycles, f[0].dram / 1e6, f[1].dram / 1e6,
                f[0].sram / 1e6, f[1].sram / 1e6, f[0].extra / 1e6, f[0].macs / 1e6, f[2].macs / 1e6);
-    if (csv) {
+    if (want_csv) {
       csv << layer.name;
       for (const auto& x : f)
         csv << "," << x.cycles << "," << x.dram << "," << x.sram << "," << x.extra << "," << x.macs;
@@ -118,12 +131,18 @@ int run(const Args& a) {
         {"sram_bytes", reduction(b.sram, f.sram)}, {"extra_storage_bytes", reduction(b.extra, f.extra)},
         {"macs", reduction(b.macs, f.macs)}};
   }
-  if (json) {
-    json << nlohmann::json{{"topology", a.topology}, {"spec", spec.name}, {"batch", layers.front().desc.N},
-                           {"layers", jl}, {"totals", jt}}
-                .dump(2)
-         << "\n";
-  }
+  io::OutputSet outputs;
+  if (want_csv) outputs.add_text(a.csv, csv.str(), "--csv");
+  if (!a.json.empty())
+    // Layer names come from the user's file: a byte that is not UTF-8 is replaced (U+FFFD), not fatal.
+    outputs.add_text(a.json,
+                     nlohmann::json{{"topology", a.topology}, {"spec", spec.name}, {"batch", layers.front().desc.N},
+                                    {"layers", jl}, {"totals", jt}}
+                             .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                         "\n",
+                     "--json");
+  std::fflush(stdout);  // the table first when an output streams into stdout
+  outputs.commit();
   return 0;
 }
 
@@ -133,11 +152,14 @@ const Registrar kReg{Command{
     [](CLI::App& sub) -> std::function<int()> {
       auto a = std::make_shared<Args>();
       sub.add_option("--topology", a->topology, "resnet18, resnet50 or a topology CSV file")->capture_default_str();
-      sub.add_option("--batch", a->batch, "batch size (overrides the file's N; default 1 for built-ins)");
+      auto* batch = sub.add_option("--batch", a->batch, "batch size (overrides the file's N; default 1 for built-ins)");
       sub.add_option("--spec", a->spec, "accelerator preset name or TOML file (default tpu-like)");
       sub.add_option("--csv", a->csv, "write the per-layer figures as CSV");
       sub.add_option("--json", a->json, "write layers and totals as JSON");
-      return [a] { return run(*a); };
+      return [a, batch] {
+        a->batch_given = batch->count() > 0;
+        return run(*a);
+      };
     }}};
 
 }  // namespace

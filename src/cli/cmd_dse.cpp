@@ -3,11 +3,16 @@
 // training step or inference forward of a ResNet (src/dse/*).
 #include <fmt/format.h>
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/dse/explore.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
+#include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
@@ -47,11 +52,19 @@ int run_dse(const DseArgs& a) {
   o.sweeps = a.sweeps;
   o.budget = a.budget;
   o.economical_pct = a.economical_pct;
+  if (!std::isfinite(a.economical_pct) || a.economical_pct < 0)
+    throw UserError(fmt::format("--economical-pct must be a finite percentage >= 0 (got {})", a.economical_pct));
   namespace fs = std::filesystem;
+  // Every output is checked before the exploration; the run directory (and its missing parents) is
+  // created only when the results are written, so a failed run leaves nothing.
+  const std::string points_path = a.out.empty() ? "" : (fs::path(a.out) / "points.csv").string();
+  const std::string report_path = a.out.empty() ? "" : (fs::path(a.out) / "report.json").string();
+  const std::string script_path = a.out.empty() ? "" : (fs::path(a.out) / "plots.gp").string();
+  check_outputs({{a.json, "--json"}});
   if (!a.out.empty()) {
-    std::error_code ec;
-    fs::create_directories(a.out, ec);
-    if (ec || !fs::is_directory(a.out)) throw UserError(fmt::format("--out '{}': cannot create the directory", a.out));
+    check_run_dir(a.out, "--out");
+    if (fs::is_directory(a.out))
+      for (const std::string& f : {points_path, report_path, script_path}) io::check_output(f, "--out file");
   }
   ResNetOptions ro;
   ro.name = a.model;
@@ -61,19 +74,27 @@ int run_dse(const DseArgs& a) {
   ro.classes = a.classes;
   const NetDesc net = build_resnet(ro);
   const Spec base = load_spec(a.spec);
+  check_costing_work(net, "--input");
 
   const dse::DseRun run = dse::explore(net, base, o);
   fmt::print("== systrain dse: {} {}x{}x{}, batch {}, {} step, base spec {}, lowering {} ==\n", net.name, a.channels,
              a.input, a.input, a.batch, a.mode, base.name, a.lowering);
   fmt::print("{}", dse::summary_text(run));
   const std::string report = dse::report_json(run).dump(2) + "\n";
-  if (!a.json.empty()) dse::write_atomic(a.json, report);
+  std::fflush(stdout);  // the summary first when --json streams into stdout
+  io::OutputSet outputs;
+  outputs.add_text(a.json, report, "--json");
   if (!a.out.empty()) {
-    dse::write_atomic((fs::path(a.out) / "points.csv").string(), dse::points_csv(run));
-    dse::write_atomic((fs::path(a.out) / "report.json").string(), report);
+    make_run_dir(a.out, "--out");
+    const io::DirLock lock(a.out, "--out");  // a second run writing the same directory fails, not interleaves
+    outputs.add_text(points_path, dse::points_csv(run), "--out points.csv");
+    outputs.add_text(report_path, report, "--out report.json");
+    outputs.commit();
     std::vector<std::string> pngs;
     if (!a.no_plots) pngs = dse::write_plots(run, a.out);
     fmt::print("  wrote {}/points.csv, report.json{}{}\n", a.out, pngs.empty() ? "" : ", ", fmt::join(pngs, ", "));
+  } else {
+    outputs.commit();
   }
   return 0;
 }

@@ -4,14 +4,17 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <vector>
 
 #include "kernels/systolic.h"
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
+#include "src/project/work_limits.h"
 
 namespace st::cli {
 namespace {
@@ -22,8 +25,55 @@ struct GemmArgs {
   std::string dataflow = "ws", format = "bf16";
   uint64_t seed = 1;
   bool check = false;
+  bool force = false;
   std::string json;
 };
+
+// Work limits (DESIGN.md "Errors": no input may hang a run). The host emulates ~2e10 MAC/s in fp32
+// and ~2e9 in int8 on two cores; the PE-level reference steps ~4e7 PE-cycles a second.
+constexpr double kMaxEmulatedMacs = 1e11;       // about a minute at worst (int8)
+constexpr double kMaxReferencePeSteps = 2e9;    // about a minute
+constexpr double kReferenceBytesPerPe = 48;     // kernels/systolic_ref.cpp: 4-6 register arrays of R x C
+
+// Checks what a run would ask of the host before it allocates anything: the sizes must fit 64 bits,
+// the operands (and the reference's copies) the memory, and the work the limits above unless
+// --force.
+void check_gemm_work(const GemmArgs& a, const ArrayConfig& cfg, const GemmShape& g) {
+  const auto mk = checked_product({g.M, g.K}), kn = checked_product({g.K, g.N}), mn = checked_product({g.M, g.N});
+  const auto macs = checked_product({g.M, g.N, g.K});
+  if (!mk || !kn || !mn || !macs)
+    throw UserError(fmt::format("--m {} x --n {} x --k {}: the GEMM's sizes do not fit 64 bits", g.M, g.N, g.K));
+  // Operands A, B (1 byte in int8, else 4) and C (4); --check adds the reference's rounded copies of
+  // A, B and its output, and the result of the reference.
+  const double in_bytes = cfg.format == Format::int8 ? 1 : 4;
+  double operands = in_bytes * (double(*mk) + double(*kn)) + 4.0 * double(*mn);
+  if (a.check) operands += 4.0 * (double(*mk) + double(*kn)) + 8.0 * double(*mn);
+  // The reference's PE registers: a few (value, valid) pairs and an accumulator per PE.
+  const double pes = a.check ? kReferenceBytesPerPe * cfg.rows * double(cfg.cols) : 0.0;
+  if (a.check && int64_t{cfg.rows} * cfg.cols > INT32_MAX)
+    throw UserError(fmt::format("--check: the PE-level reference holds at most 2^31 PEs (got {}x{})", cfg.rows, cfg.cols));
+  const double mem = host_memory_bytes();
+  if (operands + pes > 0.8 * mem)
+    throw UserError(fmt::format("GEMM M={} N={} K={}{} needs about {} of host memory, more than this machine's {} "
+                                "allows; use a smaller {}",
+                                g.M, g.N, g.K, a.check ? fmt::format(" with --check on a {}x{} array", cfg.rows, cfg.cols) : "",
+                                gib_text(operands + pes), gib_text(mem),
+                                pes > operands ? "array (--rows, --cols)" : "--m, --n or --k"));
+  if (a.force) return;
+  if (double(*macs) > kMaxEmulatedMacs)
+    throw UserError(fmt::format("GEMM M={} N={} K={} is {:.3g} MACs to emulate, more than the limit of {:.0e} "
+                                "(about a minute on this host); use a smaller GEMM, or pass --force to run it anyway",
+                                g.M, g.N, g.K, double(*macs), kMaxEmulatedMacs));
+  if (a.check) {
+    // The reference steps every PE of the array every cycle.
+    const double steps = double(gemm_compute_cycles(cfg, g)) * cfg.rows * double(cfg.cols);
+    if (steps > kMaxReferencePeSteps)
+      throw UserError(fmt::format("--check steps the PE-level reference {:.3g} PE-cycles ({} cycles x {} x {} PEs), "
+                                  "more than the limit of {:.0e} (about a minute); use a smaller GEMM or array "
+                                  "(--rows, --cols), or pass --force to run it anyway",
+                                  steps, gemm_compute_cycles(cfg, g), cfg.rows, cfg.cols, kMaxReferencePeSteps));
+  }
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -39,11 +89,11 @@ int run_gemm(const GemmArgs& a) {
   if (!df) throw UserError(fmt::format("--dataflow must be os, ws or is (got '{}')", a.dataflow));
   auto f = parse_format(a.format);
   if (!f) throw UserError(fmt::format("--format must be fp32, bf16, fp16 or int8 (got '{}')", a.format));
-  if (a.m * a.k > (int64_t{1} << 31) || a.k * a.n > (int64_t{1} << 31) || a.m * a.n > (int64_t{1} << 31))
-    throw UserError("GEMM too large for one run: each matrix must hold at most 2^31 elements");
+  check_outputs({{a.json, "--json"}});
 
   ArrayConfig cfg{a.rows, a.cols, *df, *f};
   GemmShape g{a.m, a.n, a.k};
+  check_gemm_work(a, cfg, g);
   std::mt19937_64 rng(a.seed);
   const int64_t macs = g.M * g.N * g.K;
   const int64_t cycles = gemm_compute_cycles(cfg, g);
@@ -114,15 +164,8 @@ int run_gemm(const GemmArgs& a) {
     }
   }
   if (!a.json.empty()) {
-    std::string tmp = a.json + ".tmp";
-    {
-      std::ofstream out(tmp);
-      if (!out) throw UserError(fmt::format("cannot write '{}'", a.json));
-      out << j.dump(2) << "\n";
-      if (!out) throw UserError(fmt::format("cannot write '{}'", a.json));
-    }
-    if (std::rename(tmp.c_str(), a.json.c_str()) != 0)
-      throw UserError(fmt::format("cannot write '{}'", a.json));
+    std::fflush(stdout);  // the summary first when --json streams into stdout
+    io::write_text_file(a.json, j.dump(2) + "\n", "--json");
   }
   if (a.check && !j["bitwise_equal_reference"].get<bool>()) return 1;
   return 0;
@@ -140,6 +183,8 @@ Registrar reg{{"gemm", "Run one random GEMM on the modeled systolic array and re
                  sub.add_option("--format", a->format, "fp32 | bf16 | fp16 | int8")->capture_default_str();
                  sub.add_option("--seed", a->seed, "random seed of the operands")->capture_default_str();
                  sub.add_flag("--check", a->check, "also run the PE-level reference and a naive GEMM");
+                 sub.add_flag("--force", a->force,
+                              "run even when the GEMM (or the --check reference) is beyond the work limit");
                  sub.add_option("--json", a->json, "write the figures as JSON to this file");
                  return [a] { return run_gemm(*a); };
                }}};

@@ -1,10 +1,12 @@
 // systrain gradcheck: the emulated network's gradients against a oneDNN reference network.
 #include <fmt/format.h>
 
-#include <fstream>
+#include <cstdio>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
 #include "src/train/gradcheck.h"
 
 namespace st::cli {
@@ -25,10 +27,15 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                  sub.add_option("--format", c->format, "override the spec's operand format: fp32 | bf16 | fp16");
                  sub.add_option("--lowering", c->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
                  sub.add_option("--seed", c->seed, "seed of weights and batch")->capture_default_str();
-                 sub.add_option("--tolerance", c->tolerance, "override the format's tolerance");
+                 sub.add_option("--tolerance", c->tolerance,
+                                "override the format's tolerance: a relative error in (0, 1); 0 keeps the format's");
                  sub.add_option("--dump", c->dump, "write batch, parameters, gradients, loss and network to HDF5");
                  sub.add_option("--json", *json, "write the result as JSON");
+                 sub.add_flag("--force", c->force, "run even when the estimated work is beyond the limit");
                  return [c, json] {
+                   // Both outputs are checked before the networks run; --dump is HDF5 (a regular file).
+                   if (!c->dump.empty()) io::check_output(c->dump, "--dump", io::OutputKind::regular_only);
+                   check_outputs({{*json, "--json"}, {c->dump, "--dump"}});
                    GradcheckResult r = gradcheck(*c);
                    fmt::print("gradcheck {} (lowering {}): loss {:.6f} vs oneDNN {:.6f}\n", c->model, c->lowering, r.loss,
                               r.reference_loss);
@@ -49,11 +56,8 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                                     "gradients less than the format does)"
                                   : "");
                    if (!json->empty()) {
-                     std::ofstream o(*json + ".tmp");
-                     o << r.to_json().dump(2) << "\n";
-                     if (!o) throw UserError(fmt::format("cannot write '{}'", *json));
-                     o.close();
-                     std::rename((*json + ".tmp").c_str(), json->c_str());
+                     std::fflush(stdout);  // the report first when --json streams into stdout
+                     io::write_text_file(*json, r.to_json().dump(2) + "\n", "--json");
                    }
                    return r.passed ? 0 : 1;
                  };

@@ -4,14 +4,17 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <fstream>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
 #include "src/project/projection.h"
+#include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
@@ -23,13 +26,6 @@ struct ProjectArgs {
   int64_t input = 224, batch = 32, classes = 1000, channels = 3;
   double width = 1.0;
 };
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  if (!f) throw UserError(fmt::format("cannot write '{}'", path));
-  f << text;
-  if (!f) throw UserError(fmt::format("error writing '{}'", path));
-}
 
 double share(double part, double whole) { return whole > 0 ? part / whole : 0; }
 
@@ -51,6 +47,8 @@ void print_header(const char* what) {
 int run_project(const ProjectArgs& a) {
   if (a.batch <= 0) throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
   if (a.input <= 0) throw UserError(fmt::format("--input must be positive (got {})", a.input));
+  if (a.channels <= 0) throw UserError(fmt::format("--channels must be positive (got {})", a.channels));
+  if (!(a.width > 0 && a.width <= 16)) throw UserError(fmt::format("--width must be in (0, 16] (got {})", a.width));
   StepMode mode;
   if (a.mode == "train") mode = StepMode::train;
   else if (a.mode == "infer") mode = StepMode::infer;
@@ -66,6 +64,8 @@ int run_project(const ProjectArgs& a) {
   o.width = a.width;
   const NetDesc net = build_resnet(o);
   const Spec spec = load_spec(a.spec);
+  check_costing_work(net, "--input");
+  check_outputs({{a.csv, "--csv"}, {a.json, "--json"}});
 
   const auto t0 = std::chrono::steady_clock::now();
   Ledger ledger(spec);
@@ -95,7 +95,8 @@ int run_project(const ProjectArgs& a) {
              100 * share(total.get("cycles.stall"), total.get("cycles.total")), dt.energy_pj * 1e-12, dt.power_w);
   fmt::print("  non-conv share: {:.1f}% of time, {:.1f}% of energy\n", 100 * time_share, 100 * energy_share);
 
-  if (!a.csv.empty()) write_file(a.csv, named_csv(ledger.by_layer(), spec));
+  io::OutputSet outputs;
+  if (!a.csv.empty()) outputs.add_text(a.csv, named_csv(ledger.by_layer(), spec), "--csv");
   if (!a.json.empty()) {
     nlohmann::json by_kind = nlohmann::json::object();
     for (const auto& [k, s] : ledger.by_kind())
@@ -113,8 +114,10 @@ int run_project(const ProjectArgs& a) {
                         {"non_conv_energy_share", energy_share},
                         {"by_kind", by_kind},
                         {"ledger", ledger_json(ledger)}};
-    write_file(a.json, j.dump(2) + "\n");
+    outputs.add_text(a.json, j.dump(2) + "\n", "--json");
   }
+  std::fflush(stdout);  // the summary first when an output streams into stdout
+  outputs.commit();
   return 0;
 }
 

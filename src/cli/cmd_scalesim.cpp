@@ -2,12 +2,13 @@
 // Stall-free (InterfaceBandwidth CALC) totals equal SCALE-Sim v2's in its convention.
 #include <fmt/format.h>
 
-#include <filesystem>
-#include <fstream>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/error.h"
+#include "src/io/output_file.h"
 #include "src/spec/scalesim_import.h"
 
 namespace st::cli {
@@ -18,6 +19,7 @@ struct Args {
 };
 
 int run(const Args& a) {
+  check_outputs({{a.json, "--json"}});
   const ScaleSimConfig cfg = load_scalesim_config(a.config);
   const auto layers = load_scalesim_topology(a.topology);
   std::vector<ScaleSimLayerResult> res;
@@ -59,16 +61,9 @@ int run(const Args& a) {
                              {"dram_ifmap_reads", r.dram_ifmap_reads},
                              {"dram_filter_reads", r.dram_filter_reads},
                              {"dram_ofmap_writes", r.dram_ofmap_writes}});
-    // Write to a temporary and rename: no partial output file on failure.
-    const std::string tmp = a.json + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << j.dump(2) << "\n";
-      if (!out) throw UserError(fmt::format("cannot write '{}'", a.json));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, a.json, ec);
-    if (ec) throw UserError(fmt::format("cannot write '{}': {}", a.json, ec.message()));
+    std::fflush(stdout);  // the table first when --json streams into stdout
+    // Layer names come from the user's file: a byte that is not UTF-8 is replaced (U+FFFD), not fatal.
+    io::write_text_file(a.json, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "--json");
   }
   return 0;
 }

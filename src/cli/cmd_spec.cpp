@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "src/cli/command.h"
+#include "src/cli/outputs.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {

@@ -2,6 +2,9 @@
 // accuracy, loss and what the accelerator spent.
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 #include "src/cli/command.h"
 #include "src/train/trainer.h"
 
@@ -56,7 +59,19 @@ Registrar reg{{"train", "Train a ResNet on a dataset on the modeled accelerator 
                  sub.add_option("--warmup-steps", c->warmup_steps, "linear warm-up steps of the cosine schedule (-1: auto)");
                  sub.add_option("--spec", c->spec, "accelerator preset name or TOML file")->capture_default_str();
                  sub.add_option("--lowering", c->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
-                 sub.add_option("--seed", c->seed, "seed of the initialization and the shuffling")->capture_default_str();
+                 // CLI11 reads an unsigned option with strtoull, which takes "-1" as 2^64-1: only plain
+                 // decimal digits are a seed.
+                 sub.add_option("--seed", c->seed, "seed of the initialization and the shuffling")
+                     ->capture_default_str()
+                     ->check(CLI::Validator(
+                         [](std::string& s) -> std::string {
+                           errno = 0;
+                           if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos)
+                             return "must be an integer in 0..18446744073709551615";
+                           std::strtoull(s.c_str(), nullptr, 10);
+                           return errno == ERANGE ? "must be an integer in 0..18446744073709551615" : "";
+                         },
+                         "UINT64"));
                  sub.add_option("--out", c->out_dir, "run directory (report.json, layers.csv, stats.h5, checkpoint.h5)")->capture_default_str();
                  sub.add_option("--resume", c->resume, "continue from this checkpoint");
                  sub.add_option("--checkpoint-every", c->checkpoint_every, "steps between checkpoints (0: each epoch and the end)");

@@ -1,11 +1,13 @@
 // systrain: the command-line front end. Thin: parsing and dispatch only.
 #include <malloc.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <new>
-#include <nlohmann/json.hpp>
+#include <system_error>
 
 #include "src/cli/command.h"
 #include "src/error.h"
@@ -50,7 +52,20 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& [sub, act] : actions)
-      if (sub->parsed()) return act();
+      if (sub->parsed()) {
+        int rc = 0;
+        try {
+          rc = act();
+        } catch (const std::system_error& e) {
+          // fmt::print throws when stdout cannot take the report (a closed pipe, a full disk).
+          if (!std::ferror(stdout)) throw;
+          throw st::UserError(std::string("standard output: write failed (") + e.code().message() + ")");
+        }
+        // What is still buffered must reach stdout too, or the run did not deliver its report.
+        if (std::fflush(stdout) != 0 || std::ferror(stdout))
+          throw st::UserError(std::string("standard output: write failed (") + std::strerror(errno) + ")");
+        return rc;
+      }
   } catch (const st::TrainingDiverged& e) {
     std::fprintf(stderr, "systrain: error: %s\n", e.what());
     return 3;

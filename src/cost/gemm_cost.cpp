@@ -222,8 +222,12 @@ Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, 
 std::vector<int64_t> candidates(int64_t extent, int64_t gran) {
   std::vector<int64_t> v{extent};
   for (int j = 2; j <= 4; ++j) v.push_back(ceil_div(ceil_div(extent, j), gran) * gran);
-  for (int64_t t = std::max<int64_t>(gran, gran == 1 ? kMinTimeTile : gran); t < extent; t *= 2)
+  // Doubling stops before it could overflow: an extent beyond 2^62 would otherwise wrap t to a
+  // negative value and loop forever.
+  for (int64_t t = std::max<int64_t>(gran, gran == 1 ? kMinTimeTile : gran); t < extent; t *= 2) {
     v.push_back(t);
+    if (t > extent / 2) break;
+  }
   for (auto& x : v) x = std::clamp<int64_t>(x, 1, extent);
   std::sort(v.begin(), v.end(), std::greater<>());
   v.erase(std::unique(v.begin(), v.end()), v.end());

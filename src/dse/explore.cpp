@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "src/cost/ledger.h"
 #include "src/error.h"
@@ -23,8 +24,8 @@ std::map<std::string, double> cycles_by_kind(const NetDesc& net, const Spec& spe
 }  // namespace
 
 DseRun explore(const NetDesc& net, const Spec& base, const ExploreOptions& o) {
-  if (!(o.economical_pct >= 0))
-    throw UserError(fmt::format("--economical-pct must be >= 0 (got {})", o.economical_pct));
+  if (!(o.economical_pct >= 0) || !std::isfinite(o.economical_pct))
+    throw UserError(fmt::format("--economical-pct must be a finite percentage >= 0 (got {})", o.economical_pct));
   std::vector<Axis> axes;
   for (const std::string& s : o.sweeps) axes.push_back(parse_sweep(s));
   DseRun run;

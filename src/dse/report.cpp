@@ -1,14 +1,18 @@
 #include "src/dse/report.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "src/error.h"
+#include "src/io/output_file.h"
 
 namespace st::dse {
 
@@ -35,26 +39,6 @@ nlohmann::json point_json(const DseRun& run, const DesignPoint& p, const PointRe
 }
 
 }  // namespace
-
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw UserError(fmt::format("cannot write '{}'", path));
-    f << text;
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw UserError(fmt::format("error writing '{}'", path));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw UserError(fmt::format("cannot write '{}': {}", path, ec.message()));
-  }
-}
 
 std::string points_csv(const DseRun& run) {
   std::string o = "index";
@@ -129,6 +113,25 @@ std::string summary_text(const DseRun& run) {
 namespace {
 
 bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+// Runs `gnuplot plots.gp` in `dir` with its stderr in dir/plots.log; true when it exits 0. No shell:
+// the directory name is passed as it is, whatever characters it holds.
+bool run_gnuplot(const std::string& dir) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    if (::chdir(dir.c_str()) != 0) ::_exit(127);
+    const int log = ::open("plots.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (log >= 0) ::dup2(log, STDERR_FILENO);
+    ::execlp("gnuplot", "gnuplot", "plots.gp", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // A gnuplot data block of (x, y) rows.
 std::string block(const std::string& name, const std::vector<std::pair<double, double>>& xy) {
@@ -236,9 +239,8 @@ std::vector<std::string> write_plots(const DseRun& run, const std::string& dir) 
   }
 
   const std::string script = (std::filesystem::path(dir) / "plots.gp").string();
-  write_atomic(script, gp);
-  const std::string cmd = fmt::format("cd '{}' && gnuplot plots.gp 2>plots.log", dir);
-  if (std::system(cmd.c_str()) != 0) {
+  io::write_text_file(script, gp, "--out plots.gp");
+  if (!run_gnuplot(dir)) {
     std::fprintf(stderr, "systrain dse: gnuplot failed (see %s/plots.log); plots skipped\n", dir.c_str());
     return {};
   }

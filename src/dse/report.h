@@ -27,15 +27,13 @@ struct DseRun {
   std::map<std::string, double> kinds_opt, kinds_eco, kinds_static;
 };
 
-// Writes `text` to `path` through path.tmp and a rename: no partial file on failure (UserError).
-void write_atomic(const std::string& path, const std::string& text);
-
 std::string points_csv(const DseRun& run);
 nlohmann::json report_json(const DseRun& run);
 std::string summary_text(const DseRun& run);
 
-// Writes plots.gp and runs gnuplot in `dir`; returns the PNG names written. Without gnuplot it says
-// so on stderr and returns nothing (not an error).
+// Writes plots.gp (src/io: whole or not at all) and runs gnuplot in `dir`; returns the PNG names
+// written. Without gnuplot, or when gnuplot fails, it says so on stderr and returns nothing (not an
+// error).
 std::vector<std::string> write_plots(const DseRun& run, const std::string& dir);
 
 }  // namespace st::dse

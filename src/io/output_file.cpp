@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -74,9 +75,42 @@ std::string temporary_name_for(const std::string& target) {
 
 // ---- target resolution -----------------------------------------------------------------------
 
+namespace {
+
+// The descriptor a path names when it is one of this process's own (/dev/stdout, /dev/stderr,
+// /dev/fd/N, /proc/self/fd/N), else -1.
+int descriptor_alias(const std::string& path) {
+  if (path == "/dev/stdout") return 1;
+  if (path == "/dev/stderr") return 2;
+  for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+    const std::string p(prefix);
+    if (path.size() > p.size() && path.compare(0, p.size(), p) == 0) {
+      int fd = 0;
+      for (size_t i = p.size(); i < path.size(); ++i) {
+        if (path[i] < '0' || path[i] > '9' || fd > 100000) return -1;
+        fd = fd * 10 + (path[i] - '0');
+      }
+      return fd;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
 OutputTarget resolve_output(const std::string& path, const std::string& what, OutputKind kind) {
   if (path.empty()) throw UserError(fmt::format("{}: empty output path", what));
   OutputTarget t{path, path, false};
+  if (const int fd = descriptor_alias(path); fd >= 0) {
+    if (kind == OutputKind::regular_only)
+      throw UserError(fmt::format("{} '{}' is a stream, not a regular file (this output cannot be streamed)", what, path));
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+      throw UserError(fmt::format("{} '{}': descriptor {} is not open for writing", what, path, fd));
+    t.stream = true;
+    t.fd = fd;
+    return t;
+  }
   struct stat lst {};
   if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
     std::error_code ec;
@@ -153,6 +187,14 @@ PendingFile::PendingFile(const std::string& path, const std::string& what, Outpu
     : target_(resolve_output(path, what, kind)), what_(what) {
   if (target_.stream) {
     write_path_ = target_.resolved;
+    // Our own descriptor: a duplicate shares its file offset (and O_APPEND), so the output follows
+    // what was already written there instead of overwriting it from the start.
+    if (target_.fd >= 0) {
+      std::fflush(nullptr);
+      fd_ = ::fcntl(target_.fd, F_DUPFD_CLOEXEC, 3);
+      if (fd_ < 0) throw UserError(fmt::format("{} '{}': cannot write ({})", what_, target_.path, errno_text(errno)));
+      return;
+    }
     fd_ = ::open(write_path_.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd_ < 0) throw UserError(fmt::format("{} '{}': cannot open ({})", what_, target_.path, errno_text(errno)));
     return;
@@ -174,6 +216,7 @@ PendingFile::~PendingFile() { discard(); }
 
 void PendingFile::write(std::string_view data) {
   ST_INVARIANT(!done_ && fd_ >= 0);
+  if (target_.fd >= 0) std::fflush(nullptr);  // what was printed to the same descriptor comes first
   const char* p = data.data();
   size_t left = data.size();
   while (left > 0) {

@@ -7,8 +7,11 @@
 // How a target path is treated (resolve_output):
 // - does not exist: created through a unique temporary in the same directory and a rename;
 // - a regular file: replaced the same way (readers see the old or the new file, never a torn one);
-// - a character device or FIFO (`/dev/stdout`, `/dev/null`, a pipe): streamed into directly, never
-//   renamed over; only for outputs that can be streamed (text), others refuse it;
+// - one of this process's descriptors (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`):
+//   written through the open descriptor itself, so `--json /dev/stdout > out.txt` appends after what
+//   was printed instead of replacing out.txt, and a pipe works; only for streamable (text) outputs;
+// - a character device or FIFO (`/dev/null`, a named pipe): streamed into directly, never renamed
+//   over; only for outputs that can be streamed (text), others refuse it;
 // - a symlink: followed; the *target* is treated as above, the link itself is kept;
 // - a directory, a socket, a block device, a dangling symlink, a missing parent directory: refused
 //   with a UserError naming the option and the path, before any work starts (check_output).
@@ -29,6 +32,8 @@ struct OutputTarget {
   std::string path;      // the path as given
   std::string resolved;  // the regular file to replace / create, or the device / FIFO to stream into
   bool stream = false;   // true: write straight into `resolved`, no temporary
+  int fd = -1;           // >= 0: the path names this process's descriptor (/dev/stdout, /dev/fd/N):
+                         // written through a duplicate of it, whatever it is connected to
 };
 OutputTarget resolve_output(const std::string& path, const std::string& what,
                             OutputKind kind = OutputKind::stream_ok);

@@ -7,6 +7,8 @@
 
 #include "src/error.h"
 #include "src/io/h5.h"
+#include "src/io/output_file.h"
+#include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 #include "src/train/network.h"
 #include "src/train/onednn_net.h"
@@ -54,6 +56,43 @@ void dump_network(h5::File& f, const NetDesc& d) {
   f.set_attr("network", "window_columns", "kh,kw,stride_h,stride_w,pad_top,pad_left,pad_bottom,pad_right");
 }
 
+// What the run will ask of the host, checked before anything is allocated: the activations and
+// their gradients of every network it builds must fit the memory, and the MACs the work limit.
+void check_gradcheck_work(const GradcheckConfig& cfg, const NetDesc& desc, int networks) {
+  double elems = 0, macs = 0;
+  for (size_t i = 0; i < desc.nodes.size(); ++i) {
+    const NodeDesc& n = desc.nodes[i];
+    elems += double(n.out.size());
+    if (n.kind == NodeKind::conv) {
+      const Shape4 in = desc.in_shape(int(i));
+      // fwd, bwd_data and bwd_weights: the same MACs each.
+      macs += 3.0 * double(n.out.size()) * double(in.c) * n.kh * n.kw;
+    } else if (n.kind == NodeKind::fc) {
+      const Shape4 in = desc.in_shape(int(i));
+      macs += 3.0 * double(in.size()) * double(n.out.c);
+    }
+  }
+  // Per network: every node's output, its gradient and some per-node scratch (BN's saved statistics,
+  // a second consumer's gradient, rounded operand copies). Measured peak: about 0.8x this estimate
+  // (resnet8, 64x64, batch 64: 2.6 GiB for 3.2 estimated).
+  constexpr double kTensorsPerNode = 3;
+  // Parameters: values, gradients and the reference's copies.
+  constexpr double kTensorsPerParam = 4;
+  const double bytes = 4.0 * (elems * kTensorsPerNode + double(desc.parameter_count()) * kTensorsPerParam) * networks;
+  const double mem = host_memory_bytes();
+  if (bytes > 0.8 * mem)
+    throw UserError(fmt::format("gradcheck of {} on a batch of {} {}x{}x{} inputs needs about {} of host memory, more "
+                                "than this machine's {} allows; use a smaller --input, --batch or --width",
+                                desc.name, desc.batch, desc.in_c, desc.in_h, desc.in_w, gib_text(bytes), gib_text(mem)));
+  const double total = macs * networks;
+  if (!cfg.force && total > kMaxGradcheckMacs)
+    throw UserError(fmt::format("gradcheck of {} on a batch of {} {}x{}x{} inputs runs about {:.3g} MACs ({} networks), "
+                                "more than the limit of {:.0e} (a few minutes); use a smaller --input, --batch or "
+                                "--width, or pass --force to run it anyway",
+                                desc.name, desc.batch, desc.in_c, desc.in_h, desc.in_w, total, networks,
+                                kMaxGradcheckMacs));
+}
+
 }  // namespace
 
 double format_tolerance(Format f) {
@@ -86,6 +125,14 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   auto lowering = parse_lowering(cfg.lowering);
   if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", cfg.lowering));
   if (cfg.batch < 1 || cfg.batch > 512) throw UserError(fmt::format("--batch must be in 1..512 (got {})", cfg.batch));
+  if (cfg.channels < 0) throw UserError(fmt::format("--channels must be positive, or 0 for the model's default (got {})", cfg.channels));
+  if (cfg.input < 0) throw UserError(fmt::format("--input must be positive, or 0 for the model's default (got {})", cfg.input));
+  // A relative error: 1 or more would pass a gradient of all zeros, NaN would pass anything.
+  if (!(cfg.tolerance >= 0 && cfg.tolerance < 1))
+    throw UserError(fmt::format("--tolerance must be a relative error in (0, 1), or 0 for the format's own (got {})",
+                                cfg.tolerance));
+  if (!(cfg.width > 0 && cfg.width <= 16)) throw UserError(fmt::format("--width must be in (0, 16] (got {})", cfg.width));
+  if (!cfg.dump.empty()) io::check_output(cfg.dump, "--dump", io::OutputKind::regular_only);
 
   const bool imagenet = cfg.model == "resnet18" || cfg.model == "resnet34" || cfg.model == "resnet50";
   ResNetOptions ro;
@@ -97,6 +144,11 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   ro.in_h = ro.in_w = cfg.input > 0 ? cfg.input : (imagenet ? 32 : 16);
   ro.classes = cfg.classes;
   NetDesc desc = build_resnet(ro);
+  // The emulator and the oneDNN reference; in a reduced format an fp32 reference too, and with WS / IS
+  // the emulator once more in OS order.
+  const int networks = 2 + (spec.array.format != Format::fp32 ? 1 : 0) +
+                       (spec.array.format != Format::fp32 && spec.array.dataflow != Dataflow::os ? 1 : 0);
+  check_gradcheck_work(cfg, desc, networks);
   ParamSet params = init_params(desc, cfg.seed);
 
   // The batch: standard-normal images and uniform labels from the seed (counter-based, portable).

@@ -38,8 +38,13 @@ struct GradcheckConfig {
   std::string lowering = "bp-im2col";
   uint64_t seed = 1;
   std::string dump;                // HDF5 file
-  double tolerance = 0;            // 0: by format
+  double tolerance = 0;            // 0: by format; else a relative error in (0, 1)
+  bool force = false;              // run even beyond the work limit (kMaxGradcheckMacs)
 };
+
+// A gradcheck runs up to four real networks (emulator, oneDNN reference, fp32 reference, emulator in
+// OS order) in fp32 on the host, about 1e9 MAC/s in all: beyond this estimate it asks for --force.
+inline constexpr double kMaxGradcheckMacs = 1e11;
 
 struct TensorError {
   std::string name;                // parameter name, or "act:<node>" for activation gradients

@@ -4,9 +4,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 
 #include "datasets/dataset.h"
 #include "src/cost/cost_model.h"
@@ -14,8 +18,10 @@
 #include "src/cost/report.h"
 #include "src/error.h"
 #include "src/io/h5.h"
+#include "src/io/output_file.h"
 #include "src/ops/conv.h"
 #include "src/spec/spec_toml.h"
+#include "src/train/checkpoint.h"
 #include "src/train/network.h"
 
 namespace st {
@@ -54,7 +60,98 @@ void validate(const TrainConfig& c) {
     throw UserError(fmt::format("--schedule must be cosine, constant or step (got '{}')", c.schedule));
   if (!parse_lowering(c.lowering))
     throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", c.lowering));
-  if (c.checkpoint_every < 0) throw UserError("--checkpoint-every must be >= 0");
+  if (c.checkpoint_every < 0)
+    throw UserError(fmt::format("--checkpoint-every must be >= 0 (got {})", c.checkpoint_every));
+  if (c.warmup_steps < -1)
+    throw UserError(fmt::format("--warmup-steps must be >= 0, or -1 for automatic (got {})", c.warmup_steps));
+  if (c.limit_train == 0 || c.limit_train < -1)
+    throw UserError(fmt::format("--limit-train must be >= 1, or -1 for all (got {})", c.limit_train));
+  if (c.limit_test < -1)
+    throw UserError(fmt::format("--limit-test must be >= 0, or -1 for all (got {})", c.limit_test));
+}
+
+// The longest plan we accept: step counts stay exact in a double (the series stores them as
+// doubles) and 3 x horizon (the step schedule) cannot overflow.
+constexpr int64_t kMaxHorizon = int64_t{1} << 53;
+
+// Memory a training run of `net` needs at least: every node's output and its gradient, the
+// parameters with their gradients and momentum, and the dataset in memory. A lower bound (im2col
+// buffers and workspaces come on top), so it only refuses runs that cannot fit.
+double min_training_bytes(const NetDesc& net, const data::Dataset& ds) {
+  double act = 0;
+  for (const NodeDesc& nd : net.nodes) act += double(nd.out.n) * double(nd.out.c) * double(nd.out.h) * double(nd.out.w);
+  const double params = double(net.parameter_count());
+  return 4.0 * (2 * act + 3 * params) + 4.0 * double(ds.train.images.size() + ds.test.images.size());
+}
+
+double physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+
+// A run killed by SIGKILL (or a power cut) cannot remove the temporary it was writing; the next run
+// holding the directory's lock does. Only the temporaries of our own outputs are touched:
+// "<name>.tmp.<pid>.<n>" (io::temporary_name_for) and the "<name>.tmp" of older versions.
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    for (const char* name : {"checkpoint.h5", "stats.h5", "report.json", "layers.csv"}) {
+      const std::string prefix = std::string(name) + ".tmp";
+      if (!f.starts_with(prefix)) continue;
+      const std::string rest = f.substr(prefix.size());  // "" or ".<pid>.<n>"
+      bool ours = rest.empty();
+      if (!ours && rest[0] == '.') {
+        const size_t dot = rest.find('.', 1);
+        auto digits = [](const std::string& x) {
+          return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos;
+        };
+        ours = dot != std::string::npos && digits(rest.substr(1, dot - 1)) && digits(rest.substr(dot + 1));
+        // A live writer (another command writing into this directory without its lock) keeps its file.
+        if (ours) {
+          const long pid = std::strtol(rest.c_str() + 1, nullptr, 10);
+          if (pid > 0 && pid <= INT_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) ours = false;
+        }
+      }
+      std::error_code rec;
+      if (ours && e.is_regular_file(rec)) fs::remove(e.path(), rec);
+    }
+  }
+}
+
+// Fault injection for the crash tests (tests/test_train.cpp), from the environment:
+//   SYSTRAIN_FAULT=SIG@step:N        raise SIG right after step N's update, before its checkpoint
+//   SYSTRAIN_FAULT=SIG@checkpoint:N  raise SIG inside the checkpoint of step N, when its temporary is
+//                                    complete and not yet renamed
+// SIG is KILL, INT, TERM or STOP. Unset: off. A malformed value is refused (a test must not pass
+// because its fault silently never happened).
+struct Fault {
+  int sig = 0;
+  bool in_checkpoint = false;
+  int64_t step = 0;
+  bool at_step(int64_t s) const { return sig != 0 && !in_checkpoint && s == step; }
+  bool at_checkpoint(int64_t s) const { return sig != 0 && in_checkpoint && s == step; }
+};
+
+Fault fault_from_env() {
+  const char* e = std::getenv("SYSTRAIN_FAULT");
+  if (!e || !*e) return {};
+  const std::string v = e;
+  const size_t at = v.find('@'), colon = v.find(':');
+  Fault f;
+  if (at != std::string::npos && colon != std::string::npos && colon > at) {
+    const std::string sig = v.substr(0, at), point = v.substr(at + 1, colon - at - 1);
+    const int s = sig == "KILL" ? SIGKILL : sig == "INT" ? SIGINT : sig == "TERM" ? SIGTERM : sig == "STOP" ? SIGSTOP : 0;
+    char* endp = nullptr;
+    const long long n = std::strtoll(v.c_str() + colon + 1, &endp, 10);
+    if (s != 0 && (point == "step" || point == "checkpoint") && endp && *endp == '\0' && n >= 1) {
+      f.sig = s;
+      f.in_checkpoint = point == "checkpoint";
+      f.step = n;
+      return f;
+    }
+  }
+  throw UserError(fmt::format("SYSTRAIN_FAULT='{}' is not SIG@step:N or SIG@checkpoint:N", v));
 }
 
 // What a checkpoint pins down: a resumed run must agree on all of it.
@@ -64,52 +161,6 @@ nlohmann::json plan_json(const TrainConfig& c, const NetDesc& net, int64_t horiz
           {"lr", c.lr}, {"momentum", c.momentum}, {"weight_decay", c.weight_decay}, {"schedule", c.schedule},
           {"warmup_steps", c.warmup_steps}, {"lowering", c.lowering}, {"seed", c.seed},
           {"input", {net.in_c, net.in_h, net.in_w}}, {"classes", net.classes}};
-}
-
-struct Checkpoint {
-  int64_t step = 0;
-  data::IteratorState iter;
-  nlohmann::json plan;
-  std::string spec_toml;
-};
-
-void write_checkpoint(const std::string& path, const Network& net, const Checkpoint& ck) {
-  h5::AtomicFile out(path);
-  h5::File& f = out.file();
-  for (const auto& [name, t] : net.params()) f.write_tensor("params/" + name, t);
-  for (const auto& [name, t] : net.velocity()) f.write_tensor("velocity/" + name, t);
-  auto a = ck.iter.to_array();
-  f.write<uint64_t>("rng/iterator_state", std::vector<uint64_t>(a.begin(), a.end()));
-  f.write_scalar<int64_t>("step", ck.step);
-  f.write_string("plan", ck.plan.dump());
-  f.write_string("spec", ck.spec_toml);
-  f.set_attr("/", "format", "systrain-checkpoint-1");
-  out.commit();
-}
-
-Checkpoint read_checkpoint(const std::string& path, Network& net) {
-  h5::File f = h5::File::open(path);
-  if (!f.has_attr("/", "format") || f.attr_string("/", "format") != "systrain-checkpoint-1")
-    throw UserError(fmt::format("'{}' is not a systrain checkpoint", path));
-  Checkpoint ck;
-  ck.step = f.read_scalar<int64_t>("step");
-  ck.plan = nlohmann::json::parse(f.read_string("plan"));
-  ck.spec_toml = f.read_string("spec");
-  auto v = f.read<uint64_t>("rng/iterator_state");
-  if (v.size() != 4) throw UserError(fmt::format("'{}': rng/iterator_state must hold 4 values", path));
-  ck.iter = data::IteratorState::from_array({v[0], v[1], v[2], v[3]});
-  auto load = [&](ParamSet& ps, const std::string& group) {
-    for (auto& [name, t] : ps) {
-      Tensor x = f.read_tensor(group + "/" + name);
-      if (!x.same_shape(t))
-        throw UserError(fmt::format("'{}': {}/{} has shape {}, the network needs {}", path, group, name,
-                                    x.shape_str(), t.shape_str()));
-      t = std::move(x);
-    }
-  };
-  load(net.params(), "params");
-  load(net.velocity(), "velocity");
-  return ck;
 }
 
 // Cost of the backward conv GEMMs (dX + dW) of every conv layer under lowering `l`.
@@ -169,22 +220,49 @@ std::pair<double, double> evaluate(Network& net, const ExecContext& ctx, const d
   return {double(correct) / double(n), loss_sum / double(n)};
 }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream o(tmp);
-    o << text;
-    if (!o) throw UserError(fmt::format("cannot write '{}'", path.string()));
-  }
-  fs::rename(tmp, path);
-}
-
 }  // namespace
 
 TrainResult train(const TrainConfig& cfg) {
   validate(cfg);
+  const Fault fault = fault_from_env();
   const Lowering lowering = *parse_lowering(cfg.lowering);
+
+  // Every output path is checked before any work: a run must not fail after hours on a path it
+  // could have refused at once. An existing run directory is locked now (a second run writing it
+  // stops here, having touched nothing); a new one is created and locked once the inputs are valid.
+  const fs::path out(cfg.out_dir);
+  const std::string ckpt_path = (out / "checkpoint.h5").string(), series_path = (out / "stats.h5").string();
+  const std::string report_path = (out / "report.json").string(), layers_path = (out / "layers.csv").string();
+  io::check_output_dir(cfg.out_dir, "--out");
+  io::check_output(cfg.json, "--json");
+  std::error_code ec;
+  if (!cfg.json.empty()) {
+    // The report over the run's checkpoint, series or layer table would destroy it.
+    std::error_code e1, e2;
+    const fs::path json = fs::weakly_canonical(cfg.json, e1);
+    for (const std::string& own : {ckpt_path, series_path, layers_path})
+      if (!e1 && json == fs::weakly_canonical(own, e2) && !e2)
+        throw UserError(fmt::format("--json '{}' is the run directory's own {}; name another file", cfg.json,
+                                    fs::path(own).filename().string()));
+  }
+  std::optional<io::DirLock> lock;
+  auto check_run_files = [&] {
+    io::check_output(ckpt_path, "--out: checkpoint", io::OutputKind::regular_only);
+    io::check_output(series_path, "--out: stats file", io::OutputKind::regular_only);
+    io::check_output(report_path, "--out: report");
+    io::check_output(layers_path, "--out: layer table");
+  };
+  if (fs::is_directory(cfg.out_dir, ec)) {
+    lock.emplace(cfg.out_dir, "--out");
+    remove_stale_temporaries(out);
+    check_run_files();
+  }
+
+  // A checkpoint to resume from is validated before the data is loaded (its tensors once the
+  // network is known).
+  std::optional<Checkpoint> resume;
+  if (!cfg.resume.empty()) resume = read_checkpoint(cfg.resume);
+
   Spec spec = load_spec(cfg.spec);
   if (spec.array.format == Format::int8)
     throw UserError(fmt::format("spec '{}' uses int8 operands: training needs fp32, bf16 or fp16", cfg.spec));
@@ -206,41 +284,71 @@ TrainResult train(const TrainConfig& cfg) {
   ro.width = cfg.width;
   ro.shortcut = cfg.shortcut;
   NetDesc desc = build_resnet(ro);
+  const double need = min_training_bytes(desc, ds), have = physical_memory_bytes();
+  if (have > 0 && need > have)
+    throw UserError(fmt::format("{} (width {}) with batch {} on {}x{}x{} images needs at least {:.1f} GiB of memory, "
+                                "this machine has {:.1f} GiB: lower --batch or --width",
+                                cfg.model, cfg.width, cfg.batch, ds.channels, ds.height, ds.width, need / (1 << 30),
+                                have / (1 << 30)));
 
   data::BatchIterator it(ds.train.size(), cfg.batch, cfg.seed, /*shuffle=*/true, /*drop_last=*/true);
   const int64_t per_epoch = it.batches_per_epoch();
-  int64_t horizon = cfg.epochs * per_epoch;
+  if (cfg.epochs > kMaxHorizon / per_epoch)
+    throw UserError(fmt::format("--epochs {} x {} batches per epoch exceeds the longest plan (2^53 steps)", cfg.epochs,
+                                per_epoch));
+  const int64_t horizon = cfg.epochs * per_epoch;
+  if (cfg.warmup_steps > horizon)
+    throw UserError(fmt::format("--warmup-steps {} is longer than the plan ({} steps)", cfg.warmup_steps, horizon));
   nlohmann::json plan = plan_json(cfg, desc, horizon, ds.train.size());
 
   Network net(desc, init_params(desc, cfg.seed), lowering);
   int64_t step = 0;
-  if (!cfg.resume.empty()) {
-    Checkpoint ck = read_checkpoint(cfg.resume, net);
-    for (const char* k : {"model", "width", "shortcut", "dataset", "train_samples", "batch", "epochs", "lr",
-                          "momentum", "weight_decay", "schedule", "warmup_steps", "lowering", "seed"})
-      if (ck.plan[k] != plan[k])
-        throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", cfg.resume, k,
-                                    ck.plan[k].dump(), plan[k].dump()));
-    if (ck.spec_toml != spec_to_toml(spec))
-      throw UserError(fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", cfg.resume));
+  // The stats time series, one row per step (columns: series_columns()); a resumed run continues
+  // the checkpoint's rows, so its series equals the uninterrupted run's.
+  std::vector<double> series;
+  if (resume) {
+    auto check_plan = [&](const Checkpoint& ck) {
+      for (const char* k : {"model", "width", "shortcut", "dataset", "train_samples", "batch", "epochs", "horizon", "lr",
+                            "momentum", "weight_decay", "schedule", "warmup_steps", "lowering", "seed", "input",
+                            "classes"})
+        if (ck.plan[k] != plan[k])
+          throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", cfg.resume,
+                                      k, ck.plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                      plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      if (ck.spec_toml != spec_to_toml(spec))
+        throw UserError(
+            fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", cfg.resume));
+    };
+    check_plan(*resume);
+    // Now the tensors; the file is read again as a whole so step, state and tensors come from one
+    // version of it even if it was replaced meanwhile.
+    Checkpoint ck = read_checkpoint(cfg.resume, &net.params(), &net.velocity());
+    check_plan(ck);
     step = ck.step;
     it.restore(ck.iter);
+    series = std::move(ck.series);
+    if (series.empty())  // a format-1 checkpoint has no series: the earlier steps' values are unknown
+      for (int64_t i = 1; i <= step; ++i)
+        series.insert(series.end(), {double(i), double((i - 1) / per_epoch + 1), double(learning_rate(cfg, i - 1, horizon)),
+                                     NAN, NAN, NAN, NAN, NAN});
   }
-  const int64_t end = cfg.steps > 0 ? std::min(horizon, step + cfg.steps) : horizon;
+  // --steps S: S more steps, at most to the end of the plan (no overflow for a huge S).
+  const int64_t end = cfg.steps > 0 && cfg.steps < horizon - step ? step + cfg.steps : horizon;
 
-  fs::create_directories(cfg.out_dir);
-  const fs::path out(cfg.out_dir);
-  const std::string ckpt_path = (out / "checkpoint.h5").string();
-
-  // Stats time series, one row per step (written to a temporary file, renamed when the run ends).
-  const fs::path series_path = out / "stats.h5";
-  fs::path series_tmp = series_path;
-  series_tmp += ".tmp";
-  auto series = std::make_unique<h5::File>(h5::File::create(series_tmp.string()));
-  const std::vector<std::string> cols = {"step", "epoch", "lr", "loss", "batch_accuracy", "cycles", "energy_j",
-                                         "host_seconds"};
-  series->create_series<double>("series", static_cast<int64_t>(cols.size()));
-  series->write_strings("columns", cols);
+  if (!lock) {
+    io::make_output_dir(cfg.out_dir, "--out");
+    lock.emplace(cfg.out_dir, "--out");
+    check_run_files();
+  }
+  // The series file is rewritten (atomically) with every checkpoint, so after a kill it holds the
+  // rows up to (at least) the last checkpoint; --resume continues from the checkpoint's own rows.
+  size_t series_written = 0;
+  auto write_series = [&] {
+    write_series_file(series_path, series);
+    series_written = series.size();
+  };
+  // host_seconds of the resumed rows (NaN after a format-1 checkpoint: then counted from 0)
+  const double seconds_before = series.empty() || std::isnan(series.back()) ? 0.0 : series.back();
 
   Ledger ledger(spec);
   ExecContext counted{&spec, &ledger, ""};
@@ -261,6 +369,7 @@ TrainResult train(const TrainConfig& cfg) {
   double test_acc = -1, test_loss = 0;
   nlohmann::json epochs = nlohmann::json::array();
   const int64_t start_step = step;
+  const std::string spec_toml = spec_to_toml(spec);
   auto t_start = Clock::now();
 
   while (step < end) {
@@ -279,11 +388,16 @@ TrainResult train(const TrainConfig& cfg) {
         }
     const float loss = net.forward(ctx, images, labels);
     if (!std::isfinite(loss)) {
-      series->close();
-      fs::rename(series_tmp, series_path);
+      // The series of the steps that ran is kept (the diverging step has no row).
+      std::string series_note;
+      try {
+        write_series();
+      } catch (const UserError& e) {
+        series_note = fmt::format("; the stats series could not be written: {}", e.what());
+      }
       throw TrainingDiverged(fmt::format(
-          "the loss became {} at step {}; training stopped{}", loss, step + 1,
-          fs::exists(ckpt_path) ? fmt::format(" (the last good checkpoint is {})", ckpt_path) : ""));
+          "the loss became {} at step {}; training stopped{}{}", loss, step + 1,
+          fs::exists(ckpt_path, ec) ? fmt::format(" (the last good checkpoint is {})", ckpt_path) : "", series_note));
     }
     net.backward(ctx);
     net.sgd_step(ctx, sgd);
@@ -299,10 +413,12 @@ TrainResult train(const TrainConfig& cfg) {
     seen_epoch += cfg.batch;
     last_loss = loss;
     loss_ema = seen == 1 ? loss : 0.95 * loss_ema + 0.05 * loss;
-    const double cycles = step_cost.get("cycles.total") * double(step - start_step);
-    const double energy_j = derive(step_cost, spec).energy_pj * 1e-12 * double(step - start_step);
-    series->append_row<double>("series", std::vector<double>{double(step), double((step - 1) / per_epoch + 1), double(lr), double(loss),
-                                      double(ok) / cfg.batch, cycles, energy_j, seconds_since(t_start)});
+    // Cumulative over the plan (every step costs the same), so a resumed run continues the series.
+    const double cycles = step_cost.get("cycles.total") * double(step);
+    const double energy_j = derive(step_cost, spec).energy_pj * 1e-12 * double(step);
+    series.insert(series.end(), {double(step), double((step - 1) / per_epoch + 1), double(lr), double(loss),
+                                 double(ok) / cfg.batch, cycles, energy_j, seconds_before + seconds_since(t_start)});
+    if (fault.at_step(step)) std::raise(fault.sig);
 
     const bool epoch_end = step % per_epoch == 0;
     const double ips = seen * cfg.batch / std::max(train_seconds, 1e-9);
@@ -321,7 +437,7 @@ TrainResult train(const TrainConfig& cfg) {
     const bool last = step == end;
     if (epoch_end || last) {
       if (tty) fmt::print(stderr, "\n");
-      if (cfg.evaluate && (epoch_end || last)) {
+      if (cfg.evaluate && ds.test.size() > 0) {
         auto [acc, tl] = evaluate(net, plain, ds.test);
         test_acc = acc;
         test_loss = tl;
@@ -335,12 +451,18 @@ TrainResult train(const TrainConfig& cfg) {
       }
       if (epoch_end) correct_epoch = seen_epoch = 0;
     }
-    if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))
-      write_checkpoint(ckpt_path, net, Checkpoint{step, it.state(), plan, spec_to_toml(spec)});
+    if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)) {
+      // The series first: whenever the run dies, stats.h5 holds at least the rows of the last
+      // checkpoint (the checkpoint carries its own copy, which --resume continues).
+      write_series();
+      const int64_t s = step;
+      write_checkpoint(ckpt_path, net.params(), net.velocity(), Checkpoint{step, it.state(), plan, spec_toml, series},
+                       [&] {
+                         if (fault.at_checkpoint(s)) std::raise(fault.sig);
+                       });
+    }
   }
-  series->close();
-  series.reset();
-  fs::rename(series_tmp, series_path);
+  if (series_written != series.size() || !fs::exists(series_path, ec)) write_series();
 
   // --- report ---
   const double steps_run = double(step - start_step);
@@ -399,11 +521,15 @@ TrainResult train(const TrainConfig& cfg) {
         {"sram_bytes", {{"explicit", expl.sum_prefix("bytes.sram.")}, {cfg.lowering, mine.sum_prefix("bytes.sram.")},
                         {"saving", saving(mine.sum_prefix("bytes.sram."), expl.sum_prefix("bytes.sram."))}}},
         {"per", "one training step"}};
-    write_text_atomic(out / "layers.csv", named_csv(ledger.by_layer(), spec));
   }
   r.report = rep;
-  write_text_atomic(out / "report.json", rep.dump(2) + "\n");
-  if (!cfg.json.empty()) write_text_atomic(cfg.json, rep.dump(2) + "\n");
+  // The report may quote user text (a dataset's file name): invalid UTF-8 is replaced, not fatal.
+  const std::string text = rep.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  io::OutputSet outputs;
+  if (have_cost) outputs.add_text(layers_path, named_csv(ledger.by_layer(), spec), "--out: layer table");
+  outputs.add_text(report_path, text, "--out: report");
+  outputs.add_text(cfg.json, text, "--json");
+  outputs.commit();
   return r;
 }
 

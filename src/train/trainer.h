@@ -10,7 +10,12 @@
 // Schedule and stopping: --epochs E fixes the plan (the learning-rate schedule's horizon is
 // E x batches per epoch); --steps S stops this invocation after S more steps. A run resumed from a
 // checkpoint keeps the horizon stored in it, so N steps + resume for M steps reproduces N+M steps
-// in one run bit for bit.
+// in one run bit for bit, the stats series included (checkpoint.h).
+//
+// Outputs and failures: every output path is checked before the data is loaded, the run directory
+// is locked for the life of the run (a second run on it is refused), the series (stats.h5) is
+// rewritten atomically before every checkpoint, so a kill -9 or Ctrl-C leaves a complete checkpoint
+// and a series that covers it. Crash tests inject faults through SYSTRAIN_FAULT (trainer.cpp).
 #include <cstdint>
 #include <string>
 
