@@ -19,7 +19,18 @@
 #include <filesystem>
 #include <string>
 
+#ifdef SYSTRAIN_LIBFUZZER
+#include "src/io/h5.h"
+#endif
+
 namespace st::fuzz {
+
+#ifdef SYSTRAIN_LIBFUZZER
+// Under libFuzzer every reader hands HDF5 files to the library in-process, so a crash inside
+// libhdf5 is seen (and triaged: tests/fuzz/libhdf5/README.md) instead of being turned into a
+// UserError by the reading child (h5::read_in_child).
+inline const bool kHdf5InProcess = (st::h5::set_untrusted_isolation(false), true);
+#endif
 
 // A file holding `size` bytes, rewritten for every input; one directory per process, removed at
 // exit. `name` gives the extension readers look at (".h5").
