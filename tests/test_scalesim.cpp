@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/error.h"
+#include "src/cost/scalesim_run.h"
 #include "src/spec/scalesim_import.h"
 
 namespace st {

@@ -7,9 +7,9 @@
 
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
+#include "src/cost/scalesim_run.h"
 #include "src/error.h"
 #include "src/io/output_file.h"
-#include "src/spec/scalesim_import.h"
 
 namespace st::cli {
 namespace {

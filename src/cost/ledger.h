@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "src/cost/cost_model.h"
-#include "src/ops/context.h"
 
 namespace st {
 

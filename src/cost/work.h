@@ -73,4 +73,13 @@ struct VectorWork {
   int64_t groups = 1;                  // independent reduction groups the passes run over
 };
 
+// Where an op hands its work descriptions (the Ledger, or a test's recorder). Declared on the cost
+// floor so the cost model never has to know the ops that use it.
+class WorkSink {
+ public:
+  virtual ~WorkSink() = default;
+  virtual void gemm(const GemmWork& w) = 0;
+  virtual void vector(const VectorWork& w) = 0;
+};
+
 }  // namespace st

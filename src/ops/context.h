@@ -1,20 +1,13 @@
 #pragma once
 // What every op receives besides its tensors: the modeled machine and where to describe its work.
 // Numerics and cost meet here (DESIGN.md): an op computes the exact result with the kernels and
-// hands a GemmWork / VectorWork description to the sink. The sink (src/cost/ledger.h) turns it into
-// Stats through the pure cost model, caching by shape. With no sink an op only computes numbers,
-// and a test proves the numbers are the same either way.
+// hands a GemmWork / VectorWork description to the sink (WorkSink, src/cost/work.h). The Ledger
+// (src/cost/ledger.h) turns it into Stats through the pure cost model, caching by shape. With no
+// sink an op only computes numbers, and a test proves the numbers are the same either way.
 #include "src/cost/work.h"
 #include "src/spec/spec.h"
 
 namespace st {
-
-class WorkSink {
- public:
-  virtual ~WorkSink() = default;
-  virtual void gemm(const GemmWork& w) = 0;
-  virtual void vector(const VectorWork& w) = 0;
-};
 
 struct ExecContext {
   const Spec* spec = nullptr;     // never null when an op runs

@@ -10,46 +10,11 @@
 #include "src/ops/relu.h"
 #include "src/ops/residual_add.h"
 #include "src/ops/sgd.h"
+#include "src/ops/shortcut.h"
 #include "src/ops/softmax_xent.h"
-#include "src/train/network.h"
+#include "src/project/node_ops.h"
 
 namespace st {
-
-namespace {
-
-constexpr double kF32 = 4;  // bytes of an fp32 element (as network.cpp's option-A shortcut)
-
-// Network::producer_on_chip: BN (and the ReLU after a conv's BN) read the conv output on chip when
-// the spec fuses them.
-bool producer_on_chip(const NetDesc& net, const Spec& spec, int id) {
-  if (!spec.vector.fuse_with_conv) return false;
-  const NodeDesc& n = net.node(id);
-  const NodeDesc& in = net.node(n.inputs[0]);
-  if (n.kind == NodeKind::bn) return in.kind == NodeKind::conv;
-  if (n.kind == NodeKind::relu) return in.kind == NodeKind::bn && net.node(in.inputs[0]).kind == NodeKind::conv;
-  return false;
-}
-
-}  // namespace
-
-// The option-A shortcut's data movement (network.cpp emits exactly these).
-VectorWork shortcut_fwd_work(const ExecContext& ctx, const Shape4& in, const Shape4& out) {
-  VectorWork w;
-  w.tag = Tag{ctx.layer, OpKind::shortcut_fwd, Phase::forward};
-  w.elements = out.size();
-  w.dram_read_bytes = kF32 * out.n * in.c * out.h * out.w;
-  w.dram_write_bytes = kF32 * out.size();
-  return w;
-}
-
-VectorWork shortcut_bwd_work(const ExecContext& ctx, const Shape4& in, const Shape4& out) {
-  VectorWork w;
-  w.tag = Tag{ctx.layer, OpKind::shortcut_bwd, Phase::backward_data};
-  w.elements = in.size();
-  w.dram_read_bytes = kF32 * in.n * in.c * out.h * out.w;
-  w.dram_write_bytes = kF32 * in.size();
-  return w;
-}
 
 namespace {
 
@@ -70,7 +35,7 @@ void forward(const NetDesc& net, const ExecContext& ctx0, Lowering l, bool train
       case NodeKind::input:
         break;
       case NodeKind::conv:
-        emit_all(ctx, conv_work(Network::conv_desc(net, id), Direction::fwd, l, spec, n.name));
+        emit_all(ctx, conv_work(conv_desc(net, id), Direction::fwd, l, spec, n.name));
         break;
       case NodeKind::bn:
         ctx.emit(training ? bn_fwd_training_work(ctx, in.size(), in.c, producer_on_chip(net, spec, id))
@@ -84,14 +49,14 @@ void forward(const NetDesc& net, const ExecContext& ctx0, Lowering l, bool train
         break;
       case NodeKind::maxpool:
       case NodeKind::gap:
-        ctx.emit(pool_fwd_work(ctx, Network::pool_desc(net, id), in.n, in.c, in.h, in.w));
+        ctx.emit(pool_fwd_work(ctx, pool_desc(net, id), in.n, in.c, in.h, in.w));
         break;
       case NodeKind::fc:
         ctx.emit(fc_fwd_work(ctx, in.n, in.c * in.h * in.w, n.out.c));
         ctx.emit(fc_bias_fwd_work(ctx, in.n, n.out.c));
         break;
       case NodeKind::shortcut_a:
-        ctx.emit(shortcut_fwd_work(ctx, in, n.out));
+        ctx.emit(shortcut_a_fwd_work(ctx, in.n, in.c, n.out.c, n.out.h, n.out.w));
         break;
       case NodeKind::loss:
         ctx.emit(softmax_xent_fwd_work(ctx, in.n, in.c * in.h * in.w));
@@ -134,7 +99,7 @@ void backward(const NetDesc& net, const ExecContext& ctx0, Lowering l) {
       }
       case NodeKind::maxpool:
       case NodeKind::gap:
-        ctx.emit(pool_bwd_work(ctx, Network::pool_desc(net, id), in.n, in.c, in.h, in.w));
+        ctx.emit(pool_bwd_work(ctx, pool_desc(net, id), in.n, in.c, in.h, in.w));
         deliver(ctx, p);
         break;
       case NodeKind::relu:
@@ -146,9 +111,9 @@ void backward(const NetDesc& net, const ExecContext& ctx0, Lowering l) {
         deliver(ctx, p);
         break;
       case NodeKind::conv:
-        emit_all(ctx, conv_work(Network::conv_desc(net, id), Direction::bwd_weights, l, spec, n.name));
+        emit_all(ctx, conv_work(conv_desc(net, id), Direction::bwd_weights, l, spec, n.name));
         if (need_dx) {
-          emit_all(ctx, conv_work(Network::conv_desc(net, id), Direction::bwd_data, l, spec, n.name));
+          emit_all(ctx, conv_work(conv_desc(net, id), Direction::bwd_data, l, spec, n.name));
           deliver(ctx, p);
         }
         break;
@@ -156,7 +121,7 @@ void backward(const NetDesc& net, const ExecContext& ctx0, Lowering l) {
         for (int k : n.inputs) deliver(ctx, k);
         break;
       case NodeKind::shortcut_a:
-        ctx.emit(shortcut_bwd_work(ctx, in, n.out));
+        ctx.emit(shortcut_a_bwd_work(ctx, in.n, in.c, in.h, in.w, n.out.h, n.out.w));
         deliver(ctx, p);
         break;
       case NodeKind::input:

@@ -17,11 +17,6 @@ namespace st {
 
 enum class StepMode : uint8_t { train, infer };
 
-// Work of the option-A shortcut (strided copy + channel zero-pad) and of its backward; in / out are
-// the node's input and output shapes. The training network and the projection both emit these.
-VectorWork shortcut_fwd_work(const ExecContext& ctx, const Shape4& in, const Shape4& out);
-VectorWork shortcut_bwd_work(const ExecContext& ctx, const Shape4& in, const Shape4& out);
-
 // Emits the work of one step to ctx.sink (ctx.spec must be set; ctx.layer is ignored: tags carry
 // node names, and parameter names for sgd_update).
 //   train: forward with batch statistics, backward, SGD update (Network::zero_grads, forward,

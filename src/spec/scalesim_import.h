@@ -1,6 +1,7 @@
 #pragma once
-// SCALE-Sim v2 compatibility: its architecture config (.cfg, INI) and conv topology (.csv), and the
-// per-layer figures `systrain scalesim` prints. Stall-free (InterfaceBandwidth CALC) total cycles
+// SCALE-Sim v2 compatibility: its architecture config (.cfg, INI) and conv topology (.csv) as a Spec
+// and layers (the per-layer figures `systrain scalesim` prints are src/cost/scalesim_run.h).
+// Stall-free (InterfaceBandwidth CALC) total cycles
 // equal SCALE-Sim v2's in its own convention: output size ceil((H - R + s)/s) on the pre-padded
 // input, 1-byte words, and the printed total is its last 0-based cycle index (cycles - 1).
 #include <cstdint>
@@ -42,18 +43,5 @@ std::vector<ScaleSimLayer> load_scalesim_topology(const std::string& path);
 // cycle is a GB/s), each SRAM split into two banks, each buffer with its own DRAM link of
 // Bandwidth words per cycle (USER) or an effectively unlimited one (CALC), no DRAM latency.
 Spec scalesim_spec(const ScaleSimConfig& cfg);
-
-struct ScaleSimLayerResult {
-  std::string name;
-  int64_t total_cycles = 0;      // SCALE-Sim convention: cycles - 1
-  int64_t stall_cycles = 0;
-  int64_t compute_cycles = 0;    // closed form, untiled (SCALE-Sim's compute)
-  double utilization = 0;        // MACs / ((total_cycles + 1) x rows x cols)
-  double mapping_efficiency = 0; // MACs / (folds x rows x cols x T) ... used PEs per fold
-  double macs = 0;
-  double sram_ifmap_reads = 0, sram_filter_reads = 0, sram_ofmap_writes = 0;  // words
-  double dram_ifmap_reads = 0, dram_filter_reads = 0, dram_ofmap_writes = 0;  // words
-};
-ScaleSimLayerResult run_scalesim_layer(const ScaleSimConfig& cfg, const ScaleSimLayer& layer);
 
 }  // namespace st

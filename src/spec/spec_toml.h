@@ -10,12 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "models/presets.h"
 #include "src/spec/spec.h"
 
 namespace st {
 
-// Preset TOML texts keyed by name (file stem). Defined in the generated presets_data.cpp.
-const std::map<std::string, std::string>& embedded_presets();
 std::vector<std::string> preset_names();
 inline constexpr std::string_view kDefaultPreset = "tpu-like";
 

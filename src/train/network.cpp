@@ -9,53 +9,11 @@
 #include "src/ops/fc.h"
 #include "src/ops/relu.h"
 #include "src/ops/residual_add.h"
+#include "src/ops/shortcut.h"
 #include "src/ops/softmax_xent.h"
-#include "src/project/projection.h"
+#include "src/project/node_ops.h"
 
 namespace st {
-
-ConvDesc Network::conv_desc(const NetDesc& net, int id) {
-  const NodeDesc& n = net.node(id);
-  const Shape4 in = net.in_shape(id);
-  ConvDesc d;
-  d.N = in.n;
-  d.C = in.c;
-  d.H = in.h;
-  d.W = in.w;
-  d.K = n.out.c;
-  d.R = n.kh;
-  d.S = n.kw;
-  d.sh = n.sh;
-  d.sw = n.sw;
-  d.pt = n.pt;
-  d.pl = n.pl;
-  d.pb = n.pb;
-  d.pr = n.pr;
-  return d;
-}
-
-PoolDesc Network::pool_desc(const NetDesc& net, int id) {
-  const NodeDesc& n = net.node(id);
-  PoolDesc d;
-  if (n.kind == NodeKind::gap) {
-    const Shape4 in = net.in_shape(id);
-    d.kh = static_cast<int>(in.h);
-    d.kw = static_cast<int>(in.w);
-    d.sh = d.kh;
-    d.sw = d.kw;
-    d.alg = PoolAlg::avg_exclude_padding;
-    return d;
-  }
-  ST_INVARIANT(n.pt == n.pb && n.pl == n.pr);  // ResNet pools are symmetric
-  d.kh = n.kh;
-  d.kw = n.kw;
-  d.sh = n.sh;
-  d.sw = n.sw;
-  d.ph = n.pt;
-  d.pw = n.pl;
-  d.alg = PoolAlg::max;
-  return d;
-}
 
 Network::Network(NetDesc net, ParamSet params, Lowering lowering)
     : net_(std::move(net)), params_(std::move(params)), lowering_(lowering) {
@@ -109,45 +67,6 @@ ExecContext Network::node_ctx(const ExecContext& ctx, int id) const {
   return c;
 }
 
-// BN (and the ReLU after it) can consume the conv output straight from the array's output buffer
-// when the spec fuses them; everything else reads its input from DRAM.
-bool Network::producer_on_chip(const ExecContext& ctx, int id) const {
-  if (!ctx.spec->vector.fuse_with_conv) return false;
-  const NodeDesc& n = net_.node(id);
-  const NodeDesc& in = net_.node(n.inputs[0]);
-  if (n.kind == NodeKind::bn) return in.kind == NodeKind::conv;
-  if (n.kind == NodeKind::relu) return in.kind == NodeKind::bn && net_.node(in.inputs[0]).kind == NodeKind::conv;
-  return false;
-}
-
-namespace {
-
-// Option-A shortcut: dst[n, c, y, x] = src[n, c, s*y, s*x] for c < C_in, zeros for the added
-// channels. Pure data movement on the vector unit.
-void shortcut_a_fwd(const ExecContext& ctx, int stride, const Tensor& src, Tensor& dst, const Shape4& out) {
-  if (!(dst.rank() == 4 && dst.dim(0) == out.n && dst.dim(1) == out.c && dst.dim(2) == out.h && dst.dim(3) == out.w))
-    dst = Tensor({out.n, out.c, out.h, out.w});
-  dst.zero();
-  for (int64_t n = 0; n < out.n; ++n)
-    for (int64_t c = 0; c < src.dim(1); ++c)
-      for (int64_t y = 0; y < out.h; ++y)
-        for (int64_t x = 0; x < out.w; ++x) dst.at(n, c, y, x) = src.at(n, c, y * stride, x * stride);
-  ctx.emit(shortcut_fwd_work(ctx, Shape4{src.dim(0), src.dim(1), src.dim(2), src.dim(3)}, out));
-}
-
-void shortcut_a_bwd(const ExecContext& ctx, int stride, const Tensor& diff_dst, const Tensor& src, Tensor& diff_src) {
-  if (!diff_src.same_shape(src)) diff_src = Tensor({src.dim(0), src.dim(1), src.dim(2), src.dim(3)});
-  diff_src.zero();
-  for (int64_t n = 0; n < src.dim(0); ++n)
-    for (int64_t c = 0; c < src.dim(1); ++c)
-      for (int64_t y = 0; y < diff_dst.dim(2); ++y)
-        for (int64_t x = 0; x < diff_dst.dim(3); ++x)
-          diff_src.at(n, c, y * stride, x * stride) = diff_dst.at(n, c, y, x);
-  ctx.emit(shortcut_bwd_work(ctx, Shape4{src.dim(0), src.dim(1), src.dim(2), src.dim(3)},
-                             Shape4{diff_dst.dim(0), diff_dst.dim(1), diff_dst.dim(2), diff_dst.dim(3)}));
-}
-
-}  // namespace
 
 float Network::forward(const ExecContext& ctx0, const Tensor& images, const std::vector<int32_t>& labels,
                        bool training) {
@@ -174,14 +93,14 @@ float Network::forward(const ExecContext& ctx0, const Tensor& images, const std:
         if (training)
           bn_fwd_training(ctx, bn_, in(), params_.at(n.name + ".gamma"), params_.at(n.name + ".beta"), act_[i],
                           bn_saved_[i], params_.at(n.name + ".running_mean"), params_.at(n.name + ".running_var"),
-                          producer_on_chip(ctx, id));
+                          producer_on_chip(net_, *ctx.spec, id));
         else
           bn_fwd_inference(ctx, bn_, in(), params_.at(n.name + ".gamma"), params_.at(n.name + ".beta"),
                            params_.at(n.name + ".running_mean"), params_.at(n.name + ".running_var"), act_[i],
-                           producer_on_chip(ctx, id));
+                           producer_on_chip(net_, *ctx.spec, id));
         break;
       case NodeKind::relu:
-        relu_fwd(ctx, in(), act_[i], producer_on_chip(ctx, id));
+        relu_fwd(ctx, in(), act_[i], producer_on_chip(net_, *ctx.spec, id));
         break;
       case NodeKind::add:
         add_fwd(ctx, in(0), in(1), act_[i]);
@@ -194,7 +113,7 @@ float Network::forward(const ExecContext& ctx0, const Tensor& images, const std:
         fc_fwd(ctx, in(), params_.at(n.name + ".weight"), params_.at(n.name + ".bias"), act_[i]);
         break;
       case NodeKind::shortcut_a:
-        shortcut_a_fwd(ctx, n.sh, in(), act_[i], n.out);
+        shortcut_a_fwd(ctx, n.sh, n.out.c, n.out.h, n.out.w, in(), act_[i]);
         break;
       case NodeKind::loss:
         last_loss_ = softmax_xent_fwd(ctx, in(), labels_, probs_);

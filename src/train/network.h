@@ -50,13 +50,9 @@ class Network {
   const Tensor& activation_grad(const std::string& node) const;
   const Tensor& probabilities() const { return probs_; }
 
-  static ConvDesc conv_desc(const NetDesc& net, int node);
-  static PoolDesc pool_desc(const NetDesc& net, int node);
-
  private:
   int node_id(const std::string& name) const;
   ExecContext node_ctx(const ExecContext& ctx, int id) const;
-  bool producer_on_chip(const ExecContext& ctx, int id) const;
   // Where a backward op writes the gradient of node `producer`'s output: the gradient itself the
   // first time, a scratch tensor afterwards; deliver() then adds the scratch in (add_bwd).
   Tensor& diff_target(int producer);

@@ -20,6 +20,7 @@
 #include "src/io/h5.h"
 #include "src/io/output_file.h"
 #include "src/ops/conv.h"
+#include "src/project/node_ops.h"
 #include "src/spec/spec_toml.h"
 #include "src/train/checkpoint.h"
 #include "src/train/network.h"
@@ -172,7 +173,7 @@ Stats conv_backprop_cost(const NetDesc& net, const Spec& spec, Lowering l) {
     const bool stem = net.node(net.node(id).inputs[0]).kind == NodeKind::input;
     for (Direction d : {Direction::bwd_data, Direction::bwd_weights}) {
       if (d == Direction::bwd_data && stem) continue;  // the image needs no gradient
-      for (const GemmWork& w : conv_work(Network::conv_desc(net, id), d, l, spec, net.nodes[i].name))
+      for (const GemmWork& w : conv_work(conv_desc(net, id), d, l, spec, net.nodes[i].name))
         s += cost_gemm(w, spec);
     }
   }
