@@ -93,6 +93,32 @@ std::vector<int32_t> phase_chunks(const ConvDesc& d, const std::vector<int64_t>&
   return chunks;
 }
 
+// One stride phase (ph, pw) of the strided dX (zero-skip, and BP-im2col's host path): the kernel taps
+// that reach it and the input rows / columns it produces (lowering.h's phase_taps / phase_rows), and
+// its sub-GEMM's shape M = N x rows x cols, K = K x taps. The numerics and the work description both
+// walk these, so they cannot disagree about the geometry.
+struct DxPhase {
+  std::vector<int64_t> th, tw, rh, rw;
+  int64_t Kr = 0, M = 0;
+  bool empty() const { return Kr == 0 || M == 0; }
+};
+
+std::vector<DxPhase> dx_phases(const ConvDesc& d) {
+  std::vector<DxPhase> v;
+  for (int64_t ph = 0; ph < d.sh; ++ph)
+    for (int64_t pw = 0; pw < d.sw; ++pw) {
+      DxPhase p;
+      p.th = phase_taps(axis_h(d), ph);
+      p.tw = phase_taps(axis_w(d), pw);
+      p.rh = phase_rows(axis_h(d), ph);
+      p.rw = phase_rows(axis_w(d), pw);
+      p.Kr = d.K * int64_t(p.th.size() * p.tw.size());
+      p.M = d.N * int64_t(p.rh.size() * p.rw.size());
+      v.push_back(std::move(p));
+    }
+  return v;
+}
+
 void emit_all(const ExecContext& ctx, const ConvDesc& d, Direction dir, Lowering l) {
   if (!ctx.sink) return;
   for (const GemmWork& w : conv_work(d, dir, l, *ctx.spec, ctx.layer)) ctx.emit(w);
@@ -147,29 +173,27 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
   if (l == Lowering::zero_skip || bp_phased) {
     diff_src.zero();
     const float* dy = rounded_backing(cfg, diff_dst.data(), diff_dst.size());
-    for (int64_t ph = 0; ph < d.sh; ++ph)
-      for (int64_t pw = 0; pw < d.sw; ++pw) {
-        const auto th = phase_taps(axis_h(d), ph), tw = phase_taps(axis_w(d), pw);
-        const auto rh = phase_rows(axis_h(d), ph), rw = phase_rows(axis_w(d), pw);
-        const int64_t nh = int64_t(rh.size()), nw = int64_t(rw.size());
-        const int64_t Kr = d.K * int64_t(th.size() * tw.size()), M = d.N * nh * nw;
-        if (Kr == 0 || M == 0) continue;
-        float* b = scratch_floats(ScratchSlot::conv_operand, Kr * d.C);  // phase W' (K R_phi S_phi, C)
-        float* out = scratch_floats(ScratchSlot::conv_out, M * d.C);   // (N H_phi W_phi, C)
-        pack_dx_b(d, wei.data(), th, tw, b);
-        const AddressGenerator gen = AddressGenerator::dx_phase(d, th, tw, rh, rw);
-        std::vector<int32_t> chunks;
-        if (bp_phased) chunks = phase_chunks(d, th, tw, cfg.rows);
-        systolic_gemm(cfg, GemmShape{M, d.C, Kr}, source(gen, dy, /*k_major=*/true), MatView{b, d.C, false}, out,
-                      d.C, bp_phased ? &chunks : nullptr);
-        float* ds = diff_src.data();
+    for (const DxPhase& phase : dx_phases(d)) {
+      if (phase.empty()) continue;
+      const auto &th = phase.th, &tw = phase.tw, &rh = phase.rh, &rw = phase.rw;
+      const int64_t nh = int64_t(rh.size()), nw = int64_t(rw.size());
+      const int64_t Kr = phase.Kr, M = phase.M;
+      float* b = scratch_floats(ScratchSlot::conv_operand, Kr * d.C);  // phase W' (K R_phi S_phi, C)
+      float* out = scratch_floats(ScratchSlot::conv_out, M * d.C);   // (N H_phi W_phi, C)
+      pack_dx_b(d, wei.data(), th, tw, b);
+      const AddressGenerator gen = AddressGenerator::dx_phase(d, th, tw, rh, rw);
+      std::vector<int32_t> chunks;
+      if (bp_phased) chunks = phase_chunks(d, th, tw, cfg.rows);
+      systolic_gemm(cfg, GemmShape{M, d.C, Kr}, source(gen, dy, /*k_major=*/true), MatView{b, d.C, false}, out,
+                    d.C, bp_phased ? &chunks : nullptr);
+      float* ds = diff_src.data();
 #pragma omp parallel for collapse(2) schedule(static)
-        for (int64_t n = 0; n < d.N; ++n)
-          for (int64_t c = 0; c < d.C; ++c)
-            for (int64_t ih = 0; ih < nh; ++ih)
-              for (int64_t iw = 0; iw < nw; ++iw)
-                ds[((n * d.C + c) * d.H + rh[ih]) * d.W + rw[iw]] = out[((n * nh + ih) * nw + iw) * d.C + c];
-      }
+      for (int64_t n = 0; n < d.N; ++n)
+        for (int64_t c = 0; c < d.C; ++c)
+          for (int64_t ih = 0; ih < nh; ++ih)
+            for (int64_t iw = 0; iw < nw; ++iw)
+              ds[((n * d.C + c) * d.H + rh[ih]) * d.W + rw[iw]] = out[((n * nh + ih) * nw + iw) * d.C + c];
+    }
     emit_all(ctx, d, Direction::bwd_data, l);
     return;
   }
@@ -317,33 +341,30 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       out.push_back(w);
       return out;
     }
-    for (int64_t ph = 0; ph < d.sh; ++ph)
-      for (int64_t pw = 0; pw < d.sw; ++pw) {
-        const auto th = phase_taps(axis_h(d), ph), tw = phase_taps(axis_w(d), pw);
-        const auto rh = phase_rows(axis_h(d), ph), rw = phase_rows(axis_w(d), pw);
-        const int64_t Kr = d.K * int64_t(th.size() * tw.size());
-        const int64_t M = d.N * int64_t(rh.size() * rw.size());
-        if (Kr == 0 || M == 0) continue;
-        // Non-zero (row, tap) pairs of this phase along each axis (dY rows in range).
-        auto pairs = [](const std::vector<int64_t>& rows, const std::vector<int64_t>& taps,
-                        int64_t pad, int64_t s, int64_t outn) {
-          int64_t v = 0;
-          for (int64_t i : rows)
-            for (int64_t rbar : taps) {
-              int64_t u = i + pad - rbar;
-              v += (u >= 0 && u / s < outn);
-            }
-          return v;
-        };
-        const double nz = double(d.N * d.K) * double(pairs(rh, th, d.pt, d.sh, P)) *
-                          double(pairs(rw, tw, d.pl, d.sw, Q));
-        GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kr}, cb);
-        w.sub_gemms = 1;
-        w.a = operand(M, Kr, eb, std::min(dy, double(M) * double(Kr)), nz);
-        w.b = operand(Kr, d.C, eb, double(Kr * d.C), double(Kr * d.C));
-        w.useful_macs = nz * double(d.C);
-        out.push_back(w);
-      }
+    for (const DxPhase& phase : dx_phases(d)) {
+      if (phase.empty()) continue;
+      const auto &th = phase.th, &tw = phase.tw, &rh = phase.rh, &rw = phase.rw;
+      const int64_t Kr = phase.Kr, M = phase.M;
+      // Non-zero (row, tap) pairs of this phase along each axis (dY rows in range).
+      auto pairs = [](const std::vector<int64_t>& rows, const std::vector<int64_t>& taps,
+                      int64_t pad, int64_t s, int64_t outn) {
+        int64_t v = 0;
+        for (int64_t i : rows)
+          for (int64_t rbar : taps) {
+            int64_t u = i + pad - rbar;
+            v += (u >= 0 && u / s < outn);
+          }
+        return v;
+      };
+      const double nz = double(d.N * d.K) * double(pairs(rh, th, d.pt, d.sh, P)) *
+                        double(pairs(rw, tw, d.pl, d.sw, Q));
+      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kr}, cb);
+      w.sub_gemms = 1;
+      w.a = operand(M, Kr, eb, std::min(dy, double(M) * double(Kr)), nz);
+      w.b = operand(Kr, d.C, eb, double(Kr * d.C), double(Kr * d.C));
+      w.useful_macs = nz * double(d.C);
+      out.push_back(w);
+    }
     return out;
   }
 
