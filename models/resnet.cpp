@@ -6,9 +6,10 @@
 #include <climits>
 #include <cmath>
 
+#include "kernels/conv_limits.h"
 #include "models/netdesc.h"
+#include "src/base/limits.h"
 #include "src/error.h"
-#include "src/project/work_limits.h"
 
 namespace st {
 
