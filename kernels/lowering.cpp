@@ -1,9 +1,11 @@
 #include "kernels/lowering.h"
 
-#include "kernels/address_gen.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "kernels/address_gen.h"
 
 #include "src/error.h"
 
@@ -24,6 +26,11 @@ std::optional<Lowering> parse_lowering(std::string_view s) {
   if (s == "bp_im2col" || s == "bpim2col") return Lowering::bp_im2col;
   if (s == "zero_skip") return Lowering::zero_skip;
   return std::nullopt;
+}
+
+Lowering lowering_from_flag(std::string_view s, std::string_view flag) {
+  if (auto l = parse_lowering(s)) return *l;
+  throw UserError(fmt::format("{} must be explicit, bp-im2col or zero-skip (got '{}')", flag, s));
 }
 
 std::string_view to_string(Direction d) {

@@ -42,6 +42,8 @@ namespace st {
 enum class Lowering : uint8_t { explicit_im2col, bp_im2col, zero_skip };
 std::string_view to_string(Lowering l);                  // "explicit", "bp-im2col", "zero-skip"
 std::optional<Lowering> parse_lowering(std::string_view s);
+// parse_lowering for a user's value: a UserError naming `flag` and the allowed values otherwise.
+Lowering lowering_from_flag(std::string_view s, std::string_view flag = "--lowering");
 inline constexpr Lowering kAllLowerings[] = {Lowering::explicit_im2col, Lowering::bp_im2col,
                                              Lowering::zero_skip};
 

@@ -9,20 +9,18 @@
 
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
+#include "src/cli/step_options.h"
 #include "src/dse/explore.h"
 #include "src/error.h"
 #include "src/io/output_file.h"
-#include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
 namespace {
 
-struct DseArgs {
-  std::string model = "resnet50", mode = "train", spec = "tpu-like", lowering = "bp-im2col";
+struct DseArgs : StepOptions {
   std::vector<std::string> sweeps;
   std::string budget, out, json;
-  int64_t input = 224, batch = 32, classes = 1000, channels = 3;
   double economical_pct = 5;
   bool no_plots = false;
 };
@@ -40,15 +38,12 @@ const char* kBudgetHelp =
     "(shared) link in units of B/N; N defaults to 8. Only array and dataflow may also be swept.";
 
 int run_dse(const DseArgs& a) {
-  if (a.batch <= 0) throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
-  if (a.input <= 0) throw UserError(fmt::format("--input must be positive (got {})", a.input));
+  const Step step = resolve_step(a);
+  const NetDesc& net = step.net;
+  const Spec& base = step.spec;
   dse::ExploreOptions o;
-  if (a.mode == "train") o.mode = StepMode::train;
-  else if (a.mode == "infer") o.mode = StepMode::infer;
-  else throw UserError(fmt::format("--mode must be train or infer (got '{}')", a.mode));
-  const auto lowering = parse_lowering(a.lowering);
-  if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", a.lowering));
-  o.lowering = *lowering;
+  o.mode = step.mode;
+  o.lowering = step.lowering;
   o.sweeps = a.sweeps;
   o.budget = a.budget;
   o.economical_pct = a.economical_pct;
@@ -66,15 +61,6 @@ int run_dse(const DseArgs& a) {
     if (fs::is_directory(a.out))
       for (const std::string& f : {points_path, report_path, script_path}) io::check_output(f, "--out file");
   }
-  ResNetOptions ro;
-  ro.name = a.model;
-  ro.batch = a.batch;
-  ro.in_c = a.channels;
-  ro.in_h = ro.in_w = a.input;
-  ro.classes = a.classes;
-  const NetDesc net = build_resnet(ro);
-  const Spec base = load_spec(a.spec);
-  check_costing_work(net, "--input");
 
   const dse::DseRun run = dse::explore(net, base, o);
   fmt::print("== systrain dse: {} {}x{}x{}, batch {}, {} step, base spec {}, lowering {} ==\n", net.name, a.channels,
@@ -102,15 +88,7 @@ int run_dse(const DseArgs& a) {
 Registrar reg{{"dse", "Design-space exploration: sweep array / dataflow / buffers / bandwidth, or split a budget",
                [](CLI::App& sub) {
                  auto a = std::make_shared<DseArgs>();
-                 sub.add_option("--model", a->model, "resnet18|34|50 or a CIFAR-style resnet8|20|32|44|56")
-                     ->capture_default_str();
-                 sub.add_option("--input", a->input, "input height = width")->capture_default_str();
-                 sub.add_option("--channels", a->channels, "input channels")->capture_default_str();
-                 sub.add_option("--classes", a->classes, "classes of the fc layer")->capture_default_str();
-                 sub.add_option("--batch", a->batch, "batch size")->capture_default_str();
-                 sub.add_option("--mode", a->mode, "train | infer")->capture_default_str();
-                 sub.add_option("--spec", a->spec, "base accelerator: preset name or TOML file")->capture_default_str();
-                 sub.add_option("--lowering", a->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
+                 add_step_options(sub, *a);
                  sub.add_option("--sweep", a->sweeps, kSweepHelp);
                  sub.add_option("--budget", a->budget, kBudgetHelp);
                  sub.add_option("--economical-pct", a->economical_pct,

@@ -9,22 +9,19 @@
 
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
+#include "src/cli/step_options.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
 #include "src/error.h"
 #include "src/io/output_file.h"
 #include "src/project/projection.h"
-#include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
 namespace {
 
-struct ProjectArgs {
-  std::string model = "resnet50", mode = "train", spec = "tpu-like", lowering = "bp-im2col";
+struct ProjectArgs : StepOptions {
   std::string csv, json;
-  int64_t input = 224, batch = 32, classes = 1000, channels = 3;
-  double width = 1.0;
 };
 
 double share(double part, double whole) { return whole > 0 ? part / whole : 0; }
@@ -45,31 +42,14 @@ void print_header(const char* what) {
 }
 
 int run_project(const ProjectArgs& a) {
-  if (a.batch <= 0) throw UserError(fmt::format("--batch must be positive (got {})", a.batch));
-  if (a.input <= 0) throw UserError(fmt::format("--input must be positive (got {})", a.input));
-  if (a.channels <= 0) throw UserError(fmt::format("--channels must be positive (got {})", a.channels));
-  if (!(a.width > 0 && a.width <= 16)) throw UserError(fmt::format("--width must be in (0, 16] (got {})", a.width));
-  StepMode mode;
-  if (a.mode == "train") mode = StepMode::train;
-  else if (a.mode == "infer") mode = StepMode::infer;
-  else throw UserError(fmt::format("--mode must be train or infer (got '{}')", a.mode));
-  const auto lowering = parse_lowering(a.lowering);
-  if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", a.lowering));
-  ResNetOptions o;
-  o.name = a.model;
-  o.batch = a.batch;
-  o.in_c = a.channels;
-  o.in_h = o.in_w = a.input;
-  o.classes = a.classes;
-  o.width = a.width;
-  const NetDesc net = build_resnet(o);
-  const Spec spec = load_spec(a.spec);
-  check_costing_work(net, "--input");
+  const Step step = resolve_step(a);
+  const NetDesc& net = step.net;
+  const Spec& spec = step.spec;
   check_outputs({{a.csv, "--csv"}, {a.json, "--json"}});
 
   const auto t0 = std::chrono::steady_clock::now();
   Ledger ledger(spec);
-  project_into(ledger, net, *lowering, mode);
+  project_into(ledger, net, step.lowering, step.mode);
   const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   const Stats total = ledger.total(), conv = ledger.conv(), non_conv = ledger.non_conv();
@@ -124,16 +104,7 @@ int run_project(const ProjectArgs& a) {
 Registrar reg{{"project", "Project the cost of one training step / inference forward of a ResNet (no tensors)",
                [](CLI::App& sub) {
                  auto a = std::make_shared<ProjectArgs>();
-                 sub.add_option("--model", a->model, "resnet18|34|50 or a CIFAR-style resnet8|20|32|44|56")
-                     ->capture_default_str();
-                 sub.add_option("--input", a->input, "input height = width")->capture_default_str();
-                 sub.add_option("--channels", a->channels, "input channels")->capture_default_str();
-                 sub.add_option("--batch", a->batch, "batch size")->capture_default_str();
-                 sub.add_option("--mode", a->mode, "train | infer")->capture_default_str();
-                 sub.add_option("--spec", a->spec, "accelerator preset name or TOML file")->capture_default_str();
-                 sub.add_option("--lowering", a->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
-                 sub.add_option("--width", a->width, "channel multiplier")->capture_default_str();
-                 sub.add_option("--classes", a->classes, "classes of the fc layer")->capture_default_str();
+                 add_step_options(sub, *a);
                  sub.add_option("--csv", a->csv, "per-layer CSV output");
                  sub.add_option("--json", a->json, "JSON summary output");
                  return [a] { return run_project(*a); };

@@ -122,8 +122,7 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
     spec.array.format = *f;
   }
   if (spec.array.format == Format::int8) throw UserError("gradcheck needs a floating-point operand format, not int8");
-  auto lowering = parse_lowering(cfg.lowering);
-  if (!lowering) throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", cfg.lowering));
+  const Lowering lowering = lowering_from_flag(cfg.lowering);
   if (cfg.batch < 1 || cfg.batch > 512) throw UserError(fmt::format("--batch must be in 1..512 (got {})", cfg.batch));
   if (cfg.channels < 0) throw UserError(fmt::format("--channels must be positive, or 0 for the model's default (got {})", cfg.channels));
   if (cfg.input < 0) throw UserError(fmt::format("--input must be positive, or 0 for the model's default (got {})", cfg.input));
@@ -161,7 +160,7 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
 
   // One forward/backward of the emulated network under `sp`; returns the network (its gradients).
   auto run_emulator = [&](const Spec& sp, float& loss) {
-    auto net = std::make_unique<Network>(desc, params, *lowering);
+    auto net = std::make_unique<Network>(desc, params, lowering);
     const ExecContext ctx{&sp, nullptr, ""};
     net->zero_grads();
     loss = net->forward(ctx, images, labels);

@@ -59,8 +59,6 @@ void validate(const TrainConfig& c) {
     throw UserError(fmt::format("--weight-decay must be in [0, 1) (got {})", c.weight_decay));
   if (c.schedule != "cosine" && c.schedule != "constant" && c.schedule != "step")
     throw UserError(fmt::format("--schedule must be cosine, constant or step (got '{}')", c.schedule));
-  if (!parse_lowering(c.lowering))
-    throw UserError(fmt::format("--lowering must be explicit, bp-im2col or zero-skip (got '{}')", c.lowering));
   if (c.checkpoint_every < 0)
     throw UserError(fmt::format("--checkpoint-every must be >= 0 (got {})", c.checkpoint_every));
   if (c.warmup_steps < -1)
@@ -226,7 +224,7 @@ std::pair<double, double> evaluate(Network& net, const ExecContext& ctx, const d
 TrainResult train(const TrainConfig& cfg) {
   validate(cfg);
   const Fault fault = fault_from_env();
-  const Lowering lowering = *parse_lowering(cfg.lowering);
+  const Lowering lowering = lowering_from_flag(cfg.lowering);
 
   // Every output path is checked before any work: a run must not fail after hours on a path it
   // could have refused at once. An existing run directory is locked now (a second run writing it
