@@ -18,6 +18,7 @@
 #include "datasets/dataset.h"
 #include "datasets/h5dataset.h"
 #include "datasets/idx.h"
+#include "src/cost/scalesim_run.h"
 #include "src/error.h"
 #include "src/io/h5.h"
 #include "src/io/untrusted.h"

@@ -1,9 +1,9 @@
 #pragma once
 // SCALE-Sim v2 compatibility: its architecture config (.cfg, INI) and conv topology (.csv) as a Spec
 // and layers (the per-layer figures `systrain scalesim` prints are src/cost/scalesim_run.h).
-// Stall-free (InterfaceBandwidth CALC) total cycles
-// equal SCALE-Sim v2's in its own convention: output size ceil((H - R + s)/s) on the pre-padded
-// input, 1-byte words, and the printed total is its last 0-based cycle index (cycles - 1).
+// Stall-free (InterfaceBandwidth CALC) total cycles equal SCALE-Sim v2's in its own convention:
+// output size ceil((H - R + s)/s) on the pre-padded input, 1-byte words, and the printed total is
+// its last 0-based cycle index (cycles - 1).
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "src/cost/scalesim_run.h"
 #include "src/error.h"
 #include "src/spec/scalesim_import.h"
 #include "tests/fuzz/fuzz_util.h"
