@@ -9,7 +9,9 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 
 #include "datasets/dataset.h"
@@ -24,6 +26,9 @@
 #include "src/spec/spec_toml.h"
 #include "src/train/checkpoint.h"
 #include "src/train/network.h"
+
+// train() at the bottom of this file is the whole run on one page: set up, the loop, the report.
+// The helpers above it stand roughly in the order train() uses them.
 
 namespace st {
 namespace {
@@ -69,55 +74,6 @@ void validate(const TrainConfig& c) {
     throw UserError(fmt::format("--limit-test must be >= 0, or -1 for all (got {})", c.limit_test));
 }
 
-// The longest plan we accept: step counts stay exact in a double (the series stores them as
-// doubles) and 3 x horizon (the step schedule) cannot overflow.
-constexpr int64_t kMaxHorizon = int64_t{1} << 53;
-
-// Memory a training run of `net` needs at least: every node's output and its gradient, the
-// parameters with their gradients and momentum, and the dataset in memory. A lower bound (im2col
-// buffers and workspaces come on top), so it only refuses runs that cannot fit.
-double min_training_bytes(const NetDesc& net, const data::Dataset& ds) {
-  double act = 0;
-  for (const NodeDesc& nd : net.nodes) act += double(nd.out.n) * double(nd.out.c) * double(nd.out.h) * double(nd.out.w);
-  const double params = double(net.parameter_count());
-  return 4.0 * (2 * act + 3 * params) + 4.0 * double(ds.train.images.size() + ds.test.images.size());
-}
-
-double physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
-}
-
-// A run killed by SIGKILL (or a power cut) cannot remove the temporary it was writing; the next run
-// holding the directory's lock does. Only the temporaries of our own outputs are touched:
-// "<name>.tmp.<pid>.<n>" (io::temporary_name_for) and the "<name>.tmp" of older versions.
-void remove_stale_temporaries(const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string f = e.path().filename().string();
-    for (const char* name : {"checkpoint.h5", "stats.h5", "report.json", "layers.csv"}) {
-      const std::string prefix = std::string(name) + ".tmp";
-      if (!f.starts_with(prefix)) continue;
-      const std::string rest = f.substr(prefix.size());  // "" or ".<pid>.<n>"
-      bool ours = rest.empty();
-      if (!ours && rest[0] == '.') {
-        const size_t dot = rest.find('.', 1);
-        auto digits = [](const std::string& x) {
-          return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos;
-        };
-        ours = dot != std::string::npos && digits(rest.substr(1, dot - 1)) && digits(rest.substr(dot + 1));
-        // A live writer (another command writing into this directory without its lock) keeps its file.
-        if (ours) {
-          const long pid = std::strtol(rest.c_str() + 1, nullptr, 10);
-          if (pid > 0 && pid <= INT_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) ours = false;
-        }
-      }
-      std::error_code rec;
-      if (ours && e.is_regular_file(rec)) fs::remove(e.path(), rec);
-    }
-  }
-}
-
 // Fault injection for the crash tests (tests/test_train.cpp), from the environment:
 //   SYSTRAIN_FAULT=SIG@step:N        raise SIG right after step N's update, before its checkpoint
 //   SYSTRAIN_FAULT=SIG@checkpoint:N  raise SIG inside the checkpoint of step N, when its temporary is
@@ -153,6 +109,153 @@ Fault fault_from_env() {
   throw UserError(fmt::format("SYSTRAIN_FAULT='{}' is not SIG@step:N or SIG@checkpoint:N", v));
 }
 
+// A run killed by SIGKILL (or a power cut) cannot remove the temporary it was writing; the next run
+// holding the directory's lock does. Only the temporaries of our own outputs are touched:
+// "<name>.tmp.<pid>.<n>" (io::temporary_name_for) and the "<name>.tmp" of older versions.
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    for (const char* name : {"checkpoint.h5", "stats.h5", "report.json", "layers.csv"}) {
+      const std::string prefix = std::string(name) + ".tmp";
+      if (!f.starts_with(prefix)) continue;
+      const std::string rest = f.substr(prefix.size());  // "" or ".<pid>.<n>"
+      bool ours = rest.empty();
+      if (!ours && rest[0] == '.') {
+        const size_t dot = rest.find('.', 1);
+        auto digits = [](const std::string& x) {
+          return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos;
+        };
+        ours = dot != std::string::npos && digits(rest.substr(1, dot - 1)) && digits(rest.substr(dot + 1));
+        // A live writer (another command writing into this directory without its lock) keeps its file.
+        if (ours) {
+          const long pid = std::strtol(rest.c_str() + 1, nullptr, 10);
+          if (pid > 0 && pid <= INT_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) ours = false;
+        }
+      }
+      std::error_code rec;
+      if (ours && e.is_regular_file(rec)) fs::remove(e.path(), rec);
+    }
+  }
+}
+
+// The run directory (--out) and the files of the run in it. Every output path is checked before any
+// work: a run must not fail after hours on a path it could have refused at once. An existing
+// directory is locked at once (a second run writing it stops here, having touched nothing); a new
+// one is only created, and locked, by create_and_lock() once the inputs are known to be valid.
+struct RunDir {
+  std::string dir, checkpoint, series, report, layers;
+  std::optional<io::DirLock> lock;
+
+  explicit RunDir(const TrainConfig& cfg) : dir(cfg.out_dir) {
+    const fs::path out(dir);
+    checkpoint = (out / "checkpoint.h5").string();
+    series = (out / "stats.h5").string();
+    report = (out / "report.json").string();
+    layers = (out / "layers.csv").string();
+    io::check_output_dir(dir, "--out");
+    io::check_output(cfg.json, "--json");
+    refuse_json_over_run_files(cfg.json);
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) {
+      lock.emplace(dir, "--out");
+      remove_stale_temporaries(out);
+      check_run_files();
+    }
+  }
+
+  void create_and_lock() {
+    if (lock) return;
+    io::make_output_dir(dir, "--out");
+    lock.emplace(dir, "--out");
+    check_run_files();
+  }
+
+ private:
+  // The report written over the run's checkpoint, series or layer table would destroy it.
+  void refuse_json_over_run_files(const std::string& json_path) const {
+    if (json_path.empty()) return;
+    std::error_code e1, e2;
+    const fs::path json = fs::weakly_canonical(json_path, e1);
+    for (const std::string& own : {checkpoint, series, layers})
+      if (!e1 && json == fs::weakly_canonical(own, e2) && !e2)
+        throw UserError(fmt::format("--json '{}' is the run directory's own {}; name another file", json_path,
+                                    fs::path(own).filename().string()));
+  }
+
+  void check_run_files() const {
+    io::check_output(checkpoint, "--out: checkpoint", io::OutputKind::regular_only);
+    io::check_output(series, "--out: stats file", io::OutputKind::regular_only);
+    io::check_output(report, "--out: report");
+    io::check_output(layers, "--out: layer table");
+  }
+};
+
+// int8 is the array's inference format (DESIGN.md "Numerics"): refused before the data is loaded.
+Spec load_training_spec(const TrainConfig& cfg) {
+  Spec spec = load_spec(cfg.spec);
+  if (spec.array.format == Format::int8)
+    throw UserError(fmt::format("spec '{}' uses int8 operands: training needs fp32, bf16 or fp16", cfg.spec));
+  return spec;
+}
+
+// The iterator drops the last partial batch, so a train split smaller than one batch would give a
+// plan of zero steps: refused.
+data::Dataset load_training_data(const TrainConfig& cfg) {
+  data::LoadOptions lo;
+  lo.limit_train = cfg.limit_train;
+  lo.limit_test = cfg.limit_test;
+  data::Dataset ds = data::load_dataset(cfg.dataset, cfg.data_dir, lo);
+  if (ds.train.size() < cfg.batch)
+    throw UserError(fmt::format("the train split has {} samples, fewer than one batch of {}", ds.train.size(), cfg.batch));
+  return ds;
+}
+
+// Memory a training run of `net` needs at least: every node's output and its gradient, the
+// parameters with their gradients and momentum, and the dataset in memory. A lower bound (im2col
+// buffers and workspaces come on top), so it only refuses runs that cannot fit.
+double min_training_bytes(const NetDesc& net, const data::Dataset& ds) {
+  double act = 0;
+  for (const NodeDesc& nd : net.nodes) act += double(nd.out.n) * double(nd.out.c) * double(nd.out.h) * double(nd.out.w);
+  const double params = double(net.parameter_count());
+  return 4.0 * (2 * act + 3 * params) + 4.0 * double(ds.train.images.size() + ds.test.images.size());
+}
+
+double physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+}
+
+// The network is shaped by the dataset (channels, image size, classes). A run that cannot fit in
+// this machine's memory is refused now, with the options that shrink it, instead of being killed
+// by the system midway.
+NetDesc build_network(const TrainConfig& cfg, const data::Dataset& ds) {
+  NetDesc desc = build_resnet({.name = cfg.model, .batch = cfg.batch, .in_c = ds.channels, .in_h = ds.height,
+                               .in_w = ds.width, .classes = ds.num_classes, .width = cfg.width,
+                               .shortcut = cfg.shortcut});
+  const double need = min_training_bytes(desc, ds), have = physical_memory_bytes();
+  if (have > 0 && need > have)
+    throw UserError(fmt::format("{} (width {}) with batch {} on {}x{}x{} images needs at least {:.1f} GiB of memory, "
+                                "this machine has {:.1f} GiB: lower --batch or --width",
+                                cfg.model, cfg.width, cfg.batch, ds.channels, ds.height, ds.width, need / (1 << 30),
+                                have / (1 << 30)));
+  return desc;
+}
+
+// The longest plan we accept: step counts stay exact in a double (the series stores them as
+// doubles) and 3 x horizon (the step schedule) cannot overflow.
+constexpr int64_t kMaxHorizon = int64_t{1} << 53;
+
+int64_t checked_horizon(const TrainConfig& cfg, int64_t per_epoch) {
+  if (cfg.epochs > kMaxHorizon / per_epoch)
+    throw UserError(fmt::format("--epochs {} x {} batches per epoch exceeds the longest plan (2^53 steps)", cfg.epochs,
+                                per_epoch));
+  const int64_t horizon = cfg.epochs * per_epoch;
+  if (cfg.warmup_steps > horizon)
+    throw UserError(fmt::format("--warmup-steps {} is longer than the plan ({} steps)", cfg.warmup_steps, horizon));
+  return horizon;
+}
+
 // What a checkpoint pins down: a resumed run must agree on all of it.
 nlohmann::json plan_json(const TrainConfig& c, const NetDesc& net, int64_t horizon, int64_t train_samples) {
   return {{"model", c.model}, {"width", c.width}, {"shortcut", c.shortcut}, {"dataset", c.dataset},
@@ -162,21 +265,131 @@ nlohmann::json plan_json(const TrainConfig& c, const NetDesc& net, int64_t horiz
           {"input", {net.in_c, net.in_h, net.in_w}}, {"classes", net.classes}};
 }
 
-// Cost of the backward conv GEMMs (dX + dW) of every conv layer under lowering `l`.
-Stats conv_backprop_cost(const NetDesc& net, const Spec& spec, Lowering l) {
-  Stats s;
-  for (size_t i = 0; i < net.nodes.size(); ++i) {
-    if (net.nodes[i].kind != NodeKind::conv) continue;
-    const int id = static_cast<int>(i);
-    const bool stem = net.node(net.node(id).inputs[0]).kind == NodeKind::input;
-    for (Direction d : {Direction::bwd_data, Direction::bwd_weights}) {
-      if (d == Direction::bwd_data && stem) continue;  // the image needs no gradient
-      for (const GemmWork& w : conv_work(conv_desc(net, id), d, l, spec, net.nodes[i].name))
-        s += cost_gemm(w, spec);
-    }
+// The plan of the whole run (--epochs), of which one invocation may run only a part (--steps,
+// --resume). The learning-rate schedule spans the horizon, not the invocation, so a run cut into
+// pieces follows the schedule of the uninterrupted run. `json` and `spec_toml` are what a
+// checkpoint records and a resumed run must match; the iterator's state is checkpointed with them.
+struct Plan {
+  data::BatchIterator it;
+  int64_t per_epoch;
+  int64_t horizon;
+  nlohmann::json json;
+  std::string spec_toml;
+
+  Plan(const TrainConfig& cfg, const NetDesc& net, const Spec& spec, int64_t train_samples)
+      : it(train_samples, cfg.batch, cfg.seed, /*shuffle=*/true, /*drop_last=*/true),
+        per_epoch(it.batches_per_epoch()),
+        horizon(checked_horizon(cfg, per_epoch)),
+        json(plan_json(cfg, net, horizon, train_samples)),
+        spec_toml(spec_to_toml(spec)) {}
+
+  // The 1-based epoch of a 1-based step.
+  int64_t epoch_of(int64_t step) const { return (step - 1) / per_epoch + 1; }
+  // --steps S: S more steps, at most to the end of the plan (no overflow for a huge S).
+  int64_t end_after(int64_t step, int64_t steps) const {
+    return steps > 0 && steps < horizon - step ? step + steps : horizon;
   }
-  return s;
+};
+
+// The stats time series, one row per step (columns: series_columns()). A resumed run continues the
+// checkpoint's rows, so its series equals the uninterrupted run's. The file is rewritten (atomically)
+// with every checkpoint, so after a kill it holds the rows up to (at least) the last checkpoint.
+struct Series {
+  std::string path;
+  std::vector<double> rows;
+  size_t written = 0;  // rows the file holds
+
+  explicit Series(std::string file) : path(std::move(file)) {}
+  void add(std::initializer_list<double> row) { rows.insert(rows.end(), row); }
+  void save() {
+    write_series_file(path, rows);
+    written = rows.size();
+  }
+  // At the end of the run: rows added since the last checkpoint, or a file removed meanwhile.
+  void save_if_behind() {
+    std::error_code ec;
+    if (written != rows.size() || !fs::exists(path, ec)) save();
+  }
+  // host_seconds of the resumed rows, where this invocation's clock continues (NaN after a
+  // format-1 checkpoint: then counted from 0).
+  double host_seconds() const { return rows.empty() || std::isnan(rows.back()) ? 0.0 : rows.back(); }
+};
+
+// A checkpoint of another plan or spec would continue a different run: refused, naming the first
+// field that differs.
+void check_same_run(const Checkpoint& ck, const Plan& plan, const std::string& path) {
+  for (const char* k : {"model", "width", "shortcut", "dataset", "train_samples", "batch", "epochs", "horizon", "lr",
+                        "momentum", "weight_decay", "schedule", "warmup_steps", "lowering", "seed", "input",
+                        "classes"})
+    if (ck.plan[k] != plan.json[k])
+      throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", path, k,
+                                  ck.plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                  plan.json[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  if (ck.spec_toml != plan.spec_toml)
+    throw UserError(fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", path));
 }
+
+// Continues the run of --resume: weights, momentum, the iterator, the series; returns the step.
+// `first` (read before the data was loaded, without tensors) is checked again here because the
+// file is read again as a whole, so step, state and tensors come from one version of it even if
+// it was replaced meanwhile.
+int64_t restore_from_checkpoint(const TrainConfig& cfg, const Checkpoint& first, Plan& plan, Network& net,
+                                Series& series) {
+  check_same_run(first, plan, cfg.resume);
+  Checkpoint ck = read_checkpoint(cfg.resume, &net.params(), &net.velocity());
+  check_same_run(ck, plan, cfg.resume);
+  const int64_t step = ck.step;
+  plan.it.restore(ck.iter);
+  series.rows = std::move(ck.series);
+  if (series.rows.empty())  // a format-1 checkpoint has no series: the earlier steps' values are unknown
+    for (int64_t i = 1; i <= step; ++i)
+      series.add({double(i), double(plan.epoch_of(i)), double(learning_rate(cfg, i - 1, plan.horizon)), NAN, NAN, NAN,
+                  NAN, NAN});
+  return step;
+}
+
+// The accelerator's cost of one step. A layer's cost depends only on its shapes, so the first step
+// runs with the ledger as its work sink and every later step, repeating those shapes exactly, runs
+// uncounted (trainer.h).
+struct StepCost {
+  const Spec& spec;
+  Ledger ledger;
+  ExecContext counted, plain;
+  Stats per_step;
+  bool known = false;  // the first step has run
+
+  explicit StepCost(const Spec& s) : spec(s), ledger(s), counted{&s, &ledger, ""}, plain{&s, nullptr, ""} {}
+  StepCost(const StepCost&) = delete;
+  StepCost& operator=(const StepCost&) = delete;
+
+  const ExecContext& context() const { return known ? plain : counted; }
+  void step_done() {
+    if (known) return;
+    per_step = ledger.total();
+    known = true;
+  }
+  // Cumulative over the plan (every step costs the same), so a resumed run continues the series.
+  double cycles_through(int64_t step) const { return per_step.get("cycles.total") * double(step); }
+  double energy_j_through(int64_t step) const { return derive(per_step, spec).energy_pj * 1e-12 * double(step); }
+};
+
+// What this invocation's steps have seen, for the progress line and the report. train_seconds
+// counts only the steps themselves (not batch loading, logging, evaluation or checkpoints), so
+// img/s measures the emulator.
+struct Tally {
+  int64_t steps = 0, correct_epoch = 0, seen_epoch = 0;
+  double train_seconds = 0, loss_ema = 0, last_loss = 0;
+
+  void add(float loss, int64_t correct, int64_t batch) {
+    ++steps;
+    correct_epoch += correct;
+    seen_epoch += batch;
+    last_loss = loss;
+    loss_ema = steps == 1 ? loss : 0.95 * loss_ema + 0.05 * loss;
+  }
+  double epoch_accuracy() const { return double(correct_epoch) / std::max<int64_t>(1, seen_epoch); }
+  void new_epoch() { correct_epoch = seen_epoch = 0; }
+};
 
 std::string fmt_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -185,6 +398,52 @@ std::string fmt_duration(double s) {
   if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
   return fmt::format("{}s", t);
 }
+
+// The progress line on stderr. On a terminal it is redrawn in place after every step; into a pipe or
+// a log file it is printed about 20 times per invocation (and at every epoch's end and the last
+// step), so a log stays short. --quiet prints nothing.
+class Progress {
+ public:
+  Progress(const TrainConfig& cfg, const Plan& plan, int64_t start, int64_t end)
+      : cfg_(cfg), plan_(plan), start_(start), end_(end), todo_(end - start),
+        log_every_(std::max<int64_t>(1, todo_ / 20)), tty_(isatty(STDERR_FILENO) && !cfg.quiet) {}
+
+  void step(int64_t step, const Tally& t) const {
+    const bool epoch_end = step % plan_.per_epoch == 0;
+    if (cfg_.quiet || !(tty_ || step % log_every_ == 0 || epoch_end || step == end_)) return;
+    const double ips = t.steps * cfg_.batch / std::max(t.train_seconds, 1e-9);
+    const double eta = double(end_ - step) * t.train_seconds / double(t.steps);
+    const double frac = double(step - start_) / double(todo_);
+    const int width = 24, fill = static_cast<int>(frac * width);
+    std::string line = fmt::format("epoch {}/{} [{}{}] {:3.0f}% step {}/{} loss {:.4f} acc {:.1f}% {:.0f} img/s ETA {}",
+                                   plan_.epoch_of(step), cfg_.epochs, std::string(fill, '#'),
+                                   std::string(width - fill, '.'), 100 * frac, step, end_, t.loss_ema,
+                                   train_accuracy_percent(t), ips, fmt_duration(eta));
+    if (tty_) fmt::print(stderr, "\r{}\x1b[K", line);
+    else fmt::print(stderr, "{}\n", line);
+  }
+
+  // The redrawn line is ended before an epoch's summary (and at the end of the run).
+  void end_line() const {
+    if (tty_) fmt::print(stderr, "\n");
+  }
+
+  void epoch_done(int64_t step, const Tally& t, double test_acc, double test_loss) const {
+    if (!cfg_.quiet)
+      fmt::print(stderr, "  epoch {} done: train acc {:.2f}%, test acc {:.2f}%, test loss {:.4f}\n",
+                 plan_.epoch_of(step), train_accuracy_percent(t), 100 * test_acc, test_loss);
+  }
+
+ private:
+  static double train_accuracy_percent(const Tally& t) {
+    return 100.0 * t.correct_epoch / std::max<int64_t>(1, t.seen_epoch);
+  }
+
+  const TrainConfig& cfg_;
+  const Plan& plan_;
+  const int64_t start_, end_, todo_, log_every_;
+  const bool tty_;
+};
 
 // Test-split accuracy and mean loss with the running BN statistics. The last partial batch is
 // padded with copies of its first sample (inference treats samples independently) and only the
@@ -219,316 +478,228 @@ std::pair<double, double> evaluate(Network& net, const ExecContext& ctx, const d
   return {double(correct) / double(n), loss_sum / double(n)};
 }
 
-}  // namespace
-
-TrainResult train(const TrainConfig& cfg) {
-  validate(cfg);
-  const Fault fault = fault_from_env();
-  const Lowering lowering = lowering_from_flag(cfg.lowering);
-
-  // Every output path is checked before any work: a run must not fail after hours on a path it
-  // could have refused at once. An existing run directory is locked now (a second run writing it
-  // stops here, having touched nothing); a new one is created and locked once the inputs are valid.
-  const fs::path out(cfg.out_dir);
-  const std::string ckpt_path = (out / "checkpoint.h5").string(), series_path = (out / "stats.h5").string();
-  const std::string report_path = (out / "report.json").string(), layers_path = (out / "layers.csv").string();
-  io::check_output_dir(cfg.out_dir, "--out");
-  io::check_output(cfg.json, "--json");
-  std::error_code ec;
-  if (!cfg.json.empty()) {
-    // The report over the run's checkpoint, series or layer table would destroy it.
-    std::error_code e1, e2;
-    const fs::path json = fs::weakly_canonical(cfg.json, e1);
-    for (const std::string& own : {ckpt_path, series_path, layers_path})
-      if (!e1 && json == fs::weakly_canonical(own, e2) && !e2)
-        throw UserError(fmt::format("--json '{}' is the run directory's own {}; name another file", cfg.json,
-                                    fs::path(own).filename().string()));
-  }
-  std::optional<io::DirLock> lock;
-  auto check_run_files = [&] {
-    io::check_output(ckpt_path, "--out: checkpoint", io::OutputKind::regular_only);
-    io::check_output(series_path, "--out: stats file", io::OutputKind::regular_only);
-    io::check_output(report_path, "--out: report");
-    io::check_output(layers_path, "--out: layer table");
-  };
-  if (fs::is_directory(cfg.out_dir, ec)) {
-    lock.emplace(cfg.out_dir, "--out");
-    remove_stale_temporaries(out);
-    check_run_files();
-  }
-
-  // A checkpoint to resume from is validated before the data is loaded (its tensors once the
-  // network is known).
-  std::optional<Checkpoint> resume;
-  if (!cfg.resume.empty()) resume = read_checkpoint(cfg.resume);
-
-  Spec spec = load_spec(cfg.spec);
-  if (spec.array.format == Format::int8)
-    throw UserError(fmt::format("spec '{}' uses int8 operands: training needs fp32, bf16 or fp16", cfg.spec));
-
-  data::LoadOptions lo;
-  lo.limit_train = cfg.limit_train;
-  lo.limit_test = cfg.limit_test;
-  data::Dataset ds = data::load_dataset(cfg.dataset, cfg.data_dir, lo);
-  if (ds.train.size() < cfg.batch)
-    throw UserError(fmt::format("the train split has {} samples, fewer than one batch of {}", ds.train.size(), cfg.batch));
-
-  ResNetOptions ro;
-  ro.name = cfg.model;
-  ro.batch = cfg.batch;
-  ro.in_c = ds.channels;
-  ro.in_h = ds.height;
-  ro.in_w = ds.width;
-  ro.classes = ds.num_classes;
-  ro.width = cfg.width;
-  ro.shortcut = cfg.shortcut;
-  NetDesc desc = build_resnet(ro);
-  const double need = min_training_bytes(desc, ds), have = physical_memory_bytes();
-  if (have > 0 && need > have)
-    throw UserError(fmt::format("{} (width {}) with batch {} on {}x{}x{} images needs at least {:.1f} GiB of memory, "
-                                "this machine has {:.1f} GiB: lower --batch or --width",
-                                cfg.model, cfg.width, cfg.batch, ds.channels, ds.height, ds.width, need / (1 << 30),
-                                have / (1 << 30)));
-
-  data::BatchIterator it(ds.train.size(), cfg.batch, cfg.seed, /*shuffle=*/true, /*drop_last=*/true);
-  const int64_t per_epoch = it.batches_per_epoch();
-  if (cfg.epochs > kMaxHorizon / per_epoch)
-    throw UserError(fmt::format("--epochs {} x {} batches per epoch exceeds the longest plan (2^53 steps)", cfg.epochs,
-                                per_epoch));
-  const int64_t horizon = cfg.epochs * per_epoch;
-  if (cfg.warmup_steps > horizon)
-    throw UserError(fmt::format("--warmup-steps {} is longer than the plan ({} steps)", cfg.warmup_steps, horizon));
-  nlohmann::json plan = plan_json(cfg, desc, horizon, ds.train.size());
-
-  Network net(desc, init_params(desc, cfg.seed), lowering);
-  int64_t step = 0;
-  // The stats time series, one row per step (columns: series_columns()); a resumed run continues
-  // the checkpoint's rows, so its series equals the uninterrupted run's.
-  std::vector<double> series;
-  if (resume) {
-    auto check_plan = [&](const Checkpoint& ck) {
-      for (const char* k : {"model", "width", "shortcut", "dataset", "train_samples", "batch", "epochs", "horizon", "lr",
-                            "momentum", "weight_decay", "schedule", "warmup_steps", "lowering", "seed", "input",
-                            "classes"})
-        if (ck.plan[k] != plan[k])
-          throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", cfg.resume,
-                                      k, ck.plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                                      plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
-      if (ck.spec_toml != spec_to_toml(spec))
-        throw UserError(
-            fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", cfg.resume));
-    };
-    check_plan(*resume);
-    // Now the tensors; the file is read again as a whole so step, state and tensors come from one
-    // version of it even if it was replaced meanwhile.
-    Checkpoint ck = read_checkpoint(cfg.resume, &net.params(), &net.velocity());
-    check_plan(ck);
-    step = ck.step;
-    it.restore(ck.iter);
-    series = std::move(ck.series);
-    if (series.empty())  // a format-1 checkpoint has no series: the earlier steps' values are unknown
-      for (int64_t i = 1; i <= step; ++i)
-        series.insert(series.end(), {double(i), double((i - 1) / per_epoch + 1), double(learning_rate(cfg, i - 1, horizon)),
-                                     NAN, NAN, NAN, NAN, NAN});
-  }
-  // --steps S: S more steps, at most to the end of the plan (no overflow for a huge S).
-  const int64_t end = cfg.steps > 0 && cfg.steps < horizon - step ? step + cfg.steps : horizon;
-
-  if (!lock) {
-    io::make_output_dir(cfg.out_dir, "--out");
-    lock.emplace(cfg.out_dir, "--out");
-    check_run_files();
-  }
-  // The series file is rewritten (atomically) with every checkpoint, so after a kill it holds the
-  // rows up to (at least) the last checkpoint; --resume continues from the checkpoint's own rows.
-  size_t series_written = 0;
-  auto write_series = [&] {
-    write_series_file(series_path, series);
-    series_written = series.size();
-  };
-  // host_seconds of the resumed rows (NaN after a format-1 checkpoint: then counted from 0)
-  const double seconds_before = series.empty() || std::isnan(series.back()) ? 0.0 : series.back();
-
-  Ledger ledger(spec);
-  ExecContext counted{&spec, &ledger, ""};
-  ExecContext plain{&spec, nullptr, ""};
-  SgdParams sgd;
-  sgd.momentum = static_cast<float>(cfg.momentum);
-  sgd.weight_decay = static_cast<float>(cfg.weight_decay);
-
-  const bool tty = isatty(STDERR_FILENO) && !cfg.quiet;
-  const int64_t todo = end - step;
-  const int64_t log_every = std::max<int64_t>(1, todo / 20);
-  Tensor images;
-  std::vector<int32_t> labels;
-  Stats step_cost;
-  bool have_cost = false;
-  double train_seconds = 0, loss_ema = 0, last_loss = 0;
-  int64_t seen = 0, correct_epoch = 0, seen_epoch = 0;
-  double test_acc = -1, test_loss = 0;
+// The test results of the epoch ends: the last one is the run's test accuracy, all go in the report.
+struct TestLog {
+  double acc = -1, loss = 0;  // acc -1: no evaluation ran
   nlohmann::json epochs = nlohmann::json::array();
-  const int64_t start_step = step;
-  const std::string spec_toml = spec_to_toml(spec);
-  auto t_start = Clock::now();
 
-  while (step < end) {
-    it.next(ds.train, images, labels);
-    const float lr = learning_rate(cfg, step, horizon);
-    sgd.lr = lr;
-    auto t0 = Clock::now();
-    // The first step of the run is costed; the others repeat its shapes exactly.
-    const ExecContext& ctx = have_cost ? plain : counted;
-    net.zero_grads();
-    if (cfg.inject_nan_at_step == step + 1)
-      for (auto& [name, t] : net.params())
-        if (name.ends_with(".weight")) {
-          t[0] = std::nanf("");
-          break;
-        }
-    const float loss = net.forward(ctx, images, labels);
-    if (!std::isfinite(loss)) {
-      // The series of the steps that ran is kept (the diverging step has no row).
-      std::string series_note;
-      try {
-        write_series();
-      } catch (const UserError& e) {
-        series_note = fmt::format("; the stats series could not be written: {}", e.what());
-      }
-      throw TrainingDiverged(fmt::format(
-          "the loss became {} at step {}; training stopped{}{}", loss, step + 1,
-          fs::exists(ckpt_path, ec) ? fmt::format(" (the last good checkpoint is {})", ckpt_path) : "", series_note));
-    }
-    net.backward(ctx);
-    net.sgd_step(ctx, sgd);
-    train_seconds += seconds_since(t0);
-    if (!have_cost) {
-      step_cost = ledger.total();
-      have_cost = true;
-    }
-    ++step;
-    ++seen;
-    const int64_t ok = net.correct();
-    correct_epoch += ok;
-    seen_epoch += cfg.batch;
-    last_loss = loss;
-    loss_ema = seen == 1 ? loss : 0.95 * loss_ema + 0.05 * loss;
-    // Cumulative over the plan (every step costs the same), so a resumed run continues the series.
-    const double cycles = step_cost.get("cycles.total") * double(step);
-    const double energy_j = derive(step_cost, spec).energy_pj * 1e-12 * double(step);
-    series.insert(series.end(), {double(step), double((step - 1) / per_epoch + 1), double(lr), double(loss),
-                                 double(ok) / cfg.batch, cycles, energy_j, seconds_before + seconds_since(t_start)});
-    if (fault.at_step(step)) std::raise(fault.sig);
+  void add(int64_t epoch, int64_t step, double train_accuracy, double test_acc, double test_loss) {
+    acc = test_acc;
+    loss = test_loss;
+    epochs.push_back({{"epoch", epoch}, {"step", step}, {"train_accuracy", train_accuracy},
+                      {"test_accuracy", test_acc}, {"test_loss", test_loss}});
+  }
+};
 
-    const bool epoch_end = step % per_epoch == 0;
-    const double ips = seen * cfg.batch / std::max(train_seconds, 1e-9);
-    if (!cfg.quiet && (tty || step % log_every == 0 || epoch_end || step == end)) {
-      const double eta = double(end - step) * train_seconds / double(seen);
-      const int64_t ep = (step - 1) / per_epoch + 1;
-      const double frac = double(step - start_step) / double(todo);
-      const int width = 24, fill = static_cast<int>(frac * width);
-      std::string line = fmt::format("epoch {}/{} [{}{}] {:3.0f}% step {}/{} loss {:.4f} acc {:.1f}% {:.0f} img/s ETA {}",
-                                     ep, cfg.epochs, std::string(fill, '#'), std::string(width - fill, '.'),
-                                     100 * frac, step, end, loss_ema, 100.0 * correct_epoch / std::max<int64_t>(1, seen_epoch),
-                                     ips, fmt_duration(eta));
-      if (tty) fmt::print(stderr, "\r{}\x1b[K", line);
-      else fmt::print(stderr, "{}\n", line);
+// TrainConfig::inject_nan_at_step: the divergence path needs a real NaN loss to follow.
+void poison_first_weight(Network& net) {
+  for (auto& [name, t] : net.params())
+    if (name.ends_with(".weight")) {
+      t[0] = std::nanf("");
+      break;
     }
-    const bool last = step == end;
-    if (epoch_end || last) {
-      if (tty) fmt::print(stderr, "\n");
-      if (cfg.evaluate && ds.test.size() > 0) {
-        auto [acc, tl] = evaluate(net, plain, ds.test);
-        test_acc = acc;
-        test_loss = tl;
-        if (!cfg.quiet)
-          fmt::print(stderr, "  epoch {} done: train acc {:.2f}%, test acc {:.2f}%, test loss {:.4f}\n",
-                     (step - 1) / per_epoch + 1, 100.0 * correct_epoch / std::max<int64_t>(1, seen_epoch),
-                     100 * acc, tl);
-        epochs.push_back({{"epoch", (step - 1) / per_epoch + 1}, {"step", step},
-                          {"train_accuracy", double(correct_epoch) / std::max<int64_t>(1, seen_epoch)},
-                          {"test_accuracy", acc}, {"test_loss", tl}});
-      }
-      if (epoch_end) correct_epoch = seen_epoch = 0;
-    }
-    if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)) {
-      // The series first: whenever the run dies, stats.h5 holds at least the rows of the last
-      // checkpoint (the checkpoint carries its own copy, which --resume continues).
-      write_series();
-      const int64_t s = step;
-      write_checkpoint(ckpt_path, net.params(), net.velocity(), Checkpoint{step, it.state(), plan, spec_toml, series},
-                       [&] {
-                         if (fault.at_checkpoint(s)) std::raise(fault.sig);
-                       });
+}
+
+// The loss stopped being finite. The series of the steps that ran is kept (the diverging step has
+// no row), and the message names the last good checkpoint to go back to.
+[[noreturn]] void stop_diverged(float loss, int64_t step, const RunDir& run, Series& series) {
+  std::string series_note;
+  try {
+    series.save();
+  } catch (const UserError& e) {
+    series_note = fmt::format("; the stats series could not be written: {}", e.what());
+  }
+  std::error_code ec;
+  throw TrainingDiverged(fmt::format(
+      "the loss became {} at step {}; training stopped{}{}", loss, step,
+      fs::exists(run.checkpoint, ec) ? fmt::format(" (the last good checkpoint is {})", run.checkpoint) : "",
+      series_note));
+}
+
+// The series first: whenever the run dies, stats.h5 holds at least the rows of the last
+// checkpoint (the checkpoint carries its own copy, which --resume continues).
+void save_checkpoint(const RunDir& run, Series& series, Network& net, const Plan& plan, int64_t step,
+                     const Fault& fault) {
+  series.save();
+  write_checkpoint(run.checkpoint, net.params(), net.velocity(),
+                   Checkpoint{step, plan.it.state(), plan.json, plan.spec_toml, series.rows}, [&] {
+                     if (fault.at_checkpoint(step)) std::raise(fault.sig);
+                   });
+}
+
+// Cost of the backward conv GEMMs (dX + dW) of every conv layer under lowering `l`.
+Stats conv_backprop_cost(const NetDesc& net, const Spec& spec, Lowering l) {
+  Stats s;
+  for (size_t i = 0; i < net.nodes.size(); ++i) {
+    if (net.nodes[i].kind != NodeKind::conv) continue;
+    const int id = static_cast<int>(i);
+    const bool stem = net.node(net.node(id).inputs[0]).kind == NodeKind::input;
+    for (Direction d : {Direction::bwd_data, Direction::bwd_weights}) {
+      if (d == Direction::bwd_data && stem) continue;  // the image needs no gradient
+      for (const GemmWork& w : conv_work(conv_desc(net, id), d, l, spec, net.nodes[i].name))
+        s += cost_gemm(w, spec);
     }
   }
-  if (series_written != series.size() || !fs::exists(series_path, ec)) write_series();
+  return s;
+}
 
-  // --- report ---
-  const double steps_run = double(step - start_step);
-  TrainResult r;
-  r.steps_run = step - start_step;
-  r.final_loss = last_loss;
-  r.test_accuracy = test_acc;
+// What the run learned and how fast the host ran it (report.json without the accelerator's cost).
+nlohmann::json report_json(const TrainConfig& cfg, const std::string& dataset, const std::string& spec_name,
+                           const Tally& tally, const TestLog& tests, int64_t step_total) {
+  const double steps_run = double(tally.steps);
   nlohmann::json rep;
   rep["model"] = cfg.model;
-  rep["dataset"] = ds.name;
-  rep["spec"] = spec.name;
+  rep["dataset"] = dataset;
+  rep["spec"] = spec_name;
   rep["lowering"] = cfg.lowering;
   rep["batch"] = cfg.batch;
-  rep["steps"] = r.steps_run;
-  rep["step_total"] = step;
-  rep["epochs"] = epochs;
-  rep["test_accuracy"] = test_acc;
-  rep["test_loss"] = test_loss;
-  rep["final_loss"] = last_loss;
-  rep["images_per_second"] = steps_run * cfg.batch / std::max(train_seconds, 1e-9);
-  rep["host_train_seconds"] = train_seconds;
-  if (have_cost) {
-    const Stats total = step_cost.scaled(steps_run);
-    const Derived dv = derive(total, spec);
-    rep["cycles"] = total.get("cycles.total");
-    rep["compute_cycles"] = total.get("cycles.compute");
-    rep["stall_cycles"] = total.get("cycles.stall");
-    rep["accelerator_seconds"] = dv.seconds;
-    rep["energy_j"] = dv.energy_pj * 1e-12;
-    rep["avg_power_w"] = dv.power_w;
-    rep["dram_bytes"] = total.sum_prefix("bytes.dram.");
-    rep["sram_bytes"] = total.sum_prefix("bytes.sram.");
-    rep["per_step"] = to_json(step_cost, spec);
-    nlohmann::json bk, bp;
-    for (const auto& [k, s] : ledger.by_kind())
-      bk[k] = {{"cycles", s.get("cycles.total") * steps_run}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * steps_run},
-               {"dram_bytes", s.sum_prefix("bytes.dram.") * steps_run}};
-    for (const auto& [k, s] : ledger.by_phase())
-      bp[k] = {{"cycles", s.get("cycles.total") * steps_run}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * steps_run}};
-    rep["by_kind"] = bk;
-    rep["by_phase"] = bp;
-    const Stats conv = ledger.conv(), non = ledger.non_conv();
-    const double tc = conv.get("cycles.total") + non.get("cycles.total");
-    const double te = derive(conv, spec).energy_pj + derive(non, spec).energy_pj;
-    rep["non_conv_time_share"] = tc > 0 ? non.get("cycles.total") / tc : 0;
-    rep["non_conv_energy_share"] = te > 0 ? derive(non, spec).energy_pj / te : 0;
-    // Backprop saving of the chosen lowering against explicit im2col, same spec and shapes.
-    const Stats mine = conv_backprop_cost(desc, spec, lowering);
-    const Stats expl = conv_backprop_cost(desc, spec, Lowering::explicit_im2col);
-    auto saving = [](double a, double b) { return b > 0 ? 1.0 - a / b : 0.0; };
-    rep["backprop_vs_explicit"] = {
-        {"cycles", {{"explicit", expl.get("cycles.total")}, {cfg.lowering, mine.get("cycles.total")},
-                    {"saving", saving(mine.get("cycles.total"), expl.get("cycles.total"))}}},
-        {"dram_bytes", {{"explicit", expl.sum_prefix("bytes.dram.")}, {cfg.lowering, mine.sum_prefix("bytes.dram.")},
-                        {"saving", saving(mine.sum_prefix("bytes.dram."), expl.sum_prefix("bytes.dram."))}}},
-        {"sram_bytes", {{"explicit", expl.sum_prefix("bytes.sram.")}, {cfg.lowering, mine.sum_prefix("bytes.sram.")},
-                        {"saving", saving(mine.sum_prefix("bytes.sram."), expl.sum_prefix("bytes.sram."))}}},
-        {"per", "one training step"}};
-  }
-  r.report = rep;
+  rep["steps"] = tally.steps;
+  rep["step_total"] = step_total;
+  rep["epochs"] = tests.epochs;
+  rep["test_accuracy"] = tests.acc;
+  rep["test_loss"] = tests.loss;
+  rep["final_loss"] = tally.last_loss;
+  rep["images_per_second"] = steps_run * cfg.batch / std::max(tally.train_seconds, 1e-9);
+  rep["host_train_seconds"] = tally.train_seconds;
+  return rep;
+}
+
+// The accelerator's cost of the steps run: the costed step times their number (every step has the
+// same shapes), split by op kind and phase, and the backprop saving of the chosen lowering over
+// explicit im2col on the same spec and shapes.
+void add_cost_report(nlohmann::json& rep, const TrainConfig& cfg, const StepCost& cost, const NetDesc& desc,
+                     Lowering lowering, double steps_run) {
+  const Spec& spec = cost.spec;
+  const Ledger& ledger = cost.ledger;
+  const Stats total = cost.per_step.scaled(steps_run);
+  const Derived dv = derive(total, spec);
+  rep["cycles"] = total.get("cycles.total");
+  rep["compute_cycles"] = total.get("cycles.compute");
+  rep["stall_cycles"] = total.get("cycles.stall");
+  rep["accelerator_seconds"] = dv.seconds;
+  rep["energy_j"] = dv.energy_pj * 1e-12;
+  rep["avg_power_w"] = dv.power_w;
+  rep["dram_bytes"] = total.sum_prefix("bytes.dram.");
+  rep["sram_bytes"] = total.sum_prefix("bytes.sram.");
+  rep["per_step"] = to_json(cost.per_step, spec);
+  nlohmann::json bk, bp;
+  for (const auto& [k, s] : ledger.by_kind())
+    bk[k] = {{"cycles", s.get("cycles.total") * steps_run}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * steps_run},
+             {"dram_bytes", s.sum_prefix("bytes.dram.") * steps_run}};
+  for (const auto& [k, s] : ledger.by_phase())
+    bp[k] = {{"cycles", s.get("cycles.total") * steps_run}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * steps_run}};
+  rep["by_kind"] = bk;
+  rep["by_phase"] = bp;
+  const Stats conv = ledger.conv(), non = ledger.non_conv();
+  const double tc = conv.get("cycles.total") + non.get("cycles.total");
+  const double te = derive(conv, spec).energy_pj + derive(non, spec).energy_pj;
+  rep["non_conv_time_share"] = tc > 0 ? non.get("cycles.total") / tc : 0;
+  rep["non_conv_energy_share"] = te > 0 ? derive(non, spec).energy_pj / te : 0;
+  const Stats mine = conv_backprop_cost(desc, spec, lowering);
+  const Stats expl = conv_backprop_cost(desc, spec, Lowering::explicit_im2col);
+  auto saving = [](double a, double b) { return b > 0 ? 1.0 - a / b : 0.0; };
+  rep["backprop_vs_explicit"] = {
+      {"cycles", {{"explicit", expl.get("cycles.total")}, {cfg.lowering, mine.get("cycles.total")},
+                  {"saving", saving(mine.get("cycles.total"), expl.get("cycles.total"))}}},
+      {"dram_bytes", {{"explicit", expl.sum_prefix("bytes.dram.")}, {cfg.lowering, mine.sum_prefix("bytes.dram.")},
+                      {"saving", saving(mine.sum_prefix("bytes.dram."), expl.sum_prefix("bytes.dram."))}}},
+      {"sram_bytes", {{"explicit", expl.sum_prefix("bytes.sram.")}, {cfg.lowering, mine.sum_prefix("bytes.sram.")},
+                      {"saving", saving(mine.sum_prefix("bytes.sram."), expl.sum_prefix("bytes.sram."))}}},
+      {"per", "one training step"}};
+}
+
+// report.json, the layer table (once a step was costed) and the --json copy are committed together:
+// all of them appear or none does.
+void write_report(const RunDir& run, const std::string& json_copy, const nlohmann::json& rep, const StepCost& cost) {
   // The report may quote user text (a dataset's file name): invalid UTF-8 is replaced, not fatal.
   const std::string text = rep.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   io::OutputSet outputs;
-  if (have_cost) outputs.add_text(layers_path, named_csv(ledger.by_layer(), spec), "--out: layer table");
-  outputs.add_text(report_path, text, "--out: report");
-  outputs.add_text(cfg.json, text, "--json");
+  if (cost.known) outputs.add_text(run.layers, named_csv(cost.ledger.by_layer(), cost.spec), "--out: layer table");
+  outputs.add_text(run.report, text, "--out: report");
+  outputs.add_text(json_copy, text, "--json");
   outputs.commit();
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& cfg) {
+  // --- set up. Every check that can refuse the run comes before any work, and a new run directory
+  // is created only once they all passed (RunDir). A checkpoint to resume from is checked before
+  // the data is loaded, its tensors once the network is built.
+  validate(cfg);
+  const Fault fault = fault_from_env();
+  const Lowering lowering = lowering_from_flag(cfg.lowering);
+  RunDir run(cfg);
+  std::optional<Checkpoint> resume;
+  if (!cfg.resume.empty()) resume = read_checkpoint(cfg.resume);
+  const Spec spec = load_training_spec(cfg);
+  const data::Dataset ds = load_training_data(cfg);
+  const NetDesc desc = build_network(cfg, ds);
+  Plan plan(cfg, desc, spec, ds.train.size());
+  Network net(desc, init_params(desc, cfg.seed), lowering);
+  Series series(run.series);
+  int64_t step = 0;
+  if (resume) step = restore_from_checkpoint(cfg, *resume, plan, net, series);
+  const int64_t start_step = step, end = plan.end_after(step, cfg.steps);
+  run.create_and_lock();
+
+  const double seconds_before = series.host_seconds();
+  StepCost cost(spec);
+  SgdParams sgd{.momentum = static_cast<float>(cfg.momentum), .weight_decay = static_cast<float>(cfg.weight_decay)};
+  Progress progress(cfg, plan, start_step, end);
+  Tally tally;
+  TestLog tests;
+  Tensor images;                 // (B, C, H, W)
+  std::vector<int32_t> labels;   // (B)
+  const auto t_start = Clock::now();
+
+  // --- the loop: one step per batch until the end of this invocation ---
+  while (step < end) {
+    plan.it.next(ds.train, images, labels);
+    const float lr = learning_rate(cfg, step, plan.horizon);
+    sgd.lr = lr;
+    const auto t0 = Clock::now();
+    const ExecContext& ctx = cost.context();  // the first step is costed; the others repeat its shapes
+    net.zero_grads();
+    if (cfg.inject_nan_at_step == step + 1) poison_first_weight(net);
+    const float loss = net.forward(ctx, images, labels);
+    if (!std::isfinite(loss)) stop_diverged(loss, step + 1, run, series);
+    net.backward(ctx);
+    net.sgd_step(ctx, sgd);
+    tally.train_seconds += seconds_since(t0);
+    cost.step_done();
+    ++step;
+
+    const int64_t correct = net.correct();
+    tally.add(loss, correct, cfg.batch);
+    series.add({double(step), double(plan.epoch_of(step)), double(lr), double(loss), double(correct) / cfg.batch,
+                cost.cycles_through(step), cost.energy_j_through(step), seconds_before + seconds_since(t_start)});
+    if (fault.at_step(step)) std::raise(fault.sig);
+    progress.step(step, tally);
+
+    const bool epoch_end = step % plan.per_epoch == 0, last = step == end;
+    if (epoch_end || last) {
+      progress.end_line();
+      if (cfg.evaluate && ds.test.size() > 0) {
+        const auto [test_acc, test_loss] = evaluate(net, cost.plain, ds.test);
+        progress.epoch_done(step, tally, test_acc, test_loss);
+        tests.add(plan.epoch_of(step), step, tally.epoch_accuracy(), test_acc, test_loss);
+      }
+      if (epoch_end) tally.new_epoch();
+    }
+    if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))
+      save_checkpoint(run, series, net, plan, step, fault);
+  }
+  series.save_if_behind();
+
+  // --- the report ---
+  TrainResult r;
+  r.steps_run = tally.steps;
+  r.final_loss = tally.last_loss;
+  r.test_accuracy = tests.acc;
+  r.report = report_json(cfg, ds.name, spec.name, tally, tests, step);
+  if (cost.known) add_cost_report(r.report, cfg, cost, desc, lowering, double(tally.steps));
+  write_report(run, cfg.json, r.report, cost);
   return r;
 }
 
