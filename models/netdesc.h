@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/lowering.h"
+
 namespace st {
 
 enum class NodeKind : uint8_t {
@@ -52,6 +54,12 @@ struct NetDesc {
   int64_t parameter_count() const;
 };
 
+// The convolution of conv node `id` (its input shape from the graph): what the executing network,
+// the projection and the conv topologies all run for that node.
+ConvDesc conv_desc(const NetDesc& net, int id);
+// The same for a conv node not yet in a graph, given its input shape.
+ConvDesc conv_desc(const NodeDesc& conv, const Shape4& in);
+
 struct ResNetOptions {
   std::string name = "resnet20";  // resnet8|20|32|44|56 (CIFAR) or resnet18|34|50 (ImageNet)
   int64_t batch = 64;
@@ -66,7 +74,7 @@ struct ResNetOptions {
 // shortcut) must get at least s pixels each way, or it would not downsample as the architecture
 // defines (the message then names the smallest square input the model accepts); every tensor and
 // every conv's lowered matrices must hold at most 2^59 elements (checked products, no wrapping:
-// src/project/work_limits.h). train, gradcheck, project and dse all build through here.
+// src/base/limits.h, kernels/conv_limits.h). train, gradcheck, project and dse all build through here.
 NetDesc build_resnet(const ResNetOptions& o);
 std::vector<std::string> resnet_names();
 

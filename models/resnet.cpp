@@ -29,6 +29,26 @@ std::string_view to_string(NodeKind k) {
   return "?";
 }
 
+ConvDesc conv_desc(const NodeDesc& n, const Shape4& in) {
+  ConvDesc d;
+  d.N = in.n;
+  d.C = in.c;
+  d.H = in.h;
+  d.W = in.w;
+  d.K = n.out.c;
+  d.R = n.kh;
+  d.S = n.kw;
+  d.sh = n.sh;
+  d.sw = n.sw;
+  d.pt = n.pt;
+  d.pl = n.pl;
+  d.pb = n.pb;
+  d.pr = n.pr;
+  return d;
+}
+
+ConvDesc conv_desc(const NetDesc& net, int id) { return conv_desc(net.node(id), net.in_shape(id)); }
+
 int64_t NetDesc::parameter_count() const {
   int64_t p = 0;
   for (const auto& nd : nodes) {
@@ -70,10 +90,7 @@ class Builder {
     n.pt = n.pl = n.pb = n.pr = pad;
     downsamples(name, s, stride);
     n.out = {s.n, out_c, out_size(name, s.h, k, stride, pad), out_size(name, s.w, k, stride, pad)};
-    ConvDesc c;
-    c.N = s.n, c.C = s.c, c.H = s.h, c.W = s.w, c.K = out_c, c.R = c.S = k, c.sh = c.sw = stride;
-    c.pt = c.pl = c.pb = c.pr = pad;
-    check_conv_sizes(c, name);
+    check_conv_sizes(conv_desc(n, s), name);
     return push(std::move(n));
   }
   int unary(const std::string& name, NodeKind kind, int in) {

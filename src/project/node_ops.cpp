@@ -4,26 +4,6 @@
 
 namespace st {
 
-ConvDesc conv_desc(const NetDesc& net, int id) {
-  const NodeDesc& n = net.node(id);
-  const Shape4 in = net.in_shape(id);
-  ConvDesc d;
-  d.N = in.n;
-  d.C = in.c;
-  d.H = in.h;
-  d.W = in.w;
-  d.K = n.out.c;
-  d.R = n.kh;
-  d.S = n.kw;
-  d.sh = n.sh;
-  d.sw = n.sw;
-  d.pt = n.pt;
-  d.pl = n.pl;
-  d.pb = n.pb;
-  d.pr = n.pr;
-  return d;
-}
-
 PoolDesc pool_desc(const NetDesc& net, int id) {
   const NodeDesc& n = net.node(id);
   PoolDesc d;

@@ -1,7 +1,7 @@
 #pragma once
-// What a NetDesc node is as an op: the descriptors and the fusion rule that both the executing
-// network (src/train/network.cpp) and the shapes-only projection (projection.cpp) use, so the two
-// walks cannot drift apart.
+// What a NetDesc node is as an op (conv_desc is models/netdesc.h's): the pooling descriptor and the
+// fusion rule that both the executing network (src/train/network.cpp) and the shapes-only
+// projection (projection.cpp) use, so the two walks cannot drift apart.
 #include "models/netdesc.h"
 #include "src/ops/conv.h"
 #include "src/ops/pool.h"
@@ -9,8 +9,6 @@
 
 namespace st {
 
-// The convolution of conv node `id` (its input shape from the graph).
-ConvDesc conv_desc(const NetDesc& net, int id);
 // The pooling of a maxpool or gap node `id` (gap: one window over the whole input).
 PoolDesc pool_desc(const NetDesc& net, int id);
 // BN (and the ReLU after a conv's BN) read the conv output straight from the array's output buffer

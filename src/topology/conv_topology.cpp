@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "models/netdesc.h"
 #include "src/error.h"
 #include "src/io/untrusted.h"
 
@@ -14,53 +15,39 @@ namespace {
 constexpr uint64_t kMaxTopologyBytes = 64 << 20;
 constexpr size_t kMaxNameBytes = 256;
 
-ConvDesc conv(int64_t N, int64_t C, int64_t HW, int64_t K, int64_t R, int64_t s) {
-  const int64_t p = (R - 1) / 2;
-  return ConvDesc{N, C, HW, HW, K, R, R, s, s, p, p, p, p};
+// torchvision's name of a conv node of models/resnet.cpp: "stem.conv" -> "conv1",
+// "layer2.0.b.conv" -> "layer2.0.conv2", "layer2.0.downsample.conv" -> "layer2.0.downsample".
+std::string torchvision_name(std::string name) {
+  if (name.ends_with(".conv")) name.resize(name.size() - 5);
+  if (name == "stem") return "conv1";
+  const size_t dot = name.rfind('.');
+  const std::string last = dot == std::string::npos ? name : name.substr(dot + 1);
+  if (last.size() == 1 && last[0] >= 'a' && last[0] <= 'c')
+    return name.substr(0, dot + 1) + "conv" + std::to_string(last[0] - 'a' + 1);
+  return name;
+}
+
+// The conv layers of an ImageNet ResNet at 224x224 exactly as models/resnet.cpp builds it (one
+// source of its shapes), in execution order, with torchvision's layer names.
+std::vector<ConvLayer> imagenet_convs(const std::string& model, int64_t batch) {
+  ResNetOptions o;
+  o.name = model;
+  o.batch = batch;
+  o.in_c = 3;
+  o.in_h = o.in_w = 224;
+  o.classes = 1000;
+  const NetDesc net = build_resnet(o);
+  std::vector<ConvLayer> v;
+  for (size_t i = 0; i < net.nodes.size(); ++i)
+    if (net.nodes[i].kind == NodeKind::conv)
+      v.push_back({torchvision_name(net.nodes[i].name), conv_desc(net, static_cast<int>(i))});
+  return v;
 }
 
 }  // namespace
 
-std::vector<ConvLayer> resnet18_convs(int64_t batch) {
-  std::vector<ConvLayer> v;
-  v.push_back({"conv1", conv(batch, 3, 224, 64, 7, 2)});
-  int64_t in_c = 64, hw = 56;  // after the 3x3 stride-2 max pool
-  const int64_t widths[] = {64, 128, 256, 512};
-  for (int stage = 0; stage < 4; ++stage) {
-    const int64_t w = widths[stage];
-    for (int b = 0; b < 2; ++b) {
-      const int64_t s = (stage > 0 && b == 0) ? 2 : 1;
-      const std::string p = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
-      v.push_back({p + "conv1", conv(batch, in_c, hw, w, 3, s)});
-      if (s != 1 || in_c != w) v.push_back({p + "downsample", conv(batch, in_c, hw, w, 1, s)});
-      hw /= s;
-      v.push_back({p + "conv2", conv(batch, w, hw, w, 3, 1)});
-      in_c = w;
-    }
-  }
-  return v;
-}
-
-std::vector<ConvLayer> resnet50_convs(int64_t batch) {
-  std::vector<ConvLayer> v;
-  v.push_back({"conv1", conv(batch, 3, 224, 64, 7, 2)});
-  int64_t in_c = 64, hw = 56;
-  const int64_t widths[] = {64, 128, 256, 512}, blocks[] = {3, 4, 6, 3};
-  for (int stage = 0; stage < 4; ++stage) {
-    const int64_t w = widths[stage], out = 4 * w;
-    for (int64_t b = 0; b < blocks[stage]; ++b) {
-      const int64_t s = (stage > 0 && b == 0) ? 2 : 1;
-      const std::string p = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
-      v.push_back({p + "conv1", conv(batch, in_c, hw, w, 1, 1)});
-      v.push_back({p + "conv2", conv(batch, w, hw, w, 3, s)});
-      if (b == 0) v.push_back({p + "downsample", conv(batch, in_c, hw, out, 1, s)});
-      hw /= s;
-      v.push_back({p + "conv3", conv(batch, w, hw, out, 1, 1)});
-      in_c = out;
-    }
-  }
-  return v;
-}
+std::vector<ConvLayer> resnet18_convs(int64_t batch) { return imagenet_convs("resnet18", batch); }
+std::vector<ConvLayer> resnet50_convs(int64_t batch) { return imagenet_convs("resnet50", batch); }
 
 std::optional<std::string> conv_layer_problem(const ConvDesc& d) {
   struct Field { const char* name; int64_t v, hi; };

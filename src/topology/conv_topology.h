@@ -1,6 +1,7 @@
 #pragma once
 // Conv layer lists ("topologies") for timing-only studies (bpcompare, projections): built-in
-// ImageNet ResNet-18 / ResNet-50 (224x224, torchvision v1.5 layout: stride on the 3x3 of a
+// ImageNet ResNet-18 / ResNet-50 (224x224, the conv layers of models/resnet.cpp's networks in
+// execution order, named as torchvision names them: torchvision v1.5 layout, stride on the 3x3 of a
 // bottleneck, 1x1 stride-2 downsample shortcuts, real paddings) and a CSV file format.
 //
 // File format (CSV, one conv layer per line, '#' starts a comment line, blank lines ignored):

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "datasets/dataset.h"
+#include "src/base/limits.h"
 #include "src/cost/cost_model.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
@@ -221,10 +222,6 @@ double min_training_bytes(const NetDesc& net, const data::Dataset& ds) {
   return 4.0 * (2 * act + 3 * params) + 4.0 * double(ds.train.images.size() + ds.test.images.size());
 }
 
-double physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? double(pages) * double(page) : 0;
-}
 
 // The network is shaped by the dataset (channels, image size, classes). A run that cannot fit in
 // this machine's memory is refused now, with the options that shrink it, instead of being killed
@@ -233,7 +230,7 @@ NetDesc build_network(const TrainConfig& cfg, const data::Dataset& ds) {
   NetDesc desc = build_resnet({.name = cfg.model, .batch = cfg.batch, .in_c = ds.channels, .in_h = ds.height,
                                .in_w = ds.width, .classes = ds.num_classes, .width = cfg.width,
                                .shortcut = cfg.shortcut});
-  const double need = min_training_bytes(desc, ds), have = physical_memory_bytes();
+  const double need = min_training_bytes(desc, ds), have = host_memory_bytes();
   if (have > 0 && need > have)
     throw UserError(fmt::format("{} (width {}) with batch {} on {}x{}x{} images needs at least {:.1f} GiB of memory, "
                                 "this machine has {:.1f} GiB: lower --batch or --width",
