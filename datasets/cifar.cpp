@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "datasets/idx.h"
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::data {
 namespace {

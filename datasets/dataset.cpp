@@ -11,7 +11,7 @@
 #include "datasets/cifar.h"
 #include "datasets/h5dataset.h"
 #include "datasets/idx.h"
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::data {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "src/tensor.h"
+#include "src/base/tensor.h"
 
 namespace st::data {
 

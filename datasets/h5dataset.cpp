@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/h5.h"
 #include "src/io/untrusted.h"
 

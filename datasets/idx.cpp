@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::data {
 namespace {

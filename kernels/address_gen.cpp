@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st {
 namespace {

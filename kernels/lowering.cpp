@@ -7,7 +7,7 @@
 
 #include "kernels/address_gen.h"
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st {
 

@@ -22,7 +22,7 @@
 #include "kernels/scratch.h"
 #include "kernels/systolic.h"
 #include "kernels/systolic_mac.h"
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st {
 namespace {

@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "kernels/formats.h"
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::vu {
 

@@ -8,8 +8,8 @@
 
 #include "kernels/conv_limits.h"
 #include "models/netdesc.h"
+#include "src/base/error.h"
 #include "src/base/limits.h"
-#include "src/error.h"
 
 namespace st {
 

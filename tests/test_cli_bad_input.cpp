@@ -18,8 +18,8 @@
 #include <string>
 
 #include "models/netdesc.h"
+#include "src/base/error.h"
 #include "src/cost/cost_model.h"
-#include "src/error.h"
 #include "src/ops/pool.h"
 #include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"

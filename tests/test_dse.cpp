@@ -11,9 +11,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "src/base/error.h"
 #include "src/cost/ledger.h"
 #include "src/dse/explore.h"
-#include "src/error.h"
 #include "src/spec/spec_toml.h"
 #include "tests/util/cli_run.h"
 

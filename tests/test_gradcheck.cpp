@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "kernels/lowering.h"
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/h5.h"
 #include "src/train/gradcheck.h"
 

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "models/netdesc.h"
-#include "src/error.h"
+#include "src/base/error.h"
 
 using namespace st;
 

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <string>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/output_file.h"
 #include "tests/util/cli_run.h"
 #include "tests/util/temp_dir.h"

@@ -7,8 +7,8 @@
 #include <random>
 
 #include "models/netdesc.h"
+#include "src/base/error.h"
 #include "src/cost/ledger.h"
-#include "src/error.h"
 #include "src/project/projection.h"
 #include "src/spec/spec_toml.h"
 #include "src/train/network.h"

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/cost/scalesim_run.h"
 #include "src/spec/scalesim_import.h"
 

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/spec/spec_toml.h"
 
 namespace st {

@@ -14,7 +14,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/h5.h"
 #include "src/train/trainer.h"
 #include "tests/util/cli_run.h"

@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
 #include "src/cost/cost_model.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 #include "src/ops/conv.h"
 #include "src/project/work_limits.h"

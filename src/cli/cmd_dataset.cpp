@@ -7,8 +7,8 @@
 
 #include "datasets/dataset.h"
 #include "datasets/h5dataset.h"
+#include "src/base/error.h"
 #include "src/cli/command.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 
 namespace st::cli {

@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
 #include "src/cli/step_options.h"
 #include "src/dse/explore.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 #include "src/spec/spec_toml.h"
 

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "kernels/systolic.h"
+#include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 #include "src/project/work_limits.h"
 

@@ -3,9 +3,9 @@
 
 #include <cstdio>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 #include "src/train/gradcheck.h"
 

@@ -7,12 +7,12 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
 #include "src/cli/step_options.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 #include "src/project/projection.h"
 #include "src/spec/spec_toml.h"

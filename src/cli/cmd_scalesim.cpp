@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
 #include "src/cost/scalesim_run.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 
 namespace st::cli {

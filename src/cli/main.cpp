@@ -9,8 +9,8 @@
 #include <new>
 #include <system_error>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
-#include "src/error.h"
 #include "src/io/output_file.h"
 
 namespace st::cli {

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/output_file.h"
 
 namespace st::cli {

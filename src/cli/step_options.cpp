@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 

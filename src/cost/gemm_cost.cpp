@@ -25,9 +25,9 @@
 #include <cmath>
 #include <vector>
 
+#include "src/base/error.h"
 #include "src/cost/cost_model.h"
 #include "src/cost/energy.h"
-#include "src/error.h"
 
 namespace st {
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "src/base/error.h"
 #include "src/cost/cost_model.h"
-#include "src/error.h"
 #include "src/io/untrusted.h"
 
 namespace st {

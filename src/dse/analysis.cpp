@@ -5,7 +5,7 @@
 #include <numeric>
 #include <tuple>
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::dse {
 

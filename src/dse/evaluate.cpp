@@ -6,10 +6,10 @@
 #include <map>
 #include <unordered_map>
 
+#include "src/base/error.h"
 #include "src/cost/cost_model.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
-#include "src/error.h"
 
 namespace st::dse {
 

@@ -6,8 +6,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "src/base/error.h"
 #include "src/cost/ledger.h"
-#include "src/error.h"
 
 namespace st::dse {
 

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <set>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/output_file.h"
 
 namespace st::dse {

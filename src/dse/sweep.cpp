@@ -9,8 +9,8 @@
 #include <cmath>
 #include <set>
 
+#include "src/base/error.h"
 #include "src/cost/energy.h"
-#include "src/error.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::dse {

@@ -37,8 +37,8 @@
 #include <string>
 #include <vector>
 
-#include "src/error.h"
-#include "src/tensor.h"
+#include "src/base/error.h"
+#include "src/base/tensor.h"
 
 namespace st::h5 {
 

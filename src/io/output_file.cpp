@@ -13,7 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::io {
 

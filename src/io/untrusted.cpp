@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st::io {
 

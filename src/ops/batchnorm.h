@@ -17,8 +17,8 @@
 //   c1 = div(s_dy, M);  c2 = div(dg * inv, M);  k = gamma * inv
 //   diff_src = k * fma(-(x - mean), c2, dy - c1)        WRITTEN (BN's input has one consumer)
 // diff_gamma / diff_beta are ADDED into (gradient accumulation; the caller zeroes them per step).
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "kernels/lowering.h"
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

@@ -15,8 +15,8 @@
 // Each GEMM is described to the cost model as a GemmWork; bias work as a VectorWork.
 #include <cstdint>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

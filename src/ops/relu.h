@@ -8,8 +8,8 @@
 // without a DRAM round trip; honored by the cost model when spec.vector.fuse_with_conv is set.
 #include <cstdint>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

@@ -8,8 +8,8 @@
 // Cost: one add per element; read two operands, write one.
 #include <cstdint>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

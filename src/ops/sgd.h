@@ -10,8 +10,8 @@
 // caller zeroes gradients before the next step). `velocity` gets wei's shape (zeros) if it has not.
 #include <cstdint>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

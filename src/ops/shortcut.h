@@ -5,8 +5,8 @@
 // the first consumer of its input's gradient only through the Network's deliver()).
 #include <cstdint>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

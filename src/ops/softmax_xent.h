@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st {
 

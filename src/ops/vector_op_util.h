@@ -3,10 +3,10 @@
 // sgd): output allocation, the VectorWork skeleton and the parallel-for threshold.
 #include <cstdint>
 
+#include "src/base/error.h"
+#include "src/base/tensor.h"
 #include "src/cost/work.h"
-#include "src/error.h"
 #include "src/ops/context.h"
-#include "src/tensor.h"
 
 namespace st::opdetail {
 

@@ -1,6 +1,6 @@
 #include "src/project/node_ops.h"
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st {
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/ops/batchnorm.h"
 #include "src/ops/conv.h"
 #include "src/ops/fc.h"

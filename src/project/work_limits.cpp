@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/project/node_ops.h"
 
 namespace st {

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/untrusted.h"
 
 namespace st {

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/untrusted.h"
 
 namespace st {

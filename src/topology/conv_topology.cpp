@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/netdesc.h"
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/untrusted.h"
 
 namespace st {

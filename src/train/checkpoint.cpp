@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <limits>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/h5.h"
 
 namespace st {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <memory>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/h5.h"
 #include "src/io/output_file.h"
 #include "src/project/work_limits.h"

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/ops/conv.h"
 #include "src/ops/fc.h"
 #include "src/ops/relu.h"

@@ -11,11 +11,11 @@
 
 #include "kernels/lowering.h"
 #include "models/netdesc.h"
+#include "src/base/tensor.h"
 #include "src/ops/batchnorm.h"
 #include "src/ops/context.h"
 #include "src/ops/pool.h"
 #include "src/ops/sgd.h"
-#include "src/tensor.h"
 #include "src/train/param_set.h"
 
 namespace st {

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "models/netdesc.h"
-#include "src/tensor.h"
+#include "src/base/tensor.h"
 #include "src/train/param_set.h"
 
 namespace st {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "models/netdesc.h"
-#include "src/tensor.h"
+#include "src/base/tensor.h"
 
 namespace st {
 

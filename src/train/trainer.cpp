@@ -15,11 +15,11 @@
 #include <optional>
 
 #include "datasets/dataset.h"
+#include "src/base/error.h"
 #include "src/base/limits.h"
 #include "src/cost/cost_model.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
-#include "src/error.h"
 #include "src/io/h5.h"
 #include "src/io/output_file.h"
 #include "src/ops/conv.h"

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "models/netdesc.h"
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/train/checkpoint.h"
 #include "src/train/param_set.h"
 #include "tests/fuzz/fuzz_util.h"

@@ -1,6 +1,6 @@
 // Fuzz target: one CIFAR-10 binary batch (datasets/cifar.cpp), plain or gzip.
 #include "datasets/cifar.h"
-#include "src/error.h"
+#include "src/base/error.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

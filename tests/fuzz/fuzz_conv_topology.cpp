@@ -3,8 +3,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "src/base/error.h"
 #include "src/cost/cost_model.h"
-#include "src/error.h"
 #include "src/ops/conv.h"
 #include "src/spec/spec_toml.h"
 #include "src/topology/conv_topology.h"

@@ -3,7 +3,7 @@
 // libhdf5 are seen and triaged; in the replay smoke test the production path runs, where a crash of
 // the library in the checking child becomes a UserError.
 #include "datasets/h5dataset.h"
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/io/h5.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -1,7 +1,7 @@
 // Fuzz target: IDX files, plain or gzip (datasets/idx.cpp). An accepted file's data matches its
 // header.
 #include "datasets/idx.h"
-#include "src/error.h"
+#include "src/base/error.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "src/base/error.h"
 #include "src/cost/scalesim_run.h"
-#include "src/error.h"
 #include "src/spec/scalesim_import.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -2,7 +2,7 @@
 // trip through spec_to_toml and go into JSON (names and descriptions are valid UTF-8).
 #include <nlohmann/json.hpp>
 
-#include "src/error.h"
+#include "src/base/error.h"
 #include "src/spec/spec_toml.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -11,7 +11,7 @@
 
 #include "kernels/lowering.h"
 #include "kernels/systolic.h"
-#include "src/tensor.h"
+#include "src/base/tensor.h"
 
 namespace st::test {
 

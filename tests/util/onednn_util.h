@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "src/base/tensor.h"
 #include "src/ops/context.h"
 #include "src/spec/spec.h"
-#include "src/tensor.h"
 
 namespace st::test {
 

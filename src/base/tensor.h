@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "src/error.h"
+#include "src/base/error.h"
 
 namespace st {
 
