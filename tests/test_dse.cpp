@@ -3,6 +3,7 @@
 // do not depend on the thread count, bad sweeps are refused with a message naming them, and the CLI
 // writes one CSV row per point.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <omp.h>
 #include <sys/wait.h>
 
@@ -259,7 +260,7 @@ TEST(Dse, BadSweepsAreRefusedNamingThem) {
 // CLI through the real binary.
 std::pair<int, std::string> run_cli(const std::string& args) {
   const char* bin = std::getenv("SYSTRAIN_BIN");
-  const auto err = std::filesystem::temp_directory_path() / "systrain_test_dse_err.txt";
+  const auto err = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_dse_err.txt");
   const std::string cmd = std::string(bin) + " " + args + " >/dev/null 2>" + err.string();
   const int rc = std::system(cmd.c_str());
   std::ifstream in(err);
@@ -269,7 +270,7 @@ std::pair<int, std::string> run_cli(const std::string& args) {
 
 TEST(DseCli, CsvHasOneRowPerPointAndReportHasTheKeys) {
   if (!std::getenv("SYSTRAIN_BIN")) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)";
-  const auto dir = std::filesystem::temp_directory_path() / "systrain_test_dse_out";
+  const auto dir = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_dse_out");
   std::filesystem::remove_all(dir);
   auto [rc, err] = run_cli("dse --model resnet8 --input 32 --batch 4 --mode train --sweep array=16x16,32x32 "
                            "--sweep ifmap_kib=4..128:x2 --sweep dram_gbps=8,32 --no-plots --out " + dir.string());
@@ -292,7 +293,7 @@ TEST(DseCli, CsvHasOneRowPerPointAndReportHasTheKeys) {
 
 TEST(DseCli, BadSweepExitsTwoWithOneLineNamingIt) {
   if (!std::getenv("SYSTRAIN_BIN")) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)";
-  const auto dir = std::filesystem::temp_directory_path() / "systrain_test_dse_bad";
+  const auto dir = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_dse_bad");
   std::filesystem::remove_all(dir);
   auto [rc, err] = run_cli("dse --model resnet8 --input 32 --batch 4 --sweep weight_kib=0..8:+4 --out " + dir.string());
   EXPECT_EQ(rc, 2);

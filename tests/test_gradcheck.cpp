@@ -1,5 +1,6 @@
 // Whole-network gradient check: the emulated ResNet against the oneDNN reference network.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -69,7 +70,7 @@ TEST(Gradcheck, OrderMatchedRuleStillFailsBeyondTolerance) {
 
 TEST(Gradcheck, DumpIsReadableAndComplete) {
   GradcheckConfig c;
-  c.dump = (std::filesystem::temp_directory_path() / "systrain_gradcheck_dump.h5").string();
+  c.dump = (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_gradcheck_dump.h5")).string();
   GradcheckResult r = gradcheck(c);
   h5::File f = h5::File::open(c.dump);
   EXPECT_EQ(f.dims("input/images"), (h5::Dims{8, 1, 16, 16}));

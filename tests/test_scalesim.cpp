@@ -1,6 +1,7 @@
 // SCALE-Sim v2 import: the example rows of reference/scalesim-cycles.md reproduced exactly (CALC),
 // SRAM counts in SCALE-Sim's formulas, USER mode never faster, bad files rejected with a message.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -148,7 +149,7 @@ TEST(ScaleSim, CliJsonAndErrors) {
   const char* bin = std::getenv("SYSTRAIN_BIN");
   if (!bin) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)";
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / "systrain_test_scalesim";
+  const fs::path dir = fs::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_scalesim");
   fs::create_directories(dir);
   std::ofstream(dir / "a.cfg") << cfg_text("os");
   std::ofstream(dir / "t.csv") << kTopo;

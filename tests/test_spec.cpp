@@ -1,6 +1,7 @@
 // Accelerator spec: presets load, round trip through TOML, and every kind of bad spec is rejected
 // with one message naming the file and the key (also through the CLI: exit code 2, one line).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -127,7 +128,7 @@ TEST(Spec, MissingFileOrUnknownName) {
 }
 
 TEST(Spec, LoadsFromFile) {
-  const auto path = std::filesystem::temp_directory_path() / "systrain_test_spec.toml";
+  const auto path = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_spec.toml");
   std::ofstream(path) << "base = \"simdit-16x16\"\n[dram]\nlatency_ns = 50\n";
   const Spec s = load_spec(path.string());
   EXPECT_DOUBLE_EQ(s.dram.latency_ns, 50);
@@ -140,7 +141,7 @@ TEST(Spec, LoadsFromFile) {
 std::pair<int, std::string> run_cli(const std::string& args) {
   const char* bin = std::getenv("SYSTRAIN_BIN");
   if (!bin) return {-1, ""};
-  const auto err = std::filesystem::temp_directory_path() / "systrain_test_spec_err.txt";
+  const auto err = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_spec_err.txt");
   const std::string cmd = std::string(bin) + " " + args + " >/dev/null 2>" + err.string();
   const int rc = std::system(cmd.c_str());
   std::ifstream in(err);
@@ -150,7 +151,7 @@ std::pair<int, std::string> run_cli(const std::string& args) {
 
 TEST(Spec, CliRejectsBadSpecWithExitCode2AndOneLine) {
   if (!std::getenv("SYSTRAIN_BIN")) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)";
-  const auto path = std::filesystem::temp_directory_path() / "systrain_test_bad.toml";
+  const auto path = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_bad.toml");
   std::ofstream(path) << "[array]\nrows = -1\n";
   auto [rc, err] = run_cli("spec " + path.string());
   EXPECT_EQ(rc, 2);

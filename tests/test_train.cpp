@@ -45,7 +45,7 @@ TrainConfig small_config(const std::string& out) {
 }
 
 std::string tmpdir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("systrain_test_train_" + name);
+  fs::path p = fs::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_train_" + name);
   fs::remove_all(p);
   return p.string();
 }
