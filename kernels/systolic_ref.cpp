@@ -2,6 +2,7 @@
 // reads the registers its neighbours latched in the previous cycle, computes, and latches its own.
 // Operands carry the index they belong to (k for OS, m/n for WS/IS) so that the skew is checked,
 // not assumed. Slow; it exists to be trusted.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -12,124 +13,187 @@
 namespace st {
 namespace {
 
-
-// A register travelling through the array: a value, the index it belongs to, and a valid bit.
+// A register travelling through the array. `slot`: the array's fixed schedule drives this register
+// (the control sequence is the same for every fold, whatever part of the array the fold uses);
+// `valid`: it also carries data of the GEMM (false past the GEMM's edge, where the slot is idle).
+// `idx` is the index the operand belongs to (k for OS, the stream index m/n for WS/IS), so the skew
+// is checked, not assumed.
 template <class T>
 struct Reg {
   T v{};
   int64_t idx = -1;
+  bool slot = false;
   bool valid = false;
 };
 
-// OS: PE(i,j) owns output (m0+i, n0+j). A[m0+i, k] enters row i from the left at cycle k + i,
-// B[k, n0+j] enters column j from the top at cycle k + j; both meet in PE(i,j) at cycle k + i + j.
+// A fold runs until every register its schedule drove has left the array; the cycles returned are
+// the cycles observed, never a formula. The step bound only turns a schedule that never drains (a
+// bug) into an invariant failure instead of a hang.
+constexpr int64_t kStepLimitPerElement = 4;
+
+// OS: PE(i,j) owns output (m0+i, n0+j). Row i of A enters from the left at cycle k + i, column j of
+// B from the top at cycle k + j (k = 0..K-1), for every row / column of the array; they meet in
+// PE(i,j) at cycle k + i + j. A register leaves the array after the last PE of its row (column) has
+// latched it. Every valid PE must do exactly K MACs, each output is written once.
 template <class T, class Mac>
 int64_t os_fold(int R, int C, int64_t m0, int64_t n0, const GemmShape& g,
-                const std::vector<T>& A, const std::vector<T>& B, std::vector<T>& out, Mac mac) {
+                const std::vector<T>& A, const std::vector<T>& B, std::vector<T>& out,
+                std::vector<uint8_t>& written, Mac mac) {
   std::vector<Reg<T>> a(R * C), b(R * C), a_next(R * C), b_next(R * C);
   std::vector<T> acc(R * C, T{});  // +0
-  const int64_t cycles = g.K + R + C - 2;
-  for (int64_t t = 0; t < cycles; ++t) {
+  std::vector<int64_t> macs(R * C, 0);
+  const int64_t limit = kStepLimitPerElement * (g.K + R + C + 2);
+  // The last cycle at which the schedule injects anything (row R-1 / column C-1 get k = K-1 last).
+  const int64_t last_injection = g.K - 1 + std::max(R, C) - 1;
+  int64_t t = 0;
+  for (bool busy = true; busy;) {
+    ST_INVARIANT(t < limit);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < C; ++j) {
         Reg<T> ain, bin;
         if (j == 0) {
-          int64_t k = t - i;
-          if (k >= 0 && k < g.K && m0 + i < g.M) ain = {A[(m0 + i) * g.K + k], k, true};
+          const int64_t k = t - i;
+          if (k >= 0 && k < g.K) {
+            ain = {T{}, k, true, m0 + i < g.M};
+            if (ain.valid) ain.v = A[(m0 + i) * g.K + k];
+          }
         } else {
           ain = a[i * C + j - 1];
         }
         if (i == 0) {
-          int64_t k = t - j;
-          if (k >= 0 && k < g.K && n0 + j < g.N) bin = {B[k * g.N + n0 + j], k, true};
+          const int64_t k = t - j;
+          if (k >= 0 && k < g.K) {
+            bin = {T{}, k, true, n0 + j < g.N};
+            if (bin.valid) bin.v = B[k * g.N + n0 + j];
+          }
         } else {
           bin = b[(i - 1) * C + j];
         }
+        ST_INVARIANT(ain.slot == bin.slot);  // the skews meet: both streams reach PE(i,j) together
+        if (ain.slot) ST_INVARIANT(ain.idx == bin.idx);
         if (ain.valid && bin.valid) {
-          ST_INVARIANT(ain.idx == bin.idx);
           acc[i * C + j] = mac(acc[i * C + j], ain.v, bin.v);
+          ++macs[i * C + j];
         }
-        a_next[i * C + j] = ain;
-        b_next[i * C + j] = bin;
+        // The last column / row consumes the register: it leaves the array after this cycle.
+        a_next[i * C + j] = j == C - 1 ? Reg<T>{} : ain;
+        b_next[i * C + j] = i == R - 1 ? Reg<T>{} : bin;
       }
     }
     std::swap(a, a_next);
     std::swap(b, b_next);
+    ++t;
+    // Registers still inside, or slots not yet injected, keep the fold running.
+    busy = t <= last_injection;
+    for (int e = 0; e < R * C && !busy; ++e) busy = a[e].slot || b[e].slot;
   }
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < C; ++j)
-      if (m0 + i < g.M && n0 + j < g.N) out[(m0 + i) * g.N + n0 + j] = acc[i * C + j];
-  return cycles;
+    for (int j = 0; j < C; ++j) {
+      if (m0 + i >= g.M || n0 + j >= g.N) {
+        ST_INVARIANT(macs[i * C + j] == 0);
+        continue;
+      }
+      ST_INVARIANT(macs[i * C + j] == g.K);
+      const int64_t o = (m0 + i) * g.N + n0 + j;
+      ST_INVARIANT(written[o] == 0);
+      written[o] = 1;
+      out[o] = acc[i * C + j];
+    }
+  return t;
 }
 
-// WS and IS share one structure: a stationary R x C operand is shifted in from the top (R cycles),
-// then row i streams S[i][t] from the left (skewed by i) while partial sums run down the columns.
-// PE(i,j) adds stationary[i][j] * s into the partial sum of stream index t = cycle - i - j; the
-// bottom row hands finished chunk sums to the accumulator memory, which adds them in chunk order.
+// WS and IS share one structure: a stationary R x C operand is shifted in from the top (one row per
+// cycle, until every PE holds the value of its own row), then row i streams S[i][t] from the left
+// (skewed by i) while partial sums run down the columns. PE(i,j) adds stationary[i][j] * s into the
+// partial sum of stream index t = cycle - i - j; the bottom row hands finished chunk sums to the
+// accumulator memory, which adds them in chunk order. Every column of the array carries partial sums
+// (the schedule is fixed); emit() receives only those of the GEMM's columns, each exactly once.
 // stationary(i,j) / streamed(i,t) return false where the PE or slot is empty (past the GEMM edge).
 template <class T, class Mac, class Add, class Stat, class Strm, class Emit>
 int64_t stationary_fold(int R, int C, int64_t T_len, Stat stationary, Strm streamed, Emit emit,
                         Mac mac, Add add) {
-  // Preload: the stationary operand shifts down one row per cycle; after R cycles row i holds the
-  // value injected at cycle R-1-i.
+  // Preload: row 0 receives the value for row R-1 first; shifting stops when every row holds its own.
   std::vector<Reg<T>> w(R * C), w_next(R * C);
-  for (int p = 0; p < R; ++p) {
+  int64_t cycles = 0;
+  for (int64_t injected = 0;; ++injected) {
+    bool loaded = true;
+    for (int i = 0; i < R && loaded; ++i) loaded = w[i * C].slot && w[i * C].idx == i;
+    if (loaded) break;
+    ST_INVARIANT(injected < R);  // more shifts than rows: the preload schedule is broken
     for (int i = 0; i < R; ++i)
       for (int j = 0; j < C; ++j) {
         if (i == 0) {
+          const int row = R - 1 - static_cast<int>(injected);
           T v{};
-          bool ok = stationary(R - 1 - p, j, v);
-          w_next[j] = {v, R - 1 - p, ok};
+          const bool ok = stationary(row, j, v);
+          w_next[j] = {v, row, true, ok};
         } else {
           w_next[i * C + j] = w[(i - 1) * C + j];
         }
       }
     std::swap(w, w_next);
+    ++cycles;
   }
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < C; ++j) ST_INVARIANT(w[i * C + j].idx == i);
+    for (int j = 0; j < C; ++j) ST_INVARIANT(w[i * C + j].slot && w[i * C + j].idx == i);
 
   std::vector<Reg<T>> a(R * C), a_next(R * C), ps(R * C), ps_next(R * C);
-  const int64_t stream_cycles = T_len + R + C - 2;
-  for (int64_t t = 0; t < stream_cycles; ++t) {
+  std::vector<int64_t> left(C, 0);  // partial sums that left each column's bottom
+  const int64_t limit = kStepLimitPerElement * (T_len + R + C + 2);
+  for (int64_t t = 0;; ++t) {
+    ST_INVARIANT(t < limit);
     for (int i = 0; i < R; ++i) {
       for (int j = 0; j < C; ++j) {
         Reg<T> ain;
         if (j == 0) {
-          int64_t m = t - i;
-          T v{};
-          if (m >= 0 && m < T_len && streamed(i, m, v)) ain = {v, m, true};
+          const int64_t m = t - i;
+          if (m >= 0 && m < T_len) {
+            T v{};
+            const bool ok = streamed(i, m, v);
+            ain = {v, m, true, ok};
+          }
         } else {
           ain = a[i * C + j - 1];
         }
         Reg<T> pin;
         if (i == 0) {
-          int64_t m = t - j;
-          if (m >= 0 && m < T_len) pin = {T{}, m, true};  // a fresh partial sum starts at +0
+          const int64_t m = t - j;
+          if (m >= 0 && m < T_len) pin = {T{}, m, true, true};  // a fresh partial sum starts at +0
         } else {
           pin = ps[(i - 1) * C + j];
         }
+        ST_INVARIANT(ain.slot == pin.slot);
         Reg<T> pout = pin;
         const Reg<T>& wr = w[i * C + j];
-        if (pin.valid && ain.valid && wr.valid) {
+        if (pin.slot) {
           ST_INVARIANT(ain.idx == pin.idx);
-          pout.v = mac(pin.v, ain.v, wr.v);
+          // An empty PE (no stationary value, or no streamed value) passes the sum through untouched.
+          if (ain.valid && wr.valid) pout.v = mac(pin.v, ain.v, wr.v);
         }
-        // An empty PE (no stationary value, or no streamed value) passes the sum through untouched.
-        a_next[i * C + j] = ain;
+        a_next[i * C + j] = j == C - 1 ? Reg<T>{} : ain;
         ps_next[i * C + j] = pout;
       }
     }
     std::swap(a, a_next);
     std::swap(ps, ps_next);
+    ++cycles;
     // Bottom row: the partial sums latched this cycle leave the array.
     for (int j = 0; j < C; ++j) {
-      const Reg<T>& out = ps[(R - 1) * C + j];
-      if (out.valid && t - (R - 1) - j == out.idx) emit(out.idx, j, out.v);
+      Reg<T>& out = ps[(R - 1) * C + j];
+      if (!out.slot) continue;
+      ST_INVARIANT(out.idx == left[j]);  // in stream order, none skipped, none twice
+      ++left[j];
+      emit(out.idx, j, out.v);
+      out = Reg<T>{};
     }
+    bool busy = false;
+    for (int e = 0; e < R * C && !busy; ++e) busy = a[e].slot || ps[e].slot;
+    bool drained = true;
+    for (int j = 0; j < C; ++j) drained = drained && left[j] == T_len;
+    if (!busy && drained) break;
   }
   (void)add;
-  return R + stream_cycles;
+  return cycles;
 }
 
 template <class T, class Mac, class Add>
@@ -138,13 +202,18 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
   const int R = cfg.rows, C = cfg.cols;
   int64_t cycles = 0;
   if (cfg.dataflow == Dataflow::os) {
+    std::vector<uint8_t> written(out.size(), 0);
     for (int64_t m0 = 0; m0 < g.M; m0 += R)
-      for (int64_t n0 = 0; n0 < g.N; n0 += C) cycles += os_fold<T>(R, C, m0, n0, g, A, B, out, mac);
+      for (int64_t n0 = 0; n0 < g.N; n0 += C) cycles += os_fold<T>(R, C, m0, n0, g, A, B, out, written, mac);
+    for (uint8_t w : written) ST_INVARIANT(w == 1);  // every output emitted exactly once
     return cycles;
   }
   // WS / IS: the accumulator memory starts at +0 and adds each chunk's sum in chunk order.
   std::fill(out.begin(), out.end(), T{});
+  std::vector<int32_t> emitted(out.size(), 0);  // chunk sums received per output
+  int32_t chunks = 0;
   for (int64_t k0 = 0; k0 < g.K; k0 += R) {
+    ++chunks;
     if (cfg.dataflow == Dataflow::ws) {
       // Stationary B[k0+i, n0+j]; stream A[m, k0+i] over m; output (m, n0+j).
       for (int64_t n0 = 0; n0 < g.N; n0 += C) {
@@ -159,7 +228,11 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
           return true;
         };
         auto emit = [&](int64_t m, int j, T v) {
-          if (n0 + j < g.N) { T& o = out[m * g.N + n0 + j]; o = add(o, v); }
+          if (n0 + j < g.N) {
+            const int64_t o = m * g.N + n0 + j;
+            out[o] = add(out[o], v);
+            ST_INVARIANT(++emitted[o] == chunks);  // once per chunk, in chunk order
+          }
         };
         cycles += stationary_fold<T>(R, C, g.M, stat, strm, emit, mac, add);
       }
@@ -177,12 +250,17 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
           return true;
         };
         auto emit = [&](int64_t n, int j, T v) {
-          if (m0 + j < g.M) { T& o = out[(m0 + j) * g.N + n]; o = add(o, v); }
+          if (m0 + j < g.M) {
+            const int64_t o = (m0 + j) * g.N + n;
+            out[o] = add(out[o], v);
+            ST_INVARIANT(++emitted[o] == chunks);  // once per chunk, in chunk order
+          }
         };
         cycles += stationary_fold<T>(R, C, g.N, stat, strm, emit, mac, add);
       }
     }
   }
+  for (int32_t e : emitted) ST_INVARIANT(e == chunks);  // every output received every chunk once
   return cycles;
 }
 

@@ -125,6 +125,47 @@ TEST_P(SystolicCase, FastEqualsPeLevelReferenceAndClosedFormCycles) {
 INSTANTIATE_TEST_SUITE_P(Random, SystolicCase, ::testing::ValuesIn(make_cases()),
                          [](const auto& info) { return fmt::format("{}_{}", info.param.name(), info.index); });
 
+// The PE-level reference counts cycles by stepping until every register the fold's schedule drove
+// has left the array, so these hand-counted timelines check the stepping itself (and through it the
+// closed form), not a formula against itself.
+TEST(Systolic, ReferenceStepsHandCountedTimelines) {
+  // OS, 2 x 3 array, K = 4, one fold. A[0,k] enters row 0 at cycle k, A[1,k] row 1 at k + 1; B[k,j]
+  // enters column j at k + j. The last MAC: k = 3 meets in PE(1,2) at 3 + 1 + 2 = cycle 6, so the
+  // fold takes cycles 0..6 = 7 cycles (= T + R + C - 2).
+  {
+    const ArrayConfig os{2, 3, Dataflow::os, Format::fp32};
+    const GemmShape g{2, 3, 4};
+    std::vector<float> A(8, 1.0f), B(12, 1.0f), C(6, 0.0f);
+    EXPECT_EQ(systolic_gemm_reference(os, g, {A.data(), 4}, {B.data(), 3}, C.data(), 3), 7);
+    for (float c : C) EXPECT_EQ(c, 4.0f);
+    // The schedule is fixed: a fold that uses one row and one column of the array still drives all
+    // of them (SCALE-Sim's convention), so it also takes 7 cycles; two folds along M take 14.
+    EXPECT_EQ(systolic_gemm_reference(os, {1, 1, 4}, {A.data(), 4}, {B.data(), 1}, C.data(), 1), 7);
+    EXPECT_EQ(systolic_gemm_reference(os, {3, 3, 4}, {A.data(), 4}, {B.data(), 3}, C.data(), 3), 14);
+  }
+  // WS, 2 x 2 array, M = 3 streamed, K = 2, N = 2: preload shifts B's rows in over 2 cycles (row 0
+  // first receives B[1,:], then B[0,:]); then A[m,i] enters row i at m + i and the partial sum of
+  // stream index m leaves column j's bottom at m + j + 1 (0-based stream cycles). The last, m = 2 in
+  // column 1, leaves at stream cycle 4: 5 stream cycles, 2 + 5 = 7 in all (= 2R + C + T - 2).
+  {
+    const ArrayConfig ws{2, 2, Dataflow::ws, Format::fp32};
+    std::vector<float> A{1, 2, 3, 4, 5, 6}, B{1, 10, 100, 1000}, C(6, 0.0f);
+    EXPECT_EQ(systolic_gemm_reference(ws, {3, 2, 2}, {A.data(), 2}, {B.data(), 2}, C.data(), 2), 7);
+    EXPECT_EQ(C, (std::vector<float>{201, 2010, 403, 4030, 605, 6050}));
+    // K = 3 on 2 rows: two chunks, each a full fold (2 + 5 cycles): 14.
+    std::vector<float> A3(9, 1.0f), B3(6, 1.0f), C3(6, 0.0f);
+    EXPECT_EQ(systolic_gemm_reference(ws, {3, 2, 3}, {A3.data(), 3}, {B3.data(), 2}, C3.data(), 2), 14);
+    for (float c : C3) EXPECT_EQ(c, 3.0f);
+  }
+  // IS, 3 rows x 1 column, K = 3 on the rows, N = 4 streamed: preload 3 + stream (4 + 3 + 1 - 2) = 9.
+  {
+    const ArrayConfig is{3, 1, Dataflow::is, Format::fp32};
+    std::vector<float> A{1, 2, 3}, B(12, 1.0f), C(4, 0.0f);
+    EXPECT_EQ(systolic_gemm_reference(is, {1, 4, 3}, {A.data(), 3}, {B.data(), 4}, C.data(), 4), 9);
+    for (float c : C) EXPECT_EQ(c, 6.0f);
+  }
+}
+
 TEST(Systolic, AccumulationOrderIsTheDataflows) {
   // 1 + 2^-24 + 2^-24: summed left to right the tiny terms vanish (ties to even); grouped in a
   // chunk of two first they survive. OS chains over all of K; WS with R = 2 chunks {1, e}, {e, 0}.
