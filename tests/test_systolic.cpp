@@ -141,7 +141,9 @@ TEST(Systolic, ReferenceStepsHandCountedTimelines) {
     // The schedule is fixed: a fold that uses one row and one column of the array still drives all
     // of them (SCALE-Sim's convention), so it also takes 7 cycles; two folds along M take 14.
     EXPECT_EQ(systolic_gemm_reference(os, {1, 1, 4}, {A.data(), 4}, {B.data(), 1}, C.data(), 1), 7);
-    EXPECT_EQ(systolic_gemm_reference(os, {3, 3, 4}, {A.data(), 4}, {B.data(), 3}, C.data(), 3), 14);
+    std::vector<float> A3(12, 1.0f), C3(9, 0.0f);
+    EXPECT_EQ(systolic_gemm_reference(os, {3, 3, 4}, {A3.data(), 4}, {B.data(), 3}, C3.data(), 3), 14);
+    for (float c : C3) EXPECT_EQ(c, 4.0f);
   }
   // WS, 2 x 2 array, M = 3 streamed, K = 2, N = 2: preload shifts B's rows in over 2 cycles (row 0
   // first receives B[1,:], then B[0,:]); then A[m,i] enters row i at m + i and the partial sum of
