@@ -29,7 +29,7 @@ const std::map<std::string, int>& floors() {
       {"datasets", 20},    {"models", 20},        // datasets, models
       {"src/spec", 30},    {"src/cost", 31},      // core: spec < cost < ops, topology < project
       {"src/ops", 32},     {"src/topology", 32},  //
-      {"src/project", 33},                        //
+      {"src/project", 33},  {"src/costref", 32},  // the cost reference: beside ops, see below
       {"src/train", 40},                          // train (incl. the oneDNN reference network)
       {"src/dse", 50},                            // dse
       {"src/cli", 60},                            // cli
@@ -189,6 +189,30 @@ TEST(IncludeGraph, SourceTreeIsADagOfFloors) {
   std::string all;
   for (const std::string& p : problems(edges, floors())) all += p + "\n";
   EXPECT_TRUE(all.empty()) << all;
+}
+
+// The cost reference must be able to disagree with the fast model (docs/cost-schedule.md): of the
+// core floor it may include only the description types, never the fast model or its helpers.
+TEST(IncludeGraph, CostReferenceUsesOnlyTheDescriptionTypesOfTheFastModel) {
+  const std::regex inc(R"re(^\s*#\s*include\s*"([^"]+)")re");
+  const std::set<std::string> allowed = {"src/cost/work.h", "src/spec/spec.h"};
+  const fs::path root = SYSTRAIN_SOURCE_DIR;
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(root / "src/costref")) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    std::ifstream in(e.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      std::smatch m;
+      if (!std::regex_search(line, m, inc)) continue;
+      const std::string t = m[1].str();
+      const bool core = t.rfind("src/", 0) == 0 && t.rfind("src/base/", 0) != 0 && t.rfind("src/io/", 0) != 0 &&
+                        t.rfind("src/costref/", 0) != 0;
+      EXPECT_TRUE(!core || allowed.count(t)) << e.path() << " includes " << t;
+    }
+  }
+  EXPECT_GE(files, 2);
 }
 
 }  // namespace

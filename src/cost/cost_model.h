@@ -8,13 +8,6 @@
 
 namespace st {
 
-// What the tiler chose for a GEMM (recorded in reports).
-struct GemmPlan {
-  int64_t tile_m = 0, tile_n = 0, tile_k = 0;
-  std::string loop_order;        // e.g. "n,m,k" (outermost first)
-  int64_t candidates_evaluated = 0;
-};
-
 // Cost of one GEMM on the array (src/cost/gemm_cost.cpp).
 Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
 // The tiler's reference: the same search without lower-bound pruning (slower, same results and

@@ -56,6 +56,13 @@ struct GemmWork {
   bool accumulate_into_c = false;      // C is read, added to and written back (gradient accumulation)
 };
 
+// What the tiler chose for a GEMM (recorded in reports; the cost reference takes it as input).
+struct GemmPlan {
+  int64_t tile_m = 0, tile_n = 0, tile_k = 0;
+  std::string loop_order;        // e.g. "n,m,k" (outermost first)
+  int64_t candidates_evaluated = 0;
+};
+
 // Work on the vector unit (non-conv ops). Counts are totals for the whole op.
 struct VectorWork {
   Tag tag;

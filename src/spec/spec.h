@@ -17,7 +17,8 @@ struct BufferSpec {
 
 struct DramSpec {
   double bandwidth_gbps = 32;   // GB/s (1e9 bytes/s) of the shared off-chip link
-  double latency_ns = 100;      // exposed once per transfer burst that cannot be overlapped
+  double latency_ns = 100;      // per DMA request, before its data flows (docs/cost-schedule.md)
+  int max_outstanding = 1;      // DMA requests in flight per link: latencies of up to this many overlap
   double energy_pj_per_bit = 8; // LPDDR4 (Accelergy/CACTI table), see reference/energy.md
 };
 

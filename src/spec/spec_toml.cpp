@@ -248,6 +248,7 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
     Section d = top.sub("dram");
     d.real("bandwidth_gbps", spec.dram.bandwidth_gbps, 0, 1e6, /*lo_open=*/true);
     d.real("latency_ns", spec.dram.latency_ns, 0, 1e6);
+    d.integer("max_outstanding", spec.dram.max_outstanding, 1, 1024);
     d.real("energy_pj_per_bit", spec.dram.energy_pj_per_bit, 0, 1e4);
     d.finish();
   }
@@ -361,6 +362,7 @@ std::string spec_to_toml(const Spec& s) {
   o += "\n[dram]\n";
   line("bandwidth_gbps", real(s.dram.bandwidth_gbps));
   line("latency_ns", real(s.dram.latency_ns));
+  line("max_outstanding", i(s.dram.max_outstanding));
   line("energy_pj_per_bit", real(s.dram.energy_pj_per_bit));
   o += "\n[vector]\n";
   line("lanes", i(s.vector.lanes));
