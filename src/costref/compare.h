@@ -1,0 +1,19 @@
+#pragma once
+// The contract between the fast cost model and the reference (docs/cost-schedule.md), as code: one
+// function that the tests and `systrain cost --reference` both use.
+#include <map>
+#include <string>
+#include <vector>
+
+namespace st::costref {
+
+// Relative bound on energy counters (sums of double products taken in another order). Every other
+// counter (cycles, stall causes, bytes, tiles, folds, MACs, hops, register bits) must be equal.
+constexpr double kEnergyRelBound = 1e-12;
+
+// One line per counter that breaks the contract (present in one map only, or different beyond its
+// bound); empty when the two agree.
+std::vector<std::string> disagreements(const std::map<std::string, double>& fast,
+                                       const std::map<std::string, double>& reference);
+
+}  // namespace st::costref
