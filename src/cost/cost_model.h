@@ -2,6 +2,7 @@
 // The cost model: pure functions from a work description and a spec to Stats. No tensor data.
 #include <string>
 
+#include "src/cost/gemm_schedule.h"
 #include "src/cost/stats.h"
 #include "src/cost/work.h"
 #include "src/spec/spec.h"
@@ -13,7 +14,9 @@ Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
 // The tiler's reference: the same search without lower-bound pruning (slower, same results and
 // plan; tests compare the two). cost_gemm_search chooses.
 Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
-Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune);
+// `mutation`: a deliberate error for the mutation tests (gemm_schedule.h), never set elsewhere.
+Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune,
+                       CostMutation mutation = CostMutation::none);
 
 // Cost of one op on the vector unit (src/cost/vector_cost.cpp).
 Stats cost_vector(const VectorWork& w, const Spec& spec);

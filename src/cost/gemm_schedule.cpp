@@ -1,0 +1,422 @@
+// The fast model's timing of a GEMM plan (see gemm_schedule.h and docs/cost-schedule.md).
+//
+// One pass over the steps in loop order; per round of the DMA program it issues the round's requests
+// to their links in program order and computes the step's start and end. Everything a later request
+// or step needs of the past is kept in a few scalars (the completions of the last loads, the last two
+// C stores, the end of the step before each operand's last load), so the pass is O(steps) with no
+// allocation but a resident operand's "already loaded" bits.
+#include "src/cost/gemm_schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/systolic.h"
+
+namespace st {
+
+const std::array<const char*, kStallCauses> kStallCounter = {
+    "stall.materialize", "stall.slot", "stall.queue", "stall.latency", "stall.bandwidth", "stall.drain"};
+
+int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  // Dense: the tile's own elements. Otherwise floor(total * at / extent), in 64 bits when the
+  // product fits (the usual case: 128-bit division is 10x slower), else in 128.
+  if (backing == rows * cols) return (r1 - r0) * (c1 - c0);
+  auto cut = [](int64_t total, int64_t extent, int64_t at) {
+    if (at == 0 || total <= INT64_MAX / at) return total * at / extent;
+    return int64_t(__int128(total) * at / extent);
+  };
+  const int64_t band = cut(backing, rows, r1) - cut(backing, rows, r0);
+  return cut(band, cols, c1) - cut(band, cols, c0);
+}
+
+namespace {
+
+constexpr int kM = 0, kN = 1, kK = 2;
+constexpr int kAccBytes = 4;
+constexpr int64_t kBurstBytes = 64;   // CostMutation::round_transfer_bytes
+
+struct Request {
+  int64_t eligible = 0, start = 0, latency_end = 0, data_begin = 0, complete = 0;
+};
+
+// One DMA engine: in-order, `depth` requests in flight, data transfers serial.
+class Link {
+ public:
+  Link(double bytes_per_cycle, int64_t latency, int depth, CostMutation m)
+      : bpc_(bytes_per_cycle), latency_(latency), depth_(depth), mutation_(m), ring_(size_t(depth), 0) {}
+
+  Request issue(int64_t eligible, int64_t bytes) {
+    if (mutation_ == CostMutation::round_transfer_bytes) bytes = (bytes + kBurstBytes - 1) / kBurstBytes * kBurstBytes;
+    Request q;
+    q.eligible = eligible;
+    q.start = std::max(eligible, last_start_);
+    if (count_ >= depth_) q.start = std::max(q.start, ring_[size_t(count_ % depth_)]);
+    const bool pays = mutation_ != CostMutation::latency_once_per_step || !in_round_;
+    q.latency_end = q.start + (pays ? latency_ : 0);
+    q.data_begin = std::max(q.latency_end, last_complete_);
+    q.complete = q.data_begin + int64_t(std::ceil(double(bytes) / bpc_));
+    ring_[size_t(count_ % depth_)] = q.complete;
+    ++count_;
+    last_start_ = q.start;
+    last_complete_ = q.complete;
+    in_round_ = true;
+    return q;
+  }
+  void new_round() { in_round_ = false; }
+  int64_t last_complete() const { return last_complete_; }
+  int64_t count() const { return count_; }
+  // The link's time state, oldest completion first (for the steady-state test).
+  void times(std::vector<int64_t>& out) const {
+    out.push_back(last_start_);
+    out.push_back(last_complete_);
+    const int64_t n = std::min(count_, depth_);
+    for (int64_t i = n; i >= 1; --i) out.push_back(ring_[size_t((count_ - i) % depth_)]);
+  }
+  // Jumps `requests` requests ahead, every time shifted by `delta` (a steady state repeating).
+  void jump(int64_t requests, int64_t delta) {
+    const int64_t n = std::min(count_, depth_);
+    std::vector<int64_t> last(static_cast<size_t>(n), 0);
+    for (int64_t i = n; i >= 1; --i) last[size_t(n - i)] = ring_[size_t((count_ - i) % depth_)] + delta;
+    count_ += requests;
+    for (int64_t i = n; i >= 1; --i) ring_[size_t((count_ - i) % depth_)] = last[size_t(n - i)];
+    last_start_ += delta;
+    last_complete_ += delta;
+  }
+
+ private:
+  double bpc_;
+  int64_t latency_;
+  int64_t depth_;
+  CostMutation mutation_;
+  std::vector<int64_t> ring_;      // completions of the last `depth` requests
+  int64_t count_ = 0, last_start_ = 0, last_complete_ = 0;
+  bool in_round_ = false;          // CostMutation::latency_once_per_step
+};
+
+// An operand streamed through a buffer (A in ifmap, B in weight).
+struct Operand {
+  int link = 0;
+  bool resident = false, double_buffered = true;
+  int64_t loads = 0;               // loads issued so far
+  int64_t end_before_last = 0;     // end of the step before the last load's step
+  Request last;                    // the last load
+  std::vector<bool> seen;          // resident: tiles already loaded
+};
+
+void shift(Request& q, int64_t d) {
+  q.eligible += d, q.start += d, q.latency_end += d, q.data_begin += d, q.complete += d;
+}
+void push(std::vector<int64_t>& v, const Request& q) {
+  v.insert(v.end(), {q.eligible, q.start, q.latency_end, q.data_begin, q.complete});
+}
+
+struct Dims {
+  std::array<int64_t, 3> ext, tile, trip;
+  int64_t size(int d, int64_t i) const { return i + 1 < trip[d] ? tile[d] : ext[d] - tile[d] * (trip[d] - 1); }
+  int64_t begin(int d, int64_t i) const { return i * tile[d]; }
+};
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits the idle gap [from, to) of the array, which waited for request q, into its causes.
+void attribute(const Request& q, int64_t from, int64_t to, std::array<int64_t, kStallCauses>& stall) {
+  auto overlap = [&](int64_t a, int64_t b) { return std::max<int64_t>(0, std::min(b, to) - std::max(a, from)); };
+  const int64_t slot = overlap(INT64_MIN, q.eligible);
+  const int64_t latency = overlap(q.start, q.latency_end);
+  const int64_t bandwidth = overlap(q.data_begin, q.complete);
+  stall[kStallSlot] += slot;
+  stall[kStallLatency] += latency;
+  stall[kStallBandwidth] += bandwidth;
+  stall[kStallQueue] += (to - from) - slot - latency - bandwidth;
+}
+
+}  // namespace
+
+ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std::array<int64_t, 3>& tile,
+                                  const std::array<int, 3>& order, CostMutation mutation) {
+  ScheduleTiming out;
+  Dims dm;
+  dm.ext = {w.shape.M, w.shape.N, w.shape.K};
+  for (int d = 0; d < 3; ++d) {
+    dm.tile[size_t(d)] = std::clamp<int64_t>(tile[size_t(d)], 1, dm.ext[size_t(d)]);
+    dm.trip[size_t(d)] = ceil_div(dm.ext[size_t(d)], dm.tile[size_t(d)]);
+  }
+  const int64_t S = dm.trip[0] * dm.trip[1] * dm.trip[2];
+  const int64_t L = int64_t(std::ceil(spec.dram.latency_ns * spec.clock_ghz));
+  const int depth = std::max(1, spec.dram.max_outstanding);
+  std::vector<Link> links;
+  links.emplace_back(spec.dram_bytes_per_cycle(), L, depth, mutation);
+  auto own = [&](const BufferSpec& b) {
+    if (b.dram_link_bits_per_cycle <= 0) return 0;
+    links.emplace_back(b.dram_link_bits_per_cycle / 8.0, L, depth, mutation);
+    return int(links.size()) - 1;
+  };
+  Operand A, B;
+  A.link = own(spec.ifmap);
+  B.link = own(spec.weight);
+  const int c_link = own(spec.output);
+  const double M = double(w.shape.M), N = double(w.shape.N), K = double(w.shape.K);
+  A.resident = M * K * w.a.sram_elems_per_virtual * w.a.elem_bytes <= spec.ifmap.kib * 1024;
+  B.resident = K * N * w.b.sram_elems_per_virtual * w.b.elem_bytes <= spec.weight.kib * 1024;
+  const bool c_resident = M * N * kAccBytes <= spec.output.kib * 1024;
+  A.double_buffered = spec.ifmap.double_buffered;
+  B.double_buffered = spec.weight.double_buffered;
+  const bool c_double = spec.output.double_buffered;
+  if (A.resident) A.seen.assign(size_t(dm.trip[kM] * dm.trip[kK]), false);
+  if (B.resident) B.seen.assign(size_t(dm.trip[kK] * dm.trip[kN]), false);
+  auto backing = [](const OperandDesc& o, double virt) {
+    return o.dram_elems > 0 ? int64_t(std::llround(o.dram_elems)) : int64_t(std::llround(virt));
+  };
+  const int64_t Da = backing(w.a, M * K), Db = backing(w.b, K * N), Dc = backing(w.c, M * N);
+
+  // Compute cycles of the 8 tile shapes (full / remainder per dim).
+  std::array<int64_t, 8> cycles{};
+  for (int mask = 0; mask < 8; ++mask) {
+    const GemmShape g{(mask & 1) ? dm.size(kM, dm.trip[kM] - 1) : dm.tile[kM],
+                      (mask & 2) ? dm.size(kN, dm.trip[kN] - 1) : dm.tile[kN],
+                      (mask & 4) ? dm.size(kK, dm.trip[kK] - 1) : dm.tile[kK]};
+    cycles[size_t(mask)] = gemm_compute_cycles(spec.array, g);
+  }
+  int64_t compute_sum = 0;   // only for CostMutation::average_edge_tiles
+  if (mutation == CostMutation::average_edge_tiles) {
+    for (int mask = 0; mask < 8; ++mask) {
+      int64_t count = 1;
+      for (int d = 0; d < 3; ++d) {
+        const bool has_rem = dm.ext[size_t(d)] % dm.tile[size_t(d)] != 0;
+        const int64_t full = has_rem ? dm.trip[size_t(d)] - 1 : dm.trip[size_t(d)];
+        count *= (mask >> d & 1) ? (has_rem ? 1 : 0) : full;
+      }
+      compute_sum += count * cycles[size_t(mask)];
+    }
+  }
+  auto step_cycles = [&](const std::array<int64_t, 3>& i) {
+    if (mutation == CostMutation::average_edge_tiles) return compute_sum / S;
+    int mask = 0;
+    for (int d = 0; d < 3; ++d)
+      if (i[size_t(d)] + 1 == dm.trip[size_t(d)] && dm.ext[size_t(d)] % dm.tile[size_t(d)] != 0) mask |= 1 << d;
+    int64_t c = cycles[size_t(mask)];
+    if (mutation == CostMutation::ws_preload_per_m_tile) c += spec.array.rows;
+    return c;
+  };
+  auto share = [&](int64_t D, int rd, int cd, const std::array<int64_t, 3>& i) {
+    if (mutation == CostMutation::average_edge_tiles) return D / (dm.trip[size_t(rd)] * dm.trip[size_t(cd)]);
+    return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.begin(rd, i[size_t(rd)]),
+                      dm.begin(rd, i[size_t(rd)]) + dm.size(rd, i[size_t(rd)]), dm.begin(cd, i[size_t(cd)]),
+                      dm.begin(cd, i[size_t(cd)]) + dm.size(cd, i[size_t(cd)]));
+  };
+
+  // 1. Materialization on the shared link.
+  int64_t t_mat = 0;
+  for (const OperandDesc* o : {&w.a, &w.b, &w.c})
+    for (double bytes : {o->extra_dram_read_bytes, o->extra_dram_write_bytes}) {
+      const int64_t b = std::llround(bytes);
+      if (b > 0) t_mat = links[0].issue(0, b).complete;
+    }
+  for (Link& l : links) l.new_round();
+
+  // 2. The rounds.
+  std::array<int64_t, 3> cur{0, 0, 0}, nxt{0, 0, 0};
+  auto advance = [&](std::array<int64_t, 3> i) {   // the next index in loop order
+    for (int lvl = 2; lvl >= 0; --lvl) {
+      const size_t d = size_t(order[size_t(lvl)]);
+      if (++i[d] < dm.trip[d]) return i;
+      i[d] = 0;
+    }
+    return i;
+  };
+  std::array<int64_t, 4> store_done{};     // completion of the store of visit v, at v % 4
+  int64_t visits = 0;                      // visits started so far
+  auto store_of = [&](int64_t v) { return v < 0 ? t_mat : store_done[size_t(v % 4)]; };
+  auto slot_free = [&](int64_t j) { return c_resident ? t_mat : c_double ? store_of(j - 2) : store_of(j - 1); };
+  auto needs_input = [&](const std::array<int64_t, 3>& i) { return i[kK] == 0 ? w.accumulate_into_c : !c_resident; };
+  auto input_bytes = [&](const std::array<int64_t, 3>& i) {
+    return i[kK] == 0 ? share(Dc, kM, kN, i) * w.c.elem_bytes : dm.size(kM, i[kM]) * dm.size(kN, i[kN]) * kAccBytes;
+  };
+  auto load = [&](Operand& X, int64_t tile_index, int64_t end_before, int64_t bytes) {
+    if (X.resident) {
+      if (X.seen[size_t(tile_index)]) return false;
+      X.seen[size_t(tile_index)] = true;
+      X.last = links[size_t(X.link)].issue(t_mat, bytes);
+      return true;
+    }
+    int64_t eligible = t_mat;
+    if (X.double_buffered ? X.loads >= 2 : X.loads >= 1) eligible = X.double_buffered ? X.end_before_last : end_before;
+    X.last = links[size_t(X.link)].issue(eligible, bytes);
+    X.end_before_last = end_before;
+    ++X.loads;
+    return true;
+  };
+  auto same_a = [](const std::array<int64_t, 3>& x, const std::array<int64_t, 3>& y) { return x[kM] == y[kM] && x[kK] == y[kK]; };
+  auto same_b = [](const std::array<int64_t, 3>& x, const std::array<int64_t, 3>& y) { return x[kK] == y[kK] && x[kN] == y[kN]; };
+  auto same_c = [](const std::array<int64_t, 3>& x, const std::array<int64_t, 3>& y) { return x[kM] == y[kM] && x[kN] == y[kN]; };
+
+  int64_t end_prev = t_mat;
+  bool loaded_a = false, loaded_b = false;   // step `cur` loaded them (its ready times matter)
+  Request c_input;                           // the input of the visit starting at the next compute
+  bool has_c_input = false;
+  // Round -1: the input of visit 0 (double-buffered or resident C) and step 0's loads.
+  if ((c_double || c_resident) && needs_input(cur)) {
+    c_input = links[size_t(c_link)].issue(slot_free(0), input_bytes(cur));
+    has_c_input = true;
+  }
+  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, share(Da, kM, kK, cur) * w.a.elem_bytes);
+  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, share(Db, kK, kN, cur) * w.b.elem_bytes);
+  for (Link& l : links) l.new_round();
+
+  // Steady state: inside a run of the innermost loop every middle round (its step and the next one
+  // full tiles, the same operands moving) does the same thing. When the whole live state after a
+  // round is the state after the previous round shifted by a constant delta, every later middle
+  // round of the run repeats it shifted again (the rules only take max and + of times), so the run
+  // is jumped over in one go. The reference steps every request and tests prove the two equal.
+  const int inner = order[2];
+  const int64_t T = dm.trip[size_t(inner)];
+  const bool dep_a = inner != kN, dep_b = inner != kM, dep_c = inner != kK;
+  std::vector<int64_t> snap, snap_prev, counts(links.size()), counts_prev(links.size());
+  bool have_prev = false;
+  std::array<int64_t, kStallCauses> stall_inc{};
+  int64_t compute_inc = 0;
+  auto snapshot = [&](std::vector<int64_t>& v, std::vector<int64_t>& reqs, const std::vector<int64_t>& count_before) {
+    v.clear();
+    v.push_back(end_prev);
+    if (dep_a) { push(v, A.last); v.push_back(A.end_before_last); }
+    if (dep_b) { push(v, B.last); v.push_back(B.end_before_last); }
+    if (dep_c) { v.push_back(store_of(visits - 2)); v.push_back(store_of(visits - 3)); if (has_c_input) push(v, c_input); }
+    for (size_t l = 0; l < links.size(); ++l) {
+      reqs[l] = links[l].count() - count_before[l];
+      if (reqs[l] > 0) links[l].times(v);
+    }
+  };
+  std::vector<int64_t> count_before(links.size());
+
+  std::array<int64_t, 3> prev{-1, -1, -1};
+  for (int64_t r = 0; r < S; ++r) {
+    const bool last = r + 1 == S;
+    for (size_t l = 0; l < links.size(); ++l) count_before[l] = links[l].count();
+    const auto stall_before = out.stall;
+    const int64_t compute_before = out.compute;
+    if (!last) nxt = advance(cur);
+    // a. the store of the visit that ended at step r-1.
+    if (r >= 1 && !same_c(prev, cur)) {
+      const bool output = prev[kK] + 1 == dm.trip[kK];
+      if (output || !c_resident) {
+        const int64_t bytes = output ? share(Dc, kM, kN, prev) * w.c.elem_bytes
+                                     : dm.size(kM, prev[kM]) * dm.size(kN, prev[kN]) * kAccBytes;
+        store_done[size_t((visits - 1) % 4)] = links[size_t(c_link)].issue(end_prev, bytes).complete;
+      } else {
+        store_done[size_t((visits - 1) % 4)] = t_mat;
+      }
+    }
+    const bool visit_start = r == 0 || !same_c(prev, cur);
+    const int64_t j = visits;
+    if (visit_start) ++visits;
+    // b. single-buffered C: the input of the visit starting now.
+    if (visit_start && !c_double && !c_resident && needs_input(cur)) {
+      c_input = links[size_t(c_link)].issue(slot_free(j), input_bytes(cur));
+      has_c_input = true;
+    }
+    // The array.
+    const int64_t ra = loaded_a ? A.last.complete : 0, rb = loaded_b ? B.last.complete : 0;
+    int64_t rc = 0;
+    if (visit_start) rc = has_c_input ? c_input.complete : slot_free(j);
+    const int64_t start = std::max({end_prev, ra, rb, rc});
+    if (start > end_prev) {
+      if (ra == start) attribute(A.last, end_prev, start, out.stall);
+      else if (rb == start) attribute(B.last, end_prev, start, out.stall);
+      else if (has_c_input && visit_start) attribute(c_input, end_prev, start, out.stall);
+      else out.stall[kStallDrain] += start - end_prev;
+    }
+    has_c_input = false;
+    const int64_t c = step_cycles(cur);
+    out.compute += c;
+    const int64_t end = start + c;
+    // c.-e. the requests for step r+1.
+    loaded_a = loaded_b = false;
+    if (!last) {
+      const bool next_visit = !same_c(cur, nxt);
+      if (next_visit && (c_double || c_resident) && needs_input(nxt)) {
+        // Visit j+1 starts at r+1; its slot frees with the store of visit j-1 (or is resident).
+        c_input = links[size_t(c_link)].issue(slot_free(visits), input_bytes(nxt));
+        has_c_input = true;
+      }
+      if (!same_a(cur, nxt))
+        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, share(Da, kM, kK, nxt) * w.a.elem_bytes);
+      if (!same_b(cur, nxt))
+        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, share(Db, kK, kN, nxt) * w.b.elem_bytes);
+    }
+    for (Link& l : links) l.new_round();
+    end_prev = end;
+    prev = cur;
+    cur = nxt;
+
+    const bool middle = T >= 4 && prev[size_t(inner)] >= 1 && prev[size_t(inner)] <= T - 3 && visits >= 3 &&
+                        A.loads >= 2 && B.loads >= 2 && mutation == CostMutation::none;
+    if (!middle) {
+      have_prev = false;
+      continue;
+    }
+    snapshot(snap, counts, count_before);
+    for (int c = 0; c < kStallCauses; ++c) stall_inc[size_t(c)] = out.stall[size_t(c)] - stall_before[size_t(c)];
+    compute_inc = out.compute - compute_before;
+    bool steady = have_prev && snap.size() == snap_prev.size() && counts == counts_prev;
+    const int64_t delta = have_prev && !snap.empty() && !snap_prev.empty() ? snap[0] - snap_prev[0] : 0;
+    for (size_t i = 0; steady && i < snap.size(); ++i) steady = snap[i] - snap_prev[i] == delta;
+    if (!steady) {
+      std::swap(snap, snap_prev);
+      std::swap(counts, counts_prev);
+      have_prev = true;
+      continue;
+    }
+    // Jump over the rounds r+1 .. r+n (the last middle round of the run is the one of index T-3).
+    const int64_t n = (T - 3) - prev[size_t(inner)];
+    if (n > 0) {
+      const int64_t shift_by = n * delta;
+      end_prev += shift_by;
+      out.compute += n * compute_inc;
+      for (int c = 0; c < kStallCauses; ++c) out.stall[size_t(c)] += n * stall_inc[size_t(c)];
+      auto jump_operand = [&](Operand& X, int64_t rows_dim, int64_t cols_dim, int64_t cols_trip) {
+        shift(X.last, shift_by);
+        X.end_before_last += shift_by;
+        X.loads += n;
+        if (X.resident)   // the tiles the skipped rounds loaded for steps r+2 .. r+n+1
+          for (int64_t t = 1; t <= n; ++t) {
+            auto i = cur;
+            i[size_t(inner)] += t;
+            X.seen[size_t(i[size_t(rows_dim)] * cols_trip + i[size_t(cols_dim)])] = true;
+          }
+      };
+      if (dep_a) jump_operand(A, kM, kK, dm.trip[kK]);
+      if (dep_b) jump_operand(B, kK, kN, dm.trip[kN]);
+      if (dep_c) {
+        const int64_t s2 = store_of(visits - 2) + shift_by, s3 = store_of(visits - 3) + shift_by;
+        visits += n;
+        store_done[size_t((visits - 2) % 4)] = s2;
+        store_done[size_t((visits - 3) % 4)] = s3;
+        if (has_c_input) shift(c_input, shift_by);
+      }
+      for (size_t l = 0; l < links.size(); ++l)
+        if (counts[l] > 0) links[l].jump(n * counts[l], shift_by);
+      cur[size_t(inner)] += n;
+      prev[size_t(inner)] += n;
+      r += n;
+    }
+    have_prev = false;
+  }
+  // Round S: the store of the last visit.
+  {
+    const bool output = prev[kK] + 1 == dm.trip[kK];
+    if (output || !c_resident) {
+      const int64_t bytes = output ? share(Dc, kM, kN, prev) * w.c.elem_bytes
+                                   : dm.size(kM, prev[kM]) * dm.size(kN, prev[kN]) * kAccBytes;
+      links[size_t(c_link)].issue(end_prev, bytes);
+    }
+  }
+  int64_t total = end_prev;
+  for (const Link& l : links) total = std::max(total, l.last_complete());
+  out.total = total;
+  out.stall[kStallMaterialize] += t_mat;
+  out.stall[kStallDrain] += total - end_prev;
+  return out;
+}
+
+}  // namespace st

@@ -1,0 +1,43 @@
+#pragma once
+// The fast model's timing of one GEMM plan: a specialised recurrence over the plan's steps that
+// implements docs/cost-schedule.md (program order, eligibility, in-order links, the array, stall
+// attribution) without an event queue. The reference (src/costref) steps the same rules as a
+// discrete-event simulation; tests/test_cost_reference.cpp holds the two equal.
+#include <array>
+#include <cstdint>
+
+#include "src/cost/work.h"
+#include "src/spec/spec.h"
+
+namespace st {
+
+// Deliberate errors, for the mutation tests only (tests/test_cost_reference.cpp proves that each one
+// makes the fast model disagree with the reference). Never set outside tests.
+enum class CostMutation : uint8_t {
+  none,
+  average_edge_tiles,     // every step computes and moves the average tile instead of its own
+  ws_preload_per_m_tile,  // charge the weight-stationary preload (R cycles) again on every step
+  round_transfer_bytes,   // round every DMA request up to whole 64-byte bursts
+  latency_once_per_step,  // the old model: one latency per step's burst, not per request
+};
+
+enum StallCause : int { kStallMaterialize, kStallSlot, kStallQueue, kStallLatency, kStallBandwidth,
+                        kStallDrain, kStallCauses };
+// Counter names of the causes ("stall.slot", ...), in StallCause order.
+extern const std::array<const char*, kStallCauses> kStallCounter;
+
+struct ScheduleTiming {
+  int64_t total = 0, compute = 0;
+  std::array<int64_t, kStallCauses> stall{};   // sums to total - compute
+};
+
+// Times one copy of the GEMM (the sub-GEMM when w.sub_gemms > 1: the caller passes it) under the
+// tiles (m, n, k) and loop order (dims 0 = m, 1 = n, 2 = k, outermost first).
+ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std::array<int64_t, 3>& tile,
+                                  const std::array<int, 3>& order, CostMutation mutation = CostMutation::none);
+
+// The integer share of a backing store of `backing` elements for rows [r0, r1) x cols [c0, c1) of a
+// rows x cols virtual matrix (docs/cost-schedule.md "Bytes of a tile").
+int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
+
+}  // namespace st

@@ -1,0 +1,207 @@
+// The fast cost model against its reference (docs/cost-schedule.md): the fast model's counters for a
+// GEMM must equal those of the discrete-event reference (src/costref) run on the plan the fast
+// model chose: every integer counter exactly, energies within costref::kEnergyRelBound. The cases:
+// random descriptions (odd sizes, dense and conv-derived operands of every lowering and direction,
+// every preset and dataflow, tiny buffers, shared and own links, single and double buffering,
+// latency 0 and large, 1-4 requests in flight), every loop order on forced plans, and every conv
+// layer of ResNet-18 and ResNet-50 in every direction and lowering on every preset. Mutation tests
+// prove the comparison can fail: each deliberate error in the fast model must be caught.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "src/cost/cost_model.h"
+#include "src/costref/compare.h"
+#include "src/costref/gemm_ref.h"
+#include "src/ops/conv.h"
+#include "src/spec/spec_toml.h"
+#include "src/topology/conv_topology.h"
+
+namespace st {
+namespace {
+
+const char* const kPresets[] = {"tpu-like", "simdit-16x16", "bp-im2col-16x16"};
+
+std::map<std::string, double> as_map(const Stats& s) {
+  std::map<std::string, double> m;
+  for (const auto& [k, v] : s.values()) m.emplace(k, v);
+  return m;
+}
+
+// The disagreements of one description on one spec ("" when they agree), with what was compared.
+std::string compare(const GemmWork& w, const Spec& spec, CostMutation mutation = CostMutation::none) {
+  GemmPlan plan;
+  const Stats fast = cost_gemm_search(w, spec, &plan, /*prune=*/true, mutation);
+  const costref::Result ref = costref::simulate_gemm(w, spec, plan);
+  const auto d = costref::disagreements(as_map(fast), ref.counters);
+  if (d.empty()) return "";
+  std::string s = "GEMM " + std::to_string(w.shape.M) + "x" + std::to_string(w.shape.N) + "x" +
+                  std::to_string(w.shape.K) + " sub " + std::to_string(w.sub_gemms) + " on " + spec.name +
+                  " plan " + std::to_string(plan.tile_m) + "," + std::to_string(plan.tile_n) + "," +
+                  std::to_string(plan.tile_k) + " " + plan.loop_order + ":";
+  for (const std::string& x : d) s += "\n  " + x;
+  return s;
+}
+
+GemmWork dense(int64_t M, int64_t N, int64_t K, int eb, bool accumulate) {
+  GemmWork w;
+  w.shape = {M, N, K};
+  w.a = {M, K, eb, double(M * K), 1, 1, 0, 0, 0};
+  w.b = {K, N, eb, double(K * N), 1, 1, 0, 0, 0};
+  w.c = {M, N, 4, double(M * N), 1, 1, 0, 0, 0};
+  w.useful_macs = double(M) * double(N) * double(K);
+  w.accumulate_into_c = accumulate;
+  return w;
+}
+
+// A random spec: a preset with its buffers, links, buffering, latency, requests in flight and
+// dataflow shaken.
+Spec random_spec(std::mt19937_64& rng) {
+  auto pick = [&](int n) { return int(rng() % uint64_t(n)); };
+  Spec s = load_spec(kPresets[pick(3)]);
+  const Dataflow flows[] = {Dataflow::os, Dataflow::ws, Dataflow::is};
+  if (pick(3) == 0) s.array.dataflow = flows[pick(3)];
+  if (pick(4) == 0) s.array.rows = 1 + pick(40), s.array.cols = 1 + pick(40);
+  for (BufferSpec* b : {&s.ifmap, &s.weight, &s.output}) {
+    const int how = pick(4);
+    if (how == 0) b->kib = 0.25 * (1 + pick(8));     // tiny: forces splits of every dim
+    if (how == 1) b->kib = 1 + pick(64);
+    if (pick(3) == 0) b->double_buffered = !b->double_buffered;
+    if (pick(3) == 0) b->dram_link_bits_per_cycle = double(8 * (1 + pick(64)));
+  }
+  const double latencies[] = {0, 0.5, 7.3, 100, 1000};
+  s.dram.latency_ns = latencies[pick(5)];
+  s.dram.max_outstanding = 1 + pick(4);
+  s.dram.bandwidth_gbps = 1 + pick(64);
+  if (pick(4) == 0) s.clock_ghz = 0.7;
+  s.name += "(shaken)";
+  return s;
+}
+
+bool pick_same(std::mt19937_64& rng) { return rng() % 2 == 0; }
+
+ConvDesc random_conv(std::mt19937_64& rng) {
+  auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+  ConvDesc d;
+  d.N = in(1, 3);
+  d.C = in(1, 24);
+  d.K = in(1, 24);
+  d.R = in(1, 5);
+  d.S = pick_same(rng) ? d.R : in(1, 5);
+  d.H = in(d.R, 20);
+  d.W = in(d.S, 20);
+  d.sh = in(1, 3);
+  d.sw = pick_same(rng) ? d.sh : in(1, 3);
+  d.pt = d.pb = in(0, d.R - 1);
+  d.pl = d.pr = in(0, d.S - 1);
+  return d;
+}
+
+TEST(CostReference, RandomDescriptionsAgree) {
+  std::mt19937_64 rng(20261129);
+  int compared = 0;
+  std::string fails;
+  for (int i = 0; i < 500; ++i) {
+    const Spec spec = random_spec(rng);
+    std::vector<GemmWork> works;
+    if (i % 2 == 0) {
+      auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+      const int64_t big = (i % 10 == 0) ? 1500 : 150;
+      works.push_back(dense(in(1, int(big)), in(1, int(big)), in(1, int(big)), format_bytes(spec.array.format),
+                            rng() % 4 == 0));
+    } else {
+      const Direction dirs[] = {Direction::fwd, Direction::bwd_data, Direction::bwd_weights};
+      const Lowering lows[] = {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip};
+      works = conv_work(random_conv(rng), dirs[rng() % 3], lows[rng() % 3], spec, "random");
+    }
+    for (const GemmWork& w : works) {
+      const std::string f = compare(w, spec);
+      ++compared;
+      if (!f.empty() && fails.size() < 20000) fails += f + "\n";
+    }
+  }
+  EXPECT_GE(compared, 500);
+  EXPECT_TRUE(fails.empty()) << fails;
+}
+
+// Every loop order and odd tile sizes, on plans the tiler would not choose: the schedule's timing
+// (cycles, stall causes) against the reference's.
+TEST(CostReference, EveryLoopOrderOnForcedPlansAgrees) {
+  std::mt19937_64 rng(7);
+  const std::array<std::array<int, 3>, 6> orders = {{{0, 1, 2}, {1, 0, 2}, {0, 2, 1}, {2, 0, 1}, {1, 2, 0}, {2, 1, 0}}};
+  const char* names = "mnk";
+  int compared = 0;
+  std::string fails;
+  for (int i = 0; i < 60; ++i) {
+    const Spec spec = random_spec(rng);
+    auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+    const GemmWork w = dense(in(1, 90), in(1, 90), in(1, 90), 2, rng() % 3 == 0);
+    const std::array<int64_t, 3> tile = {in(1, int(w.shape.M)), in(1, int(w.shape.N)), in(1, int(w.shape.K))};
+    for (const auto& o : orders) {
+      const ScheduleTiming t = time_gemm_schedule(w, spec, tile, o);
+      GemmPlan plan;
+      plan.tile_m = tile[0], plan.tile_n = tile[1], plan.tile_k = tile[2];
+      plan.loop_order = {names[o[0]], ',', names[o[1]], ',', names[o[2]]};
+      const costref::Result ref = costref::simulate_gemm(w, spec, plan);
+      ++compared;
+      std::string f;
+      if (double(t.total) != ref.counters.at("cycles.total")) f += " total " + std::to_string(t.total);
+      if (double(t.compute) != ref.counters.at("cycles.compute")) f += " compute " + std::to_string(t.compute);
+      for (int c = 0; c < kStallCauses; ++c)
+        if (double(t.stall[size_t(c)]) != ref.counters.at(kStallCounter[size_t(c)]))
+          f += std::string(" ") + kStallCounter[size_t(c)] + " " + std::to_string(t.stall[size_t(c)]) + " vs " +
+               std::to_string(ref.counters.at(kStallCounter[size_t(c)]));
+      if (!f.empty())
+        fails += std::to_string(w.shape.M) + "x" + std::to_string(w.shape.N) + "x" + std::to_string(w.shape.K) +
+                 " tiles " + std::to_string(tile[0]) + "," + std::to_string(tile[1]) + "," + std::to_string(tile[2]) +
+                 " " + plan.loop_order + " ref total " + std::to_string(ref.counters.at("cycles.total")) + ":" + f + "\n";
+    }
+  }
+  EXPECT_EQ(compared, 360);
+  EXPECT_TRUE(fails.empty()) << fails;
+}
+
+void every_layer_agrees(const std::vector<ConvLayer>& layers) {
+  std::string fails;
+  int compared = 0;
+  for (const char* preset : kPresets) {
+    const Spec spec = load_spec(preset);
+    for (const ConvLayer& layer : layers)
+      for (Direction dir : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
+        for (Lowering l : {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip})
+          for (const GemmWork& w : conv_work(layer.desc, dir, l, spec, layer.name)) {
+            ++compared;
+            const std::string f = compare(w, spec);
+            if (!f.empty()) fails += layer.name + " " + std::string(to_string(dir)) + " " +
+                                     std::string(to_string(l)) + ": " + f + "\n";
+          }
+  }
+  EXPECT_GT(compared, 0);
+  EXPECT_TRUE(fails.empty()) << fails;
+}
+
+TEST(CostReference, EveryResNet18LayerAgreesOnEveryPreset) { every_layer_agrees(resnet18_convs(32)); }
+TEST(CostReference, EveryResNet50LayerAgreesOnEveryPreset) { every_layer_agrees(resnet50_convs(32)); }
+
+// The comparison can fail: every deliberate error in the fast model is caught on the random set.
+TEST(CostReference, MutationsOfTheFastModelAreCaught) {
+  for (CostMutation m : {CostMutation::average_edge_tiles, CostMutation::ws_preload_per_m_tile,
+                         CostMutation::round_transfer_bytes, CostMutation::latency_once_per_step}) {
+    std::mt19937_64 rng(99);
+    int caught = 0, cases = 0;
+    for (int i = 0; i < 100; ++i) {
+      const Spec spec = random_spec(rng);
+      auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+      const GemmWork w = dense(in(1, 300), in(1, 300), in(1, 300), 2, false);
+      ++cases;
+      if (!compare(w, spec, m).empty()) ++caught;
+    }
+    EXPECT_GT(caught, 0) << "mutation " << int(m) << " was never caught in " << cases << " cases";
+  }
+}
+
+}  // namespace
+}  // namespace st
