@@ -449,11 +449,12 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   const double sram_a_r = edge_a * w.a.elem_bytes * w.a.fetched_fraction;
   const double sram_b_r = edge_b * w.b.elem_bytes * w.b.fetched_fraction;
   const double sram_a_w = e.dram_a, sram_b_w = e.dram_b;
-  // Output buffer: every accumulator chunk is written; all but the first of each C visit first read
-  // what is there; C coming back from DRAM (spills, accumulate) is written in; all leaving is read.
-  const double first_chunks = M * N * (e.visits_c / (double(sp[kM].count()) * double(sp[kN].count())));
+  // Output buffer: every accumulator chunk is written, and read first to be added to, except the
+  // first chunk of each tile (nothing there yet, unless C comes in: accumulate_into_c); C coming
+  // back from DRAM (spills, accumulate) is written in; all leaving is read.
+  const double fresh_chunks = w.accumulate_into_c ? 0.0 : M * N;
   const double sram_c_w = chunks_c * kAccBytes + e.dram_c_read;
-  const double sram_c_r = (chunks_c - first_chunks) * kAccBytes + e.dram_c_read + e.dram_c_write;
+  const double sram_c_r = (chunks_c - fresh_chunks) * kAccBytes + e.dram_c_read + e.dram_c_write;
   s.add("bytes.sram.ifmap.read", sram_a_r);
   s.add("bytes.sram.ifmap.write", sram_a_w);
   s.add("bytes.sram.weight.read", sram_b_r);

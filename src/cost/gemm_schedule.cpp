@@ -55,7 +55,7 @@ class Link {
     const bool pays = mutation_ != CostMutation::latency_once_per_step || !in_round_;
     q.latency_end = q.start + (pays ? latency_ : 0);
     q.data_begin = std::max(q.latency_end, last_complete_);
-    q.complete = q.data_begin + int64_t(std::ceil(double(bytes) / bpc_));
+    q.complete = q.data_begin + transfer_cycles(bytes);
     ring_[size_t(count_ % depth_)] = q.complete;
     ++count_;
     last_start_ = q.start;
@@ -63,6 +63,7 @@ class Link {
     in_round_ = true;
     return q;
   }
+  int64_t transfer_cycles(int64_t bytes) const { return int64_t(std::ceil(double(bytes) / bpc_)); }
   void new_round() { in_round_ = false; }
   int64_t last_complete() const { return last_complete_; }
   int64_t count() const { return count_; }
@@ -367,9 +368,22 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
       have_prev = true;
       continue;
     }
-    // Jump over the rounds r+1 .. r+n (the last middle round of the run is the one of index T-3).
+    // Jump over the rounds r+1 .. r+n (the last middle round of the run is the one of index T-3),
+    // if their transfers all take the same cycles: a backing store that is not the virtual matrix
+    // gives tiles shares that differ by an element or two (tile_share), which may change a transfer.
     const int64_t n = (T - 3) - prev[size_t(inner)];
-    if (n > 0) {
+    auto size_at = [&](int d) { return d == inner ? dm.tile[size_t(d)] : dm.size(d, cur[size_t(d)]); };
+    auto uniform = [&](bool moves, int64_t D, int rd, int cd, int eb, int link) {
+      if (!moves || D == dm.ext[size_t(rd)] * dm.ext[size_t(cd)]) return true;
+      const int64_t tr = size_at(rd), tc = size_at(cd);
+      const int64_t band = tile_share(D, dm.ext[size_t(rd)], 1, 0, tr, 0, 1);   // floor(D * tr / R)
+      const int64_t lo = band * tc / dm.ext[size_t(cd)], hi = (band + 1) * tc / dm.ext[size_t(cd)] + 1;
+      return links[size_t(link)].transfer_cycles(lo * eb) == links[size_t(link)].transfer_cycles(hi * eb);
+    };
+    const bool same_transfers = uniform(dep_a, Da, kM, kK, w.a.elem_bytes, A.link) &&
+                                uniform(dep_b, Db, kK, kN, w.b.elem_bytes, B.link) &&
+                                uniform(dep_c, Dc, kM, kN, w.c.elem_bytes, c_link);
+    if (n > 0 && same_transfers) {
       const int64_t shift_by = n * delta;
       end_prev += shift_by;
       out.compute += n * compute_inc;

@@ -7,8 +7,10 @@
 
 namespace st::costref {
 
-// Relative bound on energy counters (sums of double products taken in another order). Every other
-// counter (cycles, stall causes, bytes, tiles, folds, MACs, hops, register bits) must be equal.
+// Relative bound on energy counters (sums of double products taken in another order) and on the two
+// counters that carry a description's doubles through a sub-GEMM split (macs.useful, storage.extra:
+// x * (1/n) * n against x / n summed n times). Every other counter (cycles, stall causes, bytes,
+// tiles, folds, issued MACs, hops, register bits) must be equal.
 constexpr double kEnergyRelBound = 1e-12;
 
 // One line per counter that breaks the contract (present in one map only, or different beyond its

@@ -74,7 +74,7 @@ struct Tally {
   std::array<int64_t, 3> mat_read{}, mat_write{};     // materialization bytes per operand
   std::array<int64_t, 2> edge{};                      // array-edge bytes of A / B
   int64_t chunks = 0;                                 // accumulator chunk bytes into the output buffer
-  int64_t first_chunks = 0;                           // ... the first chunk of each visit (4*tm*tn)
+  int64_t first_chunks = 0;                           // ... those written without a read (4*tm*tn per tile)
   int64_t hops_operand = 0, hops_psum = 0, reg_bits = 0;
   bool operator==(const Tally&) const = default;
 };
@@ -356,7 +356,8 @@ class Simulator final : public DmaClient {
     tally_.edge[kA] += tm * tk * folds_of(kN, tn) * l_.elem_bytes[kA];
     tally_.edge[kB] += tk * tn * folds_of(kM, tm) * l_.elem_bytes[kB];
     tally_.chunks += tm * tn * folds_of(kK, tk) * kAccBytes;
-    if (s.visit_start) tally_.first_chunks += tm * tn * kAccBytes;
+    // Only the first chunk of a tile's first visit finds nothing to add to (unless C comes in).
+    if (s.visit_start && s.idx[kK] == 0 && !s.needs_input) tally_.first_chunks += tm * tn * kAccBytes;
     const bool os = spec_.array.dataflow == Dataflow::os;
     const int64_t hops = macs * (os ? 2 : 1);
     tally_.hops_operand += hops;
