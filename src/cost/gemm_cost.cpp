@@ -85,22 +85,26 @@ double fold_sum(const Split& s, int64_t gran) {
   return double(s.q) * ceil_div(s.t, gran) + (s.r > 0 ? ceil_div(s.r, gran) : 0);
 }
 
-// Compute cycles and folds of all tile GEMMs: 8 combinations of full / remainder per dim.
+// Compute cycles and folds of all tile GEMMs. A tile's closed form (kernels/systolic_cycles.cpp) is
+// folds(rows) x folds(cols) x (time extent + fill), a product of per-dim terms, so the sum over all
+// tiles is the product of the per-dim sums (exact; tests compare it with gemm_compute_cycles summed
+// tile by tile).
 void tile_compute(const ArrayConfig& cfg, const Split s[3], double& cycles, double& folds) {
-  cycles = folds = 0;
-  for (int mask = 0; mask < 8; ++mask) {
-    int64_t size[3];
-    double count = 1;
-    for (int d = 0; d < 3; ++d) {
-      const bool rem = mask >> d & 1;
-      size[d] = rem ? s[d].r : s[d].t;
-      count *= rem ? (s[d].r > 0 ? 1 : 0) : double(s[d].q);
-    }
-    if (count == 0) continue;
-    const GemmShape tg{size[kM], size[kN], size[kK]};
-    cycles += count * double(gemm_compute_cycles(cfg, tg));
-    folds += count * double(gemm_folds(cfg, tg));
+  int rd, cd, td;   // the dims on the array rows, the array cols, and in time
+  switch (cfg.dataflow) {
+    case Dataflow::os: rd = kM, cd = kN, td = kK; break;
+    case Dataflow::ws: rd = kK, cd = kN, td = kM; break;
+    default: rd = kK, cd = kM, td = kN; break;
   }
+  const double fill = cfg.dataflow == Dataflow::os ? cfg.rows + cfg.cols - 2 : 2.0 * cfg.rows + cfg.cols - 2;
+  auto array_folds = [](const Split& x, int64_t g) {   // sum of ceil(tile / g), g = 1 included
+    return double(x.q) * double(ceil_div(x.t, g)) + (x.r > 0 ? double(ceil_div(x.r, g)) : 0.0);
+  };
+  const double fr = array_folds(s[rd], cfg.rows), fc = array_folds(s[cd], cfg.cols);
+  const double time_extent = double(s[td].q) * double(s[td].t) + double(s[td].r);
+  const double tiles_t = double(s[td].count());
+  folds = fr * fc * tiles_t;
+  cycles = fr * fc * (time_extent + tiles_t * fill);
 }
 
 // Tile loads of an operand depending on `dep` under a loop order with trip counts `trip`.
