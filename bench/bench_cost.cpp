@@ -1,5 +1,7 @@
 // Speed of the cost model: every conv layer of ResNet-50 (forward GEMMs at batch 1, 224x224), the
-// tiler's whole search included, on each preset. Reported per layer evaluation.
+// tiler's whole search included, on each preset. Reported per layer evaluation. Beside it, in the
+// same run, the cost reference (src/costref: the discrete-event simulator of the same schedule) on
+// the plans the fast model chose: the price of the oracle, and the fast model's lead over it.
 // For comparison (in words only, SCALE-Sim is not installed here): SCALE-Sim v2 simulates a layer by
 // generating cycle-by-cycle address traces, which its users report as seconds to minutes per layer.
 #include <benchmark/benchmark.h>
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "src/cost/cost_model.h"
+#include "src/costref/gemm_ref.h"
 #include "src/spec/spec_toml.h"
 
 namespace {
@@ -62,9 +65,33 @@ void BM_CostResNet50Convs(benchmark::State& state, const char* preset) {
   state.counters["per_layer"] = benchmark::Counter(double(state.iterations() * convs.size()),
                                                    benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
+// The reference on the fast model's plans (chosen once, outside the timed loop).
+void BM_ReferenceResNet50Convs(benchmark::State& state, const char* preset) {
+  const st::Spec spec = st::load_spec(preset);
+  const auto convs = resnet50_convs();
+  std::vector<st::GemmPlan> plans(convs.size());
+  for (size_t i = 0; i < convs.size(); ++i) st::cost_gemm(convs[i], spec, &plans[i]);
+  double cycles = 0, steps = 0;
+  for (auto _ : state)
+    for (size_t i = 0; i < convs.size(); ++i) {
+      const st::costref::Result r = st::costref::simulate_gemm(convs[i], spec, plans[i]);
+      cycles += r.counters.at("cycles.total");
+      steps += r.counters.at("tiles");
+      benchmark::DoNotOptimize(cycles);
+    }
+  state.SetItemsProcessed(int64_t(state.iterations() * convs.size()));
+  state.counters["layers"] = double(convs.size());
+  state.counters["per_layer"] = benchmark::Counter(double(state.iterations() * convs.size()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["steps_per_s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
+}
+
 BENCHMARK_CAPTURE(BM_CostResNet50Convs, tpu_like, "tpu-like")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CostResNet50Convs, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CostResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, tpu_like, "tpu-like")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
