@@ -1,4 +1,4 @@
-// Bad input to gemm, project, bpcompare, gradcheck, scalesim, dse and spec (issue 11, "Bad input"):
+// Bad input to gemm, project, bpcompare, cost, gradcheck, scalesim, dse and spec (issue 11, "Bad input"):
 // one line "systrain: error: ..." and exit 2, never a crash, a hang, a stray or partial file, or
 // damage to something that is not ours. Every test here failed before its fix (crash, hang, exit 0
 // on nonsense, a file left behind, a device replaced).
@@ -33,9 +33,6 @@ using test::dir_entries;
 using test::is_user_error;
 using test::run_cli;
 using test::TempDir;
-
-#define NEED_BIN() \
-  if (!std::getenv("SYSTRAIN_BIN")) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)"
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
@@ -75,6 +72,7 @@ std::vector<std::string> json_runs(const TempDir& t, const std::string& json) {
       "gemm --m 16 --n 16 --k 16 --json " + json,
       "project --model resnet8 --input 16 --batch 2 --json " + json,
       "bpcompare --json " + json,
+      "cost --gemm 16,16,16 --json " + json,
       "scalesim -c " + q(t / "a.cfg") + " -t " + q(t / "t.csv") + " --json " + json,
       "dse --model resnet8 --input 16 --batch 2 --sweep array=16x16,32x32 --json " + json,
       "gradcheck --model resnet8 --width 0.25 --input 8 --batch 2 --json " + json,

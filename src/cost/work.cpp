@@ -45,4 +45,22 @@ std::string_view to_string(Phase p) {
   return "?";
 }
 
+GemmWork dense_gemm_work(const GemmShape& g, Format format) {
+  auto dense = [](int64_t rows, int64_t cols, int elem_bytes) {
+    OperandDesc o;
+    o.rows = rows;
+    o.cols = cols;
+    o.elem_bytes = elem_bytes;
+    o.dram_elems = double(rows) * double(cols);
+    return o;
+  };
+  GemmWork w;
+  w.shape = g;
+  w.a = dense(g.M, g.K, format_bytes(format));
+  w.b = dense(g.K, g.N, format_bytes(format));
+  w.c = dense(g.M, g.N, accumulator_bytes(format));
+  w.useful_macs = double(g.M) * double(g.N) * double(g.K);
+  return w;
+}
+
 }  // namespace st

@@ -56,6 +56,11 @@ struct GemmWork {
   bool accumulate_into_c = false;      // C is read, added to and written back (gradient accumulation)
 };
 
+// A dense GEMM: every operand is its own matrix in DRAM (backing elements = rows x cols, nothing
+// generated, nothing zero), A and B in the array format's bytes, C in accumulator bytes (fp32 /
+// int32), every MAC useful. The tag is left to the caller.
+GemmWork dense_gemm_work(const GemmShape& g, Format format);
+
 // What the tiler chose for a GEMM (recorded in reports; the cost reference takes it as input).
 struct GemmPlan {
   int64_t tile_m = 0, tile_n = 0, tile_k = 0;

@@ -301,8 +301,12 @@ void write_text_file(const std::string& path, std::string_view text, const std::
 // ---- OutputSet -------------------------------------------------------------------------------
 
 void OutputSet::add_text(const std::string& path, std::string text, const std::string& what) {
+  add_writer(path, [text = std::move(text)](PendingFile& f) { f.write(text); }, what);
+}
+
+void OutputSet::add_writer(const std::string& path, std::function<void(PendingFile&)> write, const std::string& what) {
   if (path.empty()) return;
-  items_.push_back({path, what, std::move(text)});
+  items_.push_back({path, what, std::move(write)});
 }
 
 void OutputSet::commit() {
@@ -310,13 +314,13 @@ void OutputSet::commit() {
   // Regular targets first: everything that can fail before a target is touched does so here.
   for (const Item& it : items_) {
     files.push_back(std::make_unique<PendingFile>(it.path, it.what));
-    if (!files.back()->streamed()) files.back()->write(it.text);
+    if (!files.back()->streamed()) it.write(*files.back());
   }
   for (size_t i = 0; i < files.size(); ++i)
     if (!files[i]->streamed()) files[i]->commit();
   for (size_t i = 0; i < files.size(); ++i)
     if (files[i]->streamed()) {
-      files[i]->write(items_[i].text);
+      items_[i].write(*files[i]);
       files[i]->commit();
     }
   items_.clear();

@@ -88,11 +88,15 @@ void write_text_file(const std::string& path, std::string_view text, const std::
 class OutputSet {
  public:
   void add_text(const std::string& path, std::string text, const std::string& what);
+  // An output whose content `write` produces at commit time, in pieces (PendingFile::write), for
+  // one too large to hold as a single string (a trace). Same rules and order as add_text.
+  void add_writer(const std::string& path, std::function<void(PendingFile&)> write, const std::string& what);
   void commit();
 
  private:
   struct Item {
-    std::string path, what, text;
+    std::string path, what;
+    std::function<void(PendingFile&)> write;
   };
   std::vector<Item> items_;
 };

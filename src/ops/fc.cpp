@@ -31,25 +31,9 @@ const ArrayConfig& array(const ExecContext& ctx) {
   return ctx.spec->array;
 }
 
-OperandDesc operand(int64_t rows, int64_t cols, int elem_bytes) {
-  OperandDesc o;
-  o.rows = rows;
-  o.cols = cols;
-  o.elem_bytes = elem_bytes;
-  o.dram_elems = double(rows) * double(cols);
-  return o;
-}
-
 GemmWork gemm_work(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape& g, bool accumulate) {
-  const ArrayConfig& cfg = array(ctx);
-  GemmWork w;
+  GemmWork w = dense_gemm_work(g, array(ctx).format);
   w.tag = Tag{ctx.layer, kind, phase};
-  w.shape = g;
-  const int eb = format_bytes(cfg.format);
-  w.a = operand(g.M, g.K, eb);
-  w.b = operand(g.K, g.N, eb);
-  w.c = operand(g.M, g.N, accumulator_bytes(cfg.format));
-  w.useful_macs = double(g.M) * double(g.N) * double(g.K);
   w.accumulate_into_c = accumulate;
   return w;
 }

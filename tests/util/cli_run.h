@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+// Skips a CLI test that does not run through ctest (which says where the binary is).
+#define NEED_BIN() \
+  if (!std::getenv("SYSTRAIN_BIN")) GTEST_SKIP() << "SYSTRAIN_BIN not set (run through ctest)"
+
 namespace st::test {
 
 struct CliResult {
