@@ -1,6 +1,6 @@
 // `systrain cost` (src/cli/cmd_cost.cpp): one GEMM or one conv layer through the fast model, its
 // JSON, its user errors; with --reference / --trace the cost reference's comparison and timeline
-// (those tests run once the reference's implementation is in the build: SYSTRAIN_HAVE_COSTREF); and
+// and
 // the schedule size its work limits use (src/project/work_limits.h) against a step-by-step count of
 // the contract's rules (docs/cost-schedule.md).
 #include <gtest/gtest.h>
@@ -21,10 +21,6 @@
 #include "tests/util/cli_run.h"
 #include "tests/util/temp_dir.h"
 
-#ifndef SYSTRAIN_HAVE_COSTREF
-#define SYSTRAIN_HAVE_COSTREF 1
-#endif
-
 namespace st {
 namespace {
 
@@ -32,10 +28,7 @@ using test::is_user_error;
 using test::run_cli;
 using test::TempDir;
 
-// Temporary (CMakeLists.txt): the reference's implementation is merged separately.
-#define NEED_REFERENCE()                                                                                 \
-  NEED_BIN();                                                                                            \
-  if (!SYSTRAIN_HAVE_COSTREF) GTEST_SKIP() << "this build has no cost reference yet (simulate_gemm)"
+#define NEED_REFERENCE() NEED_BIN()
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
 

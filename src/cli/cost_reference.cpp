@@ -13,11 +13,6 @@
 #include "src/costref/compare.h"
 #include "src/io/chrome_trace.h"
 
-// Set by CMakeLists.txt while src/costref has the API but not yet the implementation (temporary).
-#ifndef SYSTRAIN_HAVE_COSTREF
-#define SYSTRAIN_HAVE_COSTREF 1
-#endif
-
 namespace st::cli {
 namespace {
 
@@ -26,18 +21,9 @@ namespace {
 constexpr double kTraceBytesPerSlice = 160;
 constexpr double kTraceFileBytesPerSlice = 250;
 
-#if SYSTRAIN_HAVE_COSTREF
 std::map<std::string, double> as_map(const Stats& s) { return {s.values().begin(), s.values().end()}; }
-#endif
 
 }  // namespace
-
-void require_reference(const std::string& flag) {
-  // Temporary (see CMakeLists.txt, SYSTRAIN_HAVE_COSTREF): until the reference's implementation is
-  // merged, this build has its API but not its body.
-  if (!SYSTRAIN_HAVE_COSTREF)
-    throw UserError(flag + ": this build has no cost reference yet (src/costref does not implement simulate_gemm)");
-}
 
 void check_reference_work(const std::vector<CostedGemm>& gemms, bool trace, bool force, const std::string& flag) {
   double steps = 0, slices = 0;
@@ -65,7 +51,6 @@ void check_reference_work(const std::vector<CostedGemm>& gemms, bool trace, bool
 
 void run_reference(std::vector<CostedGemm>& gemms, const Spec& spec, bool want_trace) {
   for (CostedGemm& g : gemms) {
-#if SYSTRAIN_HAVE_COSTREF
     try {
       g.reference = costref::simulate_gemm(g.work, spec, g.plan, want_trace);
     } catch (const std::invalid_argument& e) {
@@ -77,10 +62,6 @@ void run_reference(std::vector<CostedGemm>& gemms, const Spec& spec, bool want_t
       continue;
     }
     g.disagreements = costref::disagreements(as_map(g.fast), g.reference->counters);
-#else
-    (void)g, (void)spec, (void)want_trace;
-    require_reference("--reference");
-#endif
   }
 }
 

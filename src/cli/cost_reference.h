@@ -26,8 +26,6 @@ struct CostedGemm {
   std::vector<std::string> disagreements;
 };
 
-// Whether this build has the reference's implementation; a UserError naming `flag` otherwise.
-void require_reference(const std::string& flag);
 // Refuses (UserError naming `flag`, the figure and the limit) a run whose steps (or, with `trace`,
 // slices) are beyond kMaxReferenceSteps (kMaxTraceSlices) unless `force`, and, even with it, a trace
 // whose timeline would not fit in this machine's memory.
