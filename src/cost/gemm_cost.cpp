@@ -1,25 +1,25 @@
 // Cost of one GEMM on the array: a tiler searches tile sizes and loop orders under the buffer
-// capacities; each candidate is costed in closed form (no per-tile loop), so the whole search is
-// cheap enough for every layer of ResNet-50 well under a millisecond.
+// capacities, ranking each candidate by a closed form (no per-tile loop), then the chosen plan is
+// timed exactly by its schedule (src/cost/gemm_schedule.cpp, docs/cost-schedule.md). The reference
+// (src/costref) steps the same schedule event by event; tests/test_cost_reference.cpp holds the two
+// equal on every counter.
 //
-// Model (README "Cost model" has the long version):
+// Model (README "Cost of a GEMM" has the long version):
 // - Tiles (tm, tn, tk) of C[M,N] = A[M,K] B[K,N]; one A tile in one ifmap bank, one B tile in one
 //   weight bank, one C tile (accumulator precision) in one output bank. A loop order over the tile
 //   indices (outermost first) decides reuse: an operand is reloaded whenever the indices it depends on
 //   change, i.e. loads = product of the trip counts of every loop from the outermost down to the
-//   innermost loop the operand depends on (loops of trip 1 do not exist).
+//   innermost loop the operand depends on (loops of trip 1 do not exist). Every tile is reloaded
+//   equally often, so bytes are closed-form exact.
 // - An operand whose whole matrix fits in its bank is loaded once whatever the order (resident).
 // - C tiles visited more than once (K tiled outside an M/N loop) spill fp32 partial sums to DRAM
 //   and read them back; accumulate_into_c reads C once more.
 // - Compute cycles: the closed form per fold (kernels/systolic.h) of every tile GEMM, summed exactly
-//   over full and remainder tiles.
-// - Time: double-buffered operands overlap their transfer with the previous step's compute:
-//   a step costs max(compute, transfer) (+ the transfer of single-buffered operands, never
-//   overlapped); the first load and the last store are exposed. Transfer of a step = DRAM latency +
-//   bytes / bandwidth, links in parallel when a buffer has its own link (SimDIT). Steps are of two
-//   kinds: the first step of a run of the innermost loop loads what the outer loops changed, the
-//   other steps load only what the innermost loop changes.
-// - Explicit-lowering materialization (extra_dram_*) is a separate pass before the GEMM: exposed.
+//   over full and remainder tiles (a product of per-dim sums).
+// - Ranking time (closed form): a step costs max(compute, transfer) for double-buffered operands (+
+//   the transfer of single-buffered ones); transfer = per link, its requests' latencies (overlapping
+//   up to max_outstanding) + bytes / bandwidth; the first load and last store are exposed; steps
+//   that start a run of the innermost loop carry the outer loops' loads. Reported time: the schedule.
 #include <algorithm>
 #include <array>
 #include <cmath>

@@ -51,12 +51,13 @@ class Link {
     Request q;
     q.eligible = eligible;
     q.start = std::max(eligible, last_start_);
-    if (count_ >= depth_) q.start = std::max(q.start, ring_[size_t(count_ % depth_)]);
+    const size_t slot = depth_ == 1 ? 0 : size_t(count_ % depth_);
+    if (count_ >= depth_) q.start = std::max(q.start, ring_[slot]);
     const bool pays = mutation_ != CostMutation::latency_once_per_step || !in_round_;
     q.latency_end = q.start + (pays ? latency_ : 0);
     q.data_begin = std::max(q.latency_end, last_complete_);
     q.complete = q.data_begin + transfer_cycles(bytes);
-    ring_[size_t(count_ % depth_)] = q.complete;
+    ring_[slot] = q.complete;
     ++count_;
     last_start_ = q.start;
     last_complete_ = q.complete;
@@ -200,11 +201,25 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     if (mutation == CostMutation::ws_preload_per_m_tile) c += spec.array.rows;
     return c;
   };
+  // Shares of a backing store that is not the virtual matrix cost four divisions: each tile's is
+  // remembered (operands reload the same tiles many times).
+  std::array<std::vector<int64_t>, 3> memo;   // by the dim left out (A: kN, B: kM, C: kK)
+  constexpr int64_t kMaxMemo = int64_t{1} << 18;
   auto share = [&](int64_t D, int rd, int cd, const std::array<int64_t, 3>& i) {
     if (mutation == CostMutation::average_edge_tiles) return D / (dm.trip[size_t(rd)] * dm.trip[size_t(cd)]);
-    return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.begin(rd, i[size_t(rd)]),
-                      dm.begin(rd, i[size_t(rd)]) + dm.size(rd, i[size_t(rd)]), dm.begin(cd, i[size_t(cd)]),
-                      dm.begin(cd, i[size_t(cd)]) + dm.size(cd, i[size_t(cd)]));
+    if (D == dm.ext[size_t(rd)] * dm.ext[size_t(cd)]) return dm.size(rd, i[size_t(rd)]) * dm.size(cd, i[size_t(cd)]);
+    auto compute = [&] {
+      return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.begin(rd, i[size_t(rd)]),
+                        dm.begin(rd, i[size_t(rd)]) + dm.size(rd, i[size_t(rd)]), dm.begin(cd, i[size_t(cd)]),
+                        dm.begin(cd, i[size_t(cd)]) + dm.size(cd, i[size_t(cd)]));
+    };
+    const int64_t tiles = dm.trip[size_t(rd)] * dm.trip[size_t(cd)];
+    if (tiles > kMaxMemo) return compute();
+    std::vector<int64_t>& m = memo[size_t(3 - rd - cd)];
+    if (m.empty()) m.assign(size_t(tiles), -1);
+    int64_t& v = m[size_t(i[size_t(rd)] * dm.trip[size_t(cd)] + i[size_t(cd)])];
+    if (v < 0) v = compute();
+    return v;
   };
 
   // 1. Materialization on the shared link.
@@ -234,13 +249,14 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
   auto input_bytes = [&](const std::array<int64_t, 3>& i) {
     return i[kK] == 0 ? share(Dc, kM, kN, i) * w.c.elem_bytes : dm.size(kM, i[kM]) * dm.size(kN, i[kN]) * kAccBytes;
   };
-  auto load = [&](Operand& X, int64_t tile_index, int64_t end_before, int64_t bytes) {
+  auto load = [&](Operand& X, int64_t tile_index, int64_t end_before, auto&& bytes_of) {
     if (X.resident) {
       if (X.seen[size_t(tile_index)]) return false;
       X.seen[size_t(tile_index)] = true;
-      X.last = links[size_t(X.link)].issue(t_mat, bytes);
+      X.last = links[size_t(X.link)].issue(t_mat, bytes_of());
       return true;
     }
+    const int64_t bytes = bytes_of();
     int64_t eligible = t_mat;
     if (X.double_buffered ? X.loads >= 2 : X.loads >= 1) eligible = X.double_buffered ? X.end_before_last : end_before;
     X.last = links[size_t(X.link)].issue(eligible, bytes);
@@ -261,8 +277,8 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     c_input = links[size_t(c_link)].issue(slot_free(0), input_bytes(cur));
     has_c_input = true;
   }
-  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, share(Da, kM, kK, cur) * w.a.elem_bytes);
-  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, share(Db, kK, kN, cur) * w.b.elem_bytes);
+  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, [&] { return share(Da, kM, kK, cur) * w.a.elem_bytes; });
+  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, [&] { return share(Db, kK, kN, cur) * w.b.elem_bytes; });
   for (Link& l : links) l.new_round();
 
   // Steady state: inside a run of the innermost loop every middle round (its step and the next one
@@ -341,9 +357,9 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
         has_c_input = true;
       }
       if (!same_a(cur, nxt))
-        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, share(Da, kM, kK, nxt) * w.a.elem_bytes);
+        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, [&] { return share(Da, kM, kK, nxt) * w.a.elem_bytes; });
       if (!same_b(cur, nxt))
-        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, share(Db, kK, kN, nxt) * w.b.elem_bytes);
+        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, [&] { return share(Db, kK, kN, nxt) * w.b.elem_bytes; });
     }
     for (Link& l : links) l.new_round();
     end_prev = end;
