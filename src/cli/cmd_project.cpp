@@ -11,6 +11,7 @@
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
 #include "src/cli/step_options.h"
+#include "src/cost/gemm_schedule.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
 #include "src/io/output_file.h"
@@ -74,6 +75,16 @@ int run_project(const ProjectArgs& a) {
   fmt::print("\n  step time {:.4g} ms ({:.1f}% stalls), energy {:.4g} J, average power {:.4g} W\n", dt.seconds * 1e3,
              100 * share(total.get("cycles.stall"), total.get("cycles.total")), dt.energy_pj * 1e-12, dt.power_w);
   fmt::print("  non-conv share: {:.1f}% of time, {:.1f}% of energy\n", 100 * time_share, 100 * energy_share);
+  // The array's stalls by cause (GEMMs only: the vector unit's stalls have no causes yet).
+  const double conv_stall = conv.get("cycles.stall");
+  if (conv_stall > 0) {
+    fmt::print("  conv stalls {:.4g} cycles:", conv_stall);
+    for (const char* c : kStallCounter) {
+      const double v = conv.get(c);
+      if (v > 0) fmt::print(" {} {:.1f}%", std::string_view(c).substr(6), 100 * v / conv_stall);
+    }
+    fmt::print("\n");
+  }
 
   io::OutputSet outputs;
   if (!a.csv.empty()) outputs.add_text(a.csv, named_csv(ledger.by_layer(), spec), "--csv");
