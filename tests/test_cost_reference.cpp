@@ -138,8 +138,16 @@ TEST(CostReference, EveryLoopOrderOnForcedPlansAgrees) {
   for (int i = 0; i < 60; ++i) {
     const Spec spec = random_spec(rng);
     auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
-    const GemmWork w = dense(in(1, 90), in(1, 90), in(1, 90), 2, rng() % 3 == 0);
-    const std::array<int64_t, 3> tile = {in(1, int(w.shape.M)), in(1, int(w.shape.N)), in(1, int(w.shape.K))};
+    GemmWork w = dense(in(1, 90), in(1, 90), in(1, 90), 2, rng() % 3 == 0);
+    std::array<int64_t, 3> tile = {in(1, int(w.shape.M)), in(1, int(w.shape.N)), in(1, int(w.shape.K))};
+    if (i % 2 == 1) {
+      // Many tiles in every dim (trips of 6-40: the steady-state jumps of every loop level engage)
+      // and backing stores that are not the virtual matrices (conv-like shares).
+      w = dense(in(40, 400), in(40, 400), in(40, 400), 2, rng() % 3 == 0);
+      tile = {w.shape.M / in(6, 40) + 1, w.shape.N / in(6, 40) + 1, w.shape.K / in(6, 40) + 1};
+      if (rng() % 2) w.a.dram_elems = double(w.shape.M * w.shape.K) * (0.1 + double(rng() % 100) / 50);
+      if (rng() % 2) w.b.dram_elems = double(w.shape.K * w.shape.N) * (0.1 + double(rng() % 100) / 50);
+    }
     for (const auto& o : orders) {
       const ScheduleTiming t = time_gemm_schedule(w, spec, tile, o);
       GemmPlan plan;

@@ -306,36 +306,37 @@ TEST(CostReferenceHand, TwoTilesMaterialization) {
   EXPECT_EQ(get(r, "bytes.sram.ifmap.write"), 64);  // SRAM fills are the tile loads only
 }
 
-// A conv-like backing store: A is a 4 x 12 virtual matrix over D = 29 elements. K tiles of 4:
-// shares floor(29*4/12) = 9, floor(29*8/12) - 9 = 19 - 9 = 10, 29 - 19 = 10 elements, i.e. 18, 20,
-// 20 bytes (9, 10, 10 cycles); they sum to D = 29 elements.
+// A conv-like backing store: A is a 4 x 12 virtual matrix over D = 29 elements. K tiles of 4: each
+// 16 of the 48 virtual elements, share round(29 * 16 / 48) = round(9.67) = 10 elements = 20 bytes
+// (10 cycles); the three sum to 30, within half an element per tile of D = 29.
 TEST(CostReferenceHand, ThreeTilesConvLikeBackingStore) {
-  EXPECT_EQ(share(29, 4, 12, 0, 4, 0, 4), 9);
+  EXPECT_EQ(share(29, 4, 12, 0, 4, 0, 4), 10);
   EXPECT_EQ(share(29, 4, 12, 0, 4, 4, 8), 10);
   EXPECT_EQ(share(29, 4, 12, 0, 4, 8, 12), 10);
+  EXPECT_EQ(share(29, 4, 12, 0, 4, 0, 6), 15);   // 29 * 24 / 48 = 14.5 rounds up
   GemmWork w = dense(4, 4, 12);
   w.a.dram_elems = 29;
   const Result r = simulate_gemm(w, hand_spec(), plan_of(4, 4, 4, "m,n,k"), true);
-  //   A0 (18 bytes): 0, data 10, complete 19;  B0: 19 (data 29) -> 45
-  //   A1 (20 bytes): 45 (data 55) -> 65;  B1: 65 (data 75) -> 91
-  //   step 0: max(0, 19, 45) = 45, end 59
-  //   A2 (20 bytes): eligible end(0) = 59, start 91, data 101, complete 111;  B2: 111 (121) -> 137
-  //   step 1: max(59, 65, 91) = 91, end 105;  step 2: max(105, 111, 137) = 137, end 151
-  //   store: 151, data 161, complete 177
+  //   A0 (20 bytes): 0, data 10, complete 20;  B0 (32 bytes): 20 (data 30) -> 46
+  //   A1: 46 (data 56) -> 66;  B1: 66 (data 76) -> 92
+  //   step 0: max(0, 20, 46) = 46, end 60
+  //   A2: eligible end(0) = 60, start 92, data 102, complete 112;  B2: 112 (122) -> 138
+  //   step 1: max(60, 66, 92) = 92, end 106;  step 2: max(106, 112, 138) = 138, end 152
+  //   store: 152, data 162, complete 178
   const std::vector<Span> want = {
-      {"load A", 0, 19},    {"load B", 19, 45},   {"compute", 45, 59},   {"load A", 45, 65},
-      {"load B", 65, 91},   {"compute", 91, 105}, {"load A", 91, 111},   {"load B", 111, 137},
-      {"compute", 137, 151}, {"store C", 151, 177}};
+      {"load A", 0, 20},    {"load B", 20, 46},   {"compute", 46, 60},   {"load A", 46, 66},
+      {"load B", 66, 92},   {"compute", 92, 106}, {"load A", 92, 112},   {"load B", 112, 138},
+      {"compute", 138, 152}, {"store C", 152, 178}};
   EXPECT_EQ(timeline(r), want) << show(timeline(r));
-  // Step 0 [0, 45) -> B0: queue 19, latency 10, bandwidth 16. Step 1 [59, 91) -> B1 (start 65):
-  // queue 6, latency 10, bandwidth 16. Step 2 [105, 137) -> B2 (start 111): queue 6, latency 10,
-  // bandwidth 16. Drain 177 - 151 = 26.
-  expect_cycles(r, 177, 42, {0, 0, 19 + 6 + 6, 30, 48, 26});
-  EXPECT_EQ(get(r, "bytes.dram.read.ifmap"), 29 * 2);
+  // Step 0 [0, 46) -> B0 (start 20): queue 20, latency 10, bandwidth 16. Step 1 [60, 92) -> B1
+  // (start 66): queue 6, latency 10, bandwidth 16. Step 2 [106, 138) -> B2 (start 112): queue 6,
+  // latency 10, bandwidth 16. Drain 178 - 152 = 26.
+  expect_cycles(r, 178, 42, {0, 0, 20 + 6 + 6, 30, 48, 26});
+  EXPECT_EQ(get(r, "bytes.dram.read.ifmap"), 3 * 20);
   int64_t a_bytes = 0;
   for (const Slice& sl : r.slices)
     if (sl.name == "load A") a_bytes += sl.bytes;
-  EXPECT_EQ(a_bytes, 29 * 2);
+  EXPECT_EQ(a_bytes, 3 * 20);
   // The array edge still sees the whole virtual matrix: 4x12 elements, one fold of N.
   EXPECT_EQ(get(r, "bytes.edge.ifmap"), 4 * 12 * 2);
 }
@@ -374,26 +375,29 @@ TEST(CostReferenceHand, ResidentOperandsLoadOnceAndNeverSpill) {
   EXPECT_EQ(c_requests, (std::vector<std::string>{"store C", "store C"}));
 }
 
-// Integer shares: for any backing store and any tiling the shares sum to D, and a dense operand's
-// share is the tile's element count.
-TEST(CostReferenceShares, SumToTheBackingStoreAndAreExactForDenseOperands) {
+// Integer shares: each is D x the tile's fraction rounded half up (checked against doubles), a dense
+// operand's share is the tile's element count, and over any tiling they sum to D within half an
+// element per tile.
+TEST(CostReferenceShares, RoundTheFractionAndAreExactForDenseOperands) {
   std::mt19937_64 rng(11);
   for (int trial = 0; trial < 2000; ++trial) {
     const int64_t R = 1 + int64_t(rng() % 40), Q = 1 + int64_t(rng() % 40);
     const int64_t tr = 1 + int64_t(rng() % uint64_t(R)), tq = 1 + int64_t(rng() % uint64_t(Q));
     const int64_t D = trial % 3 == 0 ? R * Q : int64_t(rng() % uint64_t(3 * R * Q + 1));
-    int64_t sum = 0;
+    int64_t sum = 0, tiles = 0;
     for (int64_t r0 = 0; r0 < R; r0 += tr)
       for (int64_t c0 = 0; c0 < Q; c0 += tq) {
         const int64_t r1 = std::min(R, r0 + tr), c1 = std::min(Q, c0 + tq);
         const int64_t s = share(D, R, Q, r0, r1, c0, c1);
-        EXPECT_GE(s, 0);
+        const double exact = double(D) * double((r1 - r0) * (c1 - c0)) / double(R * Q);
+        EXPECT_EQ(s, int64_t(std::floor(exact + 0.5))) << D << " " << R << "x" << Q;
         if (D == R * Q) {
           EXPECT_EQ(s, (r1 - r0) * (c1 - c0));
         }
         sum += s;
+        ++tiles;
       }
-    EXPECT_EQ(sum, D) << R << "x" << Q << " tiles " << tr << "x" << tq;
+    EXPECT_LE(2 * std::abs(sum - D), tiles) << R << "x" << Q << " tiles " << tr << "x" << tq;
   }
   // Products beyond 64 bits (exact in 128).
   const int64_t big = int64_t(1) << 40;
@@ -551,7 +555,8 @@ TEST(CostReferenceInvariants, CountersAgreeWithTheTraceOnRandomSmallCases) {
         }
       }
     }
-    // Each resident-or-not A tile: the first load of each tile moves its share; over all tiles D.
+    // Each resident-or-not A tile: the first load of each tile moves its share; over all tiles D
+    // within half an element per tile.
     if (n == 1) {
       std::map<std::pair<int64_t, int64_t>, int64_t> first;
       for (const Slice& s : r.slices)
@@ -559,7 +564,7 @@ TEST(CostReferenceInvariants, CountersAgreeWithTheTraceOnRandomSmallCases) {
       int64_t sum = 0;
       for (const auto& [k, b] : first) sum += b;
       const int64_t D = c.w.a.dram_elems > 0 ? std::llround(c.w.a.dram_elems) : g.M * g.K;
-      EXPECT_EQ(sum, D * c.w.a.elem_bytes);
+      EXPECT_LE(2 * std::abs(sum / c.w.a.elem_bytes - D), int64_t(first.size())) << sum << " vs " << D;
     }
     // Edge and SRAM.
     EXPECT_EQ(get(r, "bytes.sram.ifmap.read"), get(r, "bytes.edge.ifmap") / double(n) * c.w.a.fetched_fraction * double(n));

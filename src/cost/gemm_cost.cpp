@@ -397,7 +397,30 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
                                                 {f.order[0], f.order[1], f.order[2]}, mutation);
     if (i == 0 || t.total < timing.total) timing = t, pick = i;
   }
-  const Eval& e = finalists[pick];
+  Eval e = finalists[pick];
+  // The chosen plan's DRAM bytes, exactly: every tile moves its integer share of the backing store
+  // (docs/cost-schedule.md), and every tile of an operand is loaded equally often.
+  {
+    const Split sp[3] = {split(g.M, e.t[kM]), split(g.N, e.t[kN]), split(g.K, e.t[kK])};
+    auto shares = [&](const OperandDesc& o, int rd, int cd) {
+      const int64_t R = p.ext[size_t(rd)], Q = p.ext[size_t(cd)];
+      const int64_t D = std::llround(o.dram_elems > 0 ? o.dram_elems : double(R) * double(Q));
+      double sum = 0;
+      for (const auto& [tr, nr] : {std::pair{sp[rd].t, sp[rd].q}, std::pair{sp[rd].r, int64_t(sp[rd].r > 0)}})
+        for (const auto& [tc, nc] : {std::pair{sp[cd].t, sp[cd].q}, std::pair{sp[cd].r, int64_t(sp[cd].r > 0)}})
+          if (nr > 0 && nc > 0) sum += double(nr) * double(nc) * double(tile_share(D, R, Q, tr, tc));
+      return sum * o.elem_bytes;
+    };
+    const double tiles_a = double(sp[kM].count()) * double(sp[kK].count());
+    const double tiles_b = double(sp[kK].count()) * double(sp[kN].count());
+    const double tiles_c = double(sp[kM].count()) * double(sp[kN].count());
+    const double c_bytes = shares(w.c, kM, kN);
+    const double spill = (e.visits_c / tiles_c - 1) * double(g.M) * double(g.N) * kAccBytes;
+    e.dram_a = shares(w.a, kM, kK) * (e.loads_a / tiles_a);
+    e.dram_b = shares(w.b, kK, kN) * (e.loads_b / tiles_b);
+    e.dram_c_write = c_bytes + spill;
+    e.dram_c_read = spill + (w.accumulate_into_c ? c_bytes : 0.0);
+  }
   if (plan) {
     plan->tile_m = e.t[kM];
     plan->tile_n = e.t[kN];

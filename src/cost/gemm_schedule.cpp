@@ -18,16 +18,12 @@ namespace st {
 const std::array<const char*, kStallCauses> kStallCounter = {
     "stall.materialize", "stall.slot", "stall.queue", "stall.latency", "stall.bandwidth", "stall.drain"};
 
-int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-  // Dense: the tile's own elements. Otherwise floor(total * at / extent), in 64 bits when the
-  // product fits (the usual case: 128-bit division is 10x slower), else in 128.
-  if (backing == rows * cols) return (r1 - r0) * (c1 - c0);
-  auto cut = [](int64_t total, int64_t extent, int64_t at) {
-    if (at == 0 || total <= INT64_MAX / at) return total * at / extent;
-    return int64_t(__int128(total) * at / extent);
-  };
-  const int64_t band = cut(backing, rows, r1) - cut(backing, rows, r0);
-  return cut(band, cols, c1) - cut(band, cols, c0);
+int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t tile_rows, int64_t tile_cols) {
+  // backing x the tile's fraction of the virtual elements, rounded half up; dense: the tile itself.
+  const int64_t all = rows * cols, area = tile_rows * tile_cols;
+  if (backing == all) return area;
+  using i128 = __int128;
+  return int64_t((2 * i128(backing) * area + all) / (2 * i128(all)));
 }
 
 namespace {
@@ -201,25 +197,9 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     if (mutation == CostMutation::ws_preload_per_m_tile) c += spec.array.rows;
     return c;
   };
-  // Shares of a backing store that is not the virtual matrix cost four divisions: each tile's is
-  // remembered (operands reload the same tiles many times).
-  std::array<std::vector<int64_t>, 3> memo;   // by the dim left out (A: kN, B: kM, C: kK)
-  constexpr int64_t kMaxMemo = int64_t{1} << 18;
   auto share = [&](int64_t D, int rd, int cd, const std::array<int64_t, 3>& i) {
     if (mutation == CostMutation::average_edge_tiles) return D / (dm.trip[size_t(rd)] * dm.trip[size_t(cd)]);
-    if (D == dm.ext[size_t(rd)] * dm.ext[size_t(cd)]) return dm.size(rd, i[size_t(rd)]) * dm.size(cd, i[size_t(cd)]);
-    auto compute = [&] {
-      return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.begin(rd, i[size_t(rd)]),
-                        dm.begin(rd, i[size_t(rd)]) + dm.size(rd, i[size_t(rd)]), dm.begin(cd, i[size_t(cd)]),
-                        dm.begin(cd, i[size_t(cd)]) + dm.size(cd, i[size_t(cd)]));
-    };
-    const int64_t tiles = dm.trip[size_t(rd)] * dm.trip[size_t(cd)];
-    if (tiles > kMaxMemo) return compute();
-    std::vector<int64_t>& m = memo[size_t(3 - rd - cd)];
-    if (m.empty()) m.assign(size_t(tiles), -1);
-    int64_t& v = m[size_t(i[size_t(rd)] * dm.trip[size_t(cd)] + i[size_t(cd)])];
-    if (v < 0) v = compute();
-    return v;
+    return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.size(rd, i[size_t(rd)]), dm.size(cd, i[size_t(cd)]));
   };
 
   // 1. Materialization on the shared link.
@@ -254,6 +234,7 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
       if (X.seen[size_t(tile_index)]) return false;
       X.seen[size_t(tile_index)] = true;
       X.last = links[size_t(X.link)].issue(t_mat, bytes_of());
+      ++X.loads;   // counted (the steady-state test sees it move); the slot rules ignore it
       return true;
     }
     const int64_t bytes = bytes_of();
@@ -281,37 +262,53 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
   loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, [&] { return share(Db, kK, kN, cur) * w.b.elem_bytes; });
   for (Link& l : links) l.new_round();
 
-  // Steady state: inside a run of the innermost loop every middle round (its step and the next one
-  // full tiles, the same operands moving) does the same thing. When the whole live state after a
-  // round is the state after the previous round shifted by a constant delta, every later middle
-  // round of the run repeats it shifted again (the rules only take max and + of times), so the run
-  // is jumped over in one go. The reference steps every request and tests prove the two equal.
-  const int inner = order[2];
-  const int64_t T = dm.trip[size_t(inner)];
-  const bool dep_a = inner != kN, dep_b = inner != kM, dep_c = inner != kK;
-  std::vector<int64_t> snap, snap_prev, counts(links.size()), counts_prev(links.size());
-  bool have_prev = false;
-  std::array<int64_t, kStallCauses> stall_inc{};
-  int64_t compute_inc = 0;
-  auto snapshot = [&](std::vector<int64_t>& v, std::vector<int64_t>& reqs, const std::vector<int64_t>& count_before) {
-    v.clear();
-    v.push_back(end_prev);
-    if (dep_a) { push(v, A.last); v.push_back(A.end_before_last); }
-    if (dep_b) { push(v, B.last); v.push_back(B.end_before_last); }
-    if (dep_c) { v.push_back(store_of(visits - 2)); v.push_back(store_of(visits - 3)); if (has_c_input) push(v, c_input); }
-    for (size_t l = 0; l < links.size(); ++l) {
-      reqs[l] = links[l].count() - count_before[l];
-      if (reqs[l] > 0) links[l].times(v);
-    }
+  // Steady state, at every loop level. A *unit* of level l is one iteration of loop l (for the
+  // innermost loop: one step; for the middle loop: one run of the innermost; ...). Units in the
+  // middle of their loop (index 1 .. trip-3: full tiles, the same operands moving) do the same thing.
+  // The state after each unit's last round is kept; when the whole live state after a unit is the
+  // state after the previous unit shifted by one delta (the rules only take max and + of times, so
+  // every later middle unit then repeats it shifted again), the middle units left are jumped over
+  // in one go, with their counter increments (tiles of equal size move equal shares, so the units
+  // ahead are alike). The reference steps every request; tests prove the two equal.
+  struct State {
+    std::vector<int64_t> t;                 // times: end, A, B, C, links (fixed layout)
+    std::vector<int64_t> n;                 // counts: loads A/B, visits, c input, link requests, compute, stall
   };
-  std::vector<int64_t> count_before(links.size());
+  const size_t kGroups = 3 + links.size();  // A, B, C, then each link
+  std::vector<size_t> group_begin(kGroups + 1);
+  auto capture = [&](State& st) {
+    st.t.clear();
+    st.n.clear();
+    st.t.push_back(end_prev);
+    group_begin[0] = st.t.size();
+    push(st.t, A.last);
+    st.t.push_back(A.end_before_last);
+    group_begin[1] = st.t.size();
+    push(st.t, B.last);
+    st.t.push_back(B.end_before_last);
+    group_begin[2] = st.t.size();
+    st.t.push_back(store_of(visits - 2));
+    st.t.push_back(store_of(visits - 3));
+    push(st.t, c_input);
+    for (size_t l = 0; l < links.size(); ++l) {
+      group_begin[3 + l] = st.t.size();
+      links[l].times(st.t);
+    }
+    group_begin[kGroups] = st.t.size();
+    st.n = {A.loads, B.loads, visits, int64_t(has_c_input), out.compute};
+    for (const Link& l : links) st.n.push_back(l.count());
+    for (int64_t x : out.stall) st.n.push_back(x);
+  };
+  // The count each group moves with (index into State::n): A loads, B loads, visits, link requests.
+  auto group_count = [&](size_t g) { return g < 3 ? g : 5 + (g - 3); };
+  std::array<State, 3> unit_prev, unit_prev2;   // per level: the states after the last two units
+  std::array<int, 3> units_seen{0, 0, 0};
+  State now;
+  auto level_of = [&](int d) { for (int l = 0; l < 3; ++l) if (order[size_t(l)] == d) return l; return -1; };
 
   std::array<int64_t, 3> prev{-1, -1, -1};
   for (int64_t r = 0; r < S; ++r) {
     const bool last = r + 1 == S;
-    for (size_t l = 0; l < links.size(); ++l) count_before[l] = links[l].count();
-    const auto stall_before = out.stall;
-    const int64_t compute_before = out.compute;
     if (!last) nxt = advance(cur);
     // a. the store of the visit that ended at step r-1.
     if (r >= 1 && !same_c(prev, cur)) {
@@ -366,71 +363,96 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     prev = cur;
     cur = nxt;
 
-    const bool middle = T >= 4 && prev[size_t(inner)] >= 1 && prev[size_t(inner)] <= T - 3 && visits >= 3 &&
-                        A.loads >= 2 && B.loads >= 2 && mutation == CostMutation::none;
-    if (!middle) {
-      have_prev = false;
-      continue;
-    }
-    snapshot(snap, counts, count_before);
-    for (int c = 0; c < kStallCauses; ++c) stall_inc[size_t(c)] = out.stall[size_t(c)] - stall_before[size_t(c)];
-    compute_inc = out.compute - compute_before;
-    bool steady = have_prev && snap.size() == snap_prev.size() && counts == counts_prev;
-    const int64_t delta = have_prev && !snap.empty() && !snap_prev.empty() ? snap[0] - snap_prev[0] : 0;
-    for (size_t i = 0; steady && i < snap.size(); ++i) steady = snap[i] - snap_prev[i] == delta;
-    if (!steady) {
-      std::swap(snap, snap_prev);
-      std::swap(counts, counts_prev);
-      have_prev = true;
-      continue;
-    }
-    // Jump over the rounds r+1 .. r+n (the last middle round of the run is the one of index T-3),
-    // if their transfers all take the same cycles: a backing store that is not the virtual matrix
-    // gives tiles shares that differ by an element or two (tile_share), which may change a transfer.
-    const int64_t n = (T - 3) - prev[size_t(inner)];
-    auto size_at = [&](int d) { return d == inner ? dm.tile[size_t(d)] : dm.size(d, cur[size_t(d)]); };
-    auto uniform = [&](bool moves, int64_t D, int rd, int cd, int eb, int link) {
-      if (!moves || D == dm.ext[size_t(rd)] * dm.ext[size_t(cd)]) return true;
-      const int64_t tr = size_at(rd), tc = size_at(cd);
-      const int64_t band = tile_share(D, dm.ext[size_t(rd)], 1, 0, tr, 0, 1);   // floor(D * tr / R)
-      const int64_t lo = band * tc / dm.ext[size_t(cd)], hi = (band + 1) * tc / dm.ext[size_t(cd)] + 1;
-      return links[size_t(link)].transfer_cycles(lo * eb) == links[size_t(link)].transfer_cycles(hi * eb);
-    };
-    const bool same_transfers = uniform(dep_a, Da, kM, kK, w.a.elem_bytes, A.link) &&
-                                uniform(dep_b, Db, kK, kN, w.b.elem_bytes, B.link) &&
-                                uniform(dep_c, Dc, kM, kN, w.c.elem_bytes, c_link);
-    if (n > 0 && same_transfers) {
-      const int64_t shift_by = n * delta;
-      end_prev += shift_by;
-      out.compute += n * compute_inc;
-      for (int c = 0; c < kStallCauses; ++c) out.stall[size_t(c)] += n * stall_inc[size_t(c)];
-      auto jump_operand = [&](Operand& X, int64_t rows_dim, int64_t cols_dim, int64_t cols_trip) {
-        shift(X.last, shift_by);
-        X.end_before_last += shift_by;
-        X.loads += n;
-        if (X.resident)   // the tiles the skipped rounds loaded for steps r+2 .. r+n+1
-          for (int64_t t = 1; t <= n; ++t) {
-            auto i = cur;
-            i[size_t(inner)] += t;
-            X.seen[size_t(i[size_t(rows_dim)] * cols_trip + i[size_t(cols_dim)])] = true;
-          }
-      };
-      if (dep_a) jump_operand(A, kM, kK, dm.trip[kK]);
-      if (dep_b) jump_operand(B, kK, kN, dm.trip[kN]);
-      if (dep_c) {
-        const int64_t s2 = store_of(visits - 2) + shift_by, s3 = store_of(visits - 3) + shift_by;
-        visits += n;
-        store_done[size_t((visits - 2) % 4)] = s2;
-        store_done[size_t((visits - 3) % 4)] = s3;
-        if (has_c_input) shift(c_input, shift_by);
+    if (last || mutation != CostMutation::none) continue;
+    // The outermost level whose unit ends with this round and sits in the middle of its loop.
+    for (int lvl = 0; lvl < 3; ++lvl) {
+      const int d = order[size_t(lvl)];
+      const int64_t T = dm.trip[size_t(d)];
+      bool boundary = true;
+      for (int inner_l = lvl + 1; inner_l < 3; ++inner_l)
+        boundary = boundary && prev[size_t(order[size_t(inner_l)])] + 1 == dm.trip[size_t(order[size_t(inner_l)])];
+      if (!boundary) continue;
+      const int64_t at = prev[size_t(d)];
+      if (T < 4 || at < 1 || at > T - 3) {
+        units_seen[size_t(lvl)] = 0;
+        continue;
       }
-      for (size_t l = 0; l < links.size(); ++l)
-        if (counts[l] > 0) links[l].jump(n * counts[l], shift_by);
-      cur[size_t(inner)] += n;
-      prev[size_t(inner)] += n;
-      r += n;
+      capture(now);
+      const bool have2 = units_seen[size_t(lvl)] >= 2;
+      bool steady = have2;
+      int64_t delta = 0;
+      if (steady) {
+        const State& p1 = unit_prev[size_t(lvl)];
+        const State& p0 = unit_prev2[size_t(lvl)];
+        delta = now.t[0] - p1.t[0];
+        // The same class of unit: every count moved as much as in the unit before.
+        for (size_t i = 0; steady && i < now.n.size(); ++i) steady = now.n[i] - p1.n[i] == p1.n[i] - p0.n[i];
+        steady = steady && now.n[3] == p1.n[3];   // a C input pending at the boundary, or not, alike
+        // Every moving group shifted by delta (a frozen one is not read by the units ahead).
+        for (size_t g = 0; steady && g < kGroups; ++g) {
+          if (now.n[group_count(g)] == p1.n[group_count(g)]) continue;
+          if (g == 2) {   // C: the two stores its slot rule reads (none when resident), the pending input
+            const size_t from = group_begin[g] + (c_resident ? 2 : 0), to = group_begin[g] + (now.n[3] ? 7 : 2);
+            for (size_t i = from; steady && i < to; ++i) steady = now.t[i] - p1.t[i] == delta;
+            continue;
+          }
+          for (size_t i = group_begin[g]; steady && i < group_begin[g + 1]; ++i) steady = now.t[i] - p1.t[i] == delta;
+        }
+        // Past the start-up: a moving operand's slot rule reads the load before last, C's the store
+        // of the visit two back (a frozen one is not read by the units ahead).
+        const State& q = unit_prev[size_t(lvl)];
+        if (now.n[0] != q.n[0]) steady = steady && A.loads >= 2;
+        if (now.n[1] != q.n[1]) steady = steady && B.loads >= 2;
+        if (now.n[2] != q.n[2]) steady = steady && (c_resident || visits >= 3);
+      }
+      const int64_t n = (T - 3) - at;
+      if (steady && n > 0) {
+        const State& p1 = unit_prev[size_t(lvl)];
+        const int64_t shift_by = n * delta;
+        int64_t steps = 1;
+        for (int inner_l = lvl + 1; inner_l < 3; ++inner_l) steps *= dm.trip[size_t(order[size_t(inner_l)])];
+        end_prev += shift_by;
+        out.compute += n * (now.n[4] - p1.n[4]);
+        for (int c = 0; c < kStallCauses; ++c)
+          out.stall[size_t(c)] += n * (now.n[5 + links.size() + size_t(c)] - p1.n[5 + links.size() + size_t(c)]);
+        auto jump_operand = [&](Operand& X, int64_t moved, int rd, int cd) {
+          if (moved == 0) return;
+          shift(X.last, shift_by);
+          X.end_before_last += shift_by;
+          X.loads += n * moved;
+          if (!X.resident) return;
+          // The tiles of the skipped units, loaded by them (for the first time).
+          auto range = [&](int x) {
+            if (x == d) return std::pair<int64_t, int64_t>{at + 1, at + n};
+            if (level_of(x) < lvl) return std::pair<int64_t, int64_t>{cur[size_t(x)], cur[size_t(x)]};
+            return std::pair<int64_t, int64_t>{0, dm.trip[size_t(x)] - 1};
+          };
+          const auto [r0, r1] = range(rd);
+          const auto [c0, c1] = range(cd);
+          for (int64_t i = r0; i <= r1; ++i)
+            for (int64_t j = c0; j <= c1; ++j) X.seen[size_t(i * dm.trip[size_t(cd)] + j)] = true;
+        };
+        jump_operand(A, now.n[0] - p1.n[0], kM, kK);
+        jump_operand(B, now.n[1] - p1.n[1], kK, kN);
+        if (const int64_t dv = now.n[2] - p1.n[2]; dv > 0) {
+          const int64_t s2 = store_of(visits - 2) + shift_by, s3 = store_of(visits - 3) + shift_by;
+          visits += n * dv;
+          store_done[size_t((visits - 2) % 4)] = s2;
+          store_done[size_t((visits - 3) % 4)] = s3;
+          if (has_c_input) shift(c_input, shift_by);
+        }
+        for (size_t l = 0; l < links.size(); ++l)
+          if (const int64_t dn = now.n[5 + l] - p1.n[5 + l]; dn > 0) links[l].jump(n * dn, shift_by);
+        cur[size_t(d)] += n;
+        prev[size_t(d)] += n;
+        r += n * steps;
+        for (int l = lvl; l < 3; ++l) units_seen[size_t(l)] = 0;
+        break;
+      }
+      std::swap(unit_prev2[size_t(lvl)], unit_prev[size_t(lvl)]);
+      unit_prev[size_t(lvl)] = now;
+      ++units_seen[size_t(lvl)];
     }
-    have_prev = false;
   }
   // Round S: the store of the last visit.
   {
