@@ -324,6 +324,7 @@ constexpr double kPruneSlack = 1e-9;
 // choice is kept: 3 finalists cost 2x the time and, on the shapes of tests/test_cost_gemm.cpp, made
 // a 4x faster link pick a plan 6 cycles slower (simdit-16x16, 5000x1000x2048), where 1 never did.
 constexpr int kFinalists = 1;
+constexpr double kExactCycles = 0x1p50;   // beyond this the closed form times the plan (cost_one)
 
 // `prune`: skip the loop orders of a tiling whose lower bound already exceeds the total of the last
 // finalist. Such a tiling can never be a finalist (nor tie: ties are broken by DRAM bytes, but it is
@@ -391,7 +392,10 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   const std::vector<Eval> finalists = search(p, evaluated, prune);
   ScheduleTiming timing;
   size_t pick = 0;
-  for (size_t i = 0; i < finalists.size(); ++i) {
+  // Beyond 2^50 cycles (a GEMM no layer limit lets through; doubles stop being exact at 2^53 and the
+  // schedule's int64 times could overflow) the closed form is the timing: no stall causes.
+  const bool closed_form = finalists[0].total + finalists[0].compute > kExactCycles;
+  for (size_t i = 0; i < finalists.size() && !closed_form; ++i) {
     const Eval& f = finalists[i];
     const ScheduleTiming t = time_gemm_schedule(w, spec, {f.t[kM], f.t[kN], f.t[kK]},
                                                 {f.order[0], f.order[1], f.order[2]}, mutation);
@@ -436,7 +440,7 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
                              double(std::llround(w.c.extra_dram_read_bytes))};
   const double extra_w[3] = {double(std::llround(w.a.extra_dram_write_bytes)), double(std::llround(w.b.extra_dram_write_bytes)),
                              double(std::llround(w.c.extra_dram_write_bytes))};
-  const double total = double(timing.total);
+  const double total = closed_form ? std::ceil(e.total) : double(timing.total);
   const double compute = e.compute;
 
   const double M = double(g.M), N = double(g.N), K = double(g.K);
