@@ -170,13 +170,22 @@ Exposed exposed(const Problem& p, const Split s[3]) {
 // Every step costs at least its compute and at least its bytes on each link over that link's
 // bandwidth, and evaluate() charges every operand's full backing store at least once (A and B read,
 // C written; the accumulate read-back of C is not always on the time line, so it is left out).
-double lower_bound(const Problem& p, double compute, const Exposed& x) {
-  std::array<double, 4> bytes{0, 0, 0, 0};
-  bytes[p.link_a] += p.a_total;
-  bytes[p.link_b] += p.b_total;
-  bytes[p.link_c] += p.c_total;
+double lower_bound(const Problem& p, const Split s[3], double compute, const Exposed& x) {
+  // Every tile of A, B and C crosses its link at least once, a request each: with one request in
+  // flight each pays its latency in turn; with more, at least one latency is paid.
+  const double tiles_a = double(s[kM].count()) * double(s[kK].count());
+  const double tiles_b = double(s[kK].count()) * double(s[kN].count());
+  const double tiles_c = double(s[kM].count()) * double(s[kN].count());
+  std::array<double, 4> bytes{0, 0, 0, 0}, requests{0, 0, 0, 0};
+  bytes[size_t(p.link_a)] += p.a_total, requests[size_t(p.link_a)] += tiles_a;
+  bytes[size_t(p.link_b)] += p.b_total, requests[size_t(p.link_b)] += tiles_b;
+  bytes[size_t(p.link_c)] += p.c_total, requests[size_t(p.link_c)] += tiles_c;
   double mem = 0;
-  for (int l = 0; l < 4; ++l) mem = std::max(mem, bytes[l] / p.link_bw[l]);
+  for (int l = 0; l < 4; ++l) {
+    if (requests[size_t(l)] == 0) continue;
+    const double latencies = p.latency_of[2] == 2 * p.latency ? requests[size_t(l)] * p.latency : p.latency;
+    mem = std::max(mem, latencies + bytes[size_t(l)] / p.link_bw[size_t(l)]);
+  }
   return std::max(x.first + compute + x.last, mem);
 }
 
@@ -355,7 +364,7 @@ std::vector<Eval> search(const Problem& p, int64_t& evaluated, bool prune) {
         tile_compute(p.spec->array, s, compute, folds);
         const Exposed x = exposed(p, s);
         if (prune && int(best.size()) == kFinalists &&
-            lower_bound(p, compute, x) > best.back().total * (1 + kPruneSlack)) {
+            lower_bound(p, s, compute, x) > best.back().total * (1 + kPruneSlack)) {
           evaluated += std::size(kOrders);
           continue;
         }
