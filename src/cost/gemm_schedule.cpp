@@ -19,11 +19,11 @@ const std::array<const char*, kStallCauses> kStallCounter = {
     "stall.materialize", "stall.slot", "stall.queue", "stall.latency", "stall.bandwidth", "stall.drain"};
 
 int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t tile_rows, int64_t tile_cols) {
-  // backing x the tile's fraction of the virtual elements, rounded half up; dense: the tile itself.
+  // backing x the tile's fraction of the virtual elements, rounded up; dense: the tile itself.
   const int64_t all = rows * cols, area = tile_rows * tile_cols;
   if (backing == all) return area;
   using i128 = __int128;
-  return int64_t((2 * i128(backing) * area + all) / (2 * i128(all)));
+  return int64_t((i128(backing) * area + all - 1) / all);
 }
 
 namespace {

@@ -37,7 +37,7 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
                                   const std::array<int, 3>& order, CostMutation mutation = CostMutation::none);
 
 // The integer share of a backing store of `backing` elements for a tile of tile_rows x tile_cols of
-// a rows x cols virtual matrix: its fraction, rounded half up (docs/cost-schedule.md "Bytes of a
+// a rows x cols virtual matrix: its fraction, rounded up (docs/cost-schedule.md "Bytes of a
 // tile"). Dense (backing = rows x cols): the tile's element count.
 int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t tile_rows, int64_t tile_cols);
 

@@ -63,10 +63,10 @@ Tiling make_tiling(const GemmShape& g, const GemmPlan& plan) {
 }
 
 int64_t share(int64_t D, int64_t R, int64_t Q, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-  // D x (the tile's part of the R x Q virtual elements), rounded half up, exactly in 128 bits.
+  // D x (the tile's part of the R x Q virtual elements), rounded up, exactly in 128 bits.
   using i128 = __int128;
   const i128 area = i128(r1 - r0) * (c1 - c0), all = i128(R) * Q;
-  return int64_t((2 * i128(D) * area + all) / (2 * all));
+  return int64_t((i128(D) * area + all - 1) / all);
 }
 
 int64_t tile_bytes(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1) {

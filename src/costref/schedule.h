@@ -46,7 +46,7 @@ struct Layout {
 };
 
 // The integer share of a backing store of D elements for rows [r0, r1) x cols [c0, c1) of a R x Q
-// virtual matrix: D x the tile's fraction of the virtual elements, rounded half up
+// virtual matrix: D x the tile's fraction of the virtual elements, rounded up
 // (docs/cost-schedule.md "Bytes of a tile").
 int64_t share(int64_t D, int64_t R, int64_t Q, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
 
