@@ -20,9 +20,9 @@ const std::array<const char*, kStallCauses> kStallCounter = {
 
 int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t tile_rows, int64_t tile_cols) {
   // backing x the tile's fraction of the virtual elements, rounded up; dense: the tile itself.
-  const int64_t all = rows * cols, area = tile_rows * tile_cols;
-  if (backing == all) return area;
-  using i128 = __int128;
+  using i128 = __int128;   // rows x cols may pass 2^63 (a GEMM beyond every layer limit)
+  const i128 all = i128(rows) * cols, area = i128(tile_rows) * tile_cols;
+  if (backing == all) return int64_t(area);
   return int64_t((i128(backing) * area + all - 1) / all);
 }
 
