@@ -861,6 +861,12 @@ std::string read_in_child(const std::string& path, const std::function<std::stri
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::alarm(child_time_limit(path));
+    // Whatever the library (or a sanitizer's report of its crash) prints is not the user's message:
+    // the parent says in one line what happened, so the child's stderr goes nowhere.
+    if (const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null_fd >= 0) {
+      ::dup2(null_fd, STDERR_FILENO);
+      ::close(null_fd);
+    }
     char status = 'E';
     std::string payload;
     try {
