@@ -25,18 +25,12 @@ namespace {
 
 const char* const kPresets[] = {"tpu-like", "simdit-16x16", "bp-im2col-16x16"};
 
-std::map<std::string, double> as_map(const Stats& s) {
-  std::map<std::string, double> m;
-  for (const auto& [k, v] : s.values()) m.emplace(k, v);
-  return m;
-}
-
 // The disagreements of one description on one spec ("" when they agree), with what was compared.
 std::string compare(const GemmWork& w, const Spec& spec, CostMutation mutation = CostMutation::none) {
   GemmPlan plan;
   const Stats fast = cost_gemm_search(w, spec, &plan, /*prune=*/true, mutation);
   const costref::Result ref = costref::simulate_gemm(w, spec, plan);
-  const auto d = costref::disagreements(as_map(fast), ref.counters);
+  const auto d = costref::disagreements(fast.values(), ref.counters);
   if (d.empty()) return "";
   std::string s = "GEMM " + std::to_string(w.shape.M) + "x" + std::to_string(w.shape.N) + "x" +
                   std::to_string(w.shape.K) + " sub " + std::to_string(w.sub_gemms) + " on " + spec.name +

@@ -21,8 +21,6 @@ namespace {
 constexpr double kTraceBytesPerSlice = 160;
 constexpr double kTraceFileBytesPerSlice = 250;
 
-std::map<std::string, double> as_map(const Stats& s) { return {s.values().begin(), s.values().end()}; }
-
 }  // namespace
 
 void check_reference_work(const std::vector<CostedGemm>& gemms, bool trace, bool force, const std::string& flag) {
@@ -61,7 +59,7 @@ void run_reference(std::vector<CostedGemm>& gemms, const Spec& spec, bool want_t
                                      g.plan.tile_m, g.plan.tile_n, g.plan.tile_k, g.plan.loop_order, e.what())};
       continue;
     }
-    g.disagreements = costref::disagreements(as_map(g.fast), g.reference->counters);
+    g.disagreements = costref::disagreements(g.fast.values(), g.reference->counters);
   }
 }
 

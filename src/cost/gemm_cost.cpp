@@ -327,32 +327,26 @@ bool better(const Eval& x, const Eval& y) {
 // Relative slack of the pruning test: the bound is exact arithmetic, evaluate() rounds.
 constexpr double kPruneSlack = 1e-9;
 
-// The closed form ranks every candidate; the `kFinalists` best are then timed exactly by the
-// schedule (gemm_schedule.h) and the fastest of them is the plan. The closed form averages steps
-// but charges what the schedule charges (a latency per request, the same bytes), so its first
-// choice is kept: 3 finalists cost 2x the time and, on the shapes of tests/test_cost_gemm.cpp, made
-// a 4x faster link pick a plan 6 cycles slower (simdit-16x16, 5000x1000x2048), where 1 never did.
-constexpr int kFinalists = 1;
+// The closed form ranks every candidate and its best is the plan, which the schedule
+// (gemm_schedule.h) then times exactly. The closed form averages steps but charges what the schedule
+// charges (a latency per request, the same bytes). Timing the 3 best exactly and keeping the fastest
+// was tried: 2x the cost, and on the shapes of tests/test_cost_gemm.cpp it made a 4x faster link pick
+// a plan 6 cycles slower (simdit-16x16, 5000x1000x2048), which ranking by the closed form never did.
 constexpr double kExactCycles = 0x1p50;   // beyond this the closed form times the plan (cost_one)
 
-// `prune`: skip the loop orders of a tiling whose lower bound already exceeds the total of the last
-// finalist. Such a tiling can never be a finalist (nor tie: ties are broken by DRAM bytes, but it is
-// strictly slower), so the finalists are the same as the exhaustive search's (tests/test_cost_gemm.cpp
-// proves it on many shapes and specs); pruned candidates still count as evaluated, by the bound.
-std::vector<Eval> search(const Problem& p, int64_t& evaluated, bool prune) {
+// `prune`: skip the loop orders of a tiling whose lower bound already exceeds the best total found.
+// Such a tiling can never win (nor tie: ties are broken by DRAM bytes, but it is strictly slower), so
+// the choice is the same as the exhaustive search's (tests/test_dse.cpp proves it on many shapes and
+// specs); pruned candidates still count as evaluated, by the bound.
+Eval search(const Problem& p, int64_t& evaluated, bool prune) {
   static constexpr int kOrders[6][3] = {{kM, kN, kK}, {kN, kM, kK}, {kM, kK, kN},
                                         {kK, kM, kN}, {kN, kK, kM}, {kK, kN, kM}};
   const auto cm = candidates(p.ext[kM], p.gran[kM]);
   const auto cn = candidates(p.ext[kN], p.gran[kN]);
   const auto ck = candidates(p.ext[kK], p.gran[kK]);
-  std::vector<Eval> best;   // sorted by `better`, at most kFinalists
+  Eval best;
+  bool have = false;
   evaluated = 0;
-  auto offer = [&](const Eval& e) {
-    if (int(best.size()) == kFinalists && !better(e, best.back())) return;
-    auto at = std::upper_bound(best.begin(), best.end(), e, better);
-    best.insert(at, e);
-    if (int(best.size()) > kFinalists) best.pop_back();
-  };
   for (int64_t tm : cm)
     for (int64_t tk : ck) {
       if (double(tm) * double(tk) * p.a_occ > p.bank_a) continue;
@@ -363,23 +357,23 @@ std::vector<Eval> search(const Problem& p, int64_t& evaluated, bool prune) {
         double compute, folds;
         tile_compute(p.spec->array, s, compute, folds);
         const Exposed x = exposed(p, s);
-        if (prune && int(best.size()) == kFinalists &&
-            lower_bound(p, s, compute, x) > best.back().total * (1 + kPruneSlack)) {
+        if (prune && have && lower_bound(p, s, compute, x) > best.total * (1 + kPruneSlack)) {
           evaluated += std::size(kOrders);
           continue;
         }
         for (const auto& o : kOrders) {
-          offer(evaluate(p, s, compute, folds, x, o));
+          const Eval e = evaluate(p, s, compute, folds, x, o);
           ++evaluated;
+          if (!have || better(e, best)) best = e, have = true;
         }
       }
     }
-  if (best.empty()) {  // nothing fits (absurdly small buffers): the smallest tiles of every dim
+  if (!have) {  // nothing fits (absurdly small buffers): the smallest tiles of every dim
     const Split s[3] = {split(p.ext[kM], cm.back()), split(p.ext[kN], cn.back()),
                         split(p.ext[kK], ck.back())};
     double compute, folds;
     tile_compute(p.spec->array, s, compute, folds);
-    best.push_back(evaluate(p, s, compute, folds, exposed(p, s), kOrders[0]));
+    best = evaluate(p, s, compute, folds, exposed(p, s), kOrders[0]);
     evaluated = 1;
   }
   return best;
@@ -397,20 +391,13 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   if (g.M <= 0 || g.N <= 0 || g.K <= 0) return s;
   const Problem p = make_problem(w, spec);
   int64_t evaluated = 0;
-  // The finalists timed exactly; the fastest wins (ties: the closed form's order).
-  const std::vector<Eval> finalists = search(p, evaluated, prune);
-  ScheduleTiming timing;
-  size_t pick = 0;
+  Eval e = search(p, evaluated, prune);
   // Beyond 2^50 cycles (a GEMM no layer limit lets through; doubles stop being exact at 2^53 and the
   // schedule's int64 times could overflow) the closed form is the timing: no stall causes.
-  const bool closed_form = finalists[0].total + finalists[0].compute > kExactCycles;
-  for (size_t i = 0; i < finalists.size() && !closed_form; ++i) {
-    const Eval& f = finalists[i];
-    const ScheduleTiming t = time_gemm_schedule(w, spec, {f.t[kM], f.t[kN], f.t[kK]},
-                                                {f.order[0], f.order[1], f.order[2]}, mutation);
-    if (i == 0 || t.total < timing.total) timing = t, pick = i;
-  }
-  Eval e = finalists[pick];
+  const bool closed_form = e.total + e.compute > kExactCycles;
+  const ScheduleTiming timing = closed_form ? ScheduleTiming{}
+                                            : time_gemm_schedule(w, spec, {e.t[kM], e.t[kN], e.t[kK]},
+                                                                 {e.order[0], e.order[1], e.order[2]}, mutation);
   // The chosen plan's DRAM bytes, exactly: every tile moves its integer share of the backing store
   // (docs/cost-schedule.md), and every tile of an operand is loaded equally often.
   {

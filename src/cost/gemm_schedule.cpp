@@ -112,7 +112,6 @@ void push(std::vector<int64_t>& v, const Request& q) {
 struct Dims {
   std::array<int64_t, 3> ext, tile, trip;
   int64_t size(int d, int64_t i) const { return i + 1 < trip[d] ? tile[d] : ext[d] - tile[d] * (trip[d] - 1); }
-  int64_t begin(int d, int64_t i) const { return i * tile[d]; }
 };
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

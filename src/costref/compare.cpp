@@ -9,7 +9,7 @@
 
 namespace st::costref {
 
-std::vector<std::string> disagreements(const std::map<std::string, double>& fast,
+std::vector<std::string> disagreements(const std::map<std::string, double, std::less<>>& fast,
                                        const std::map<std::string, double>& reference) {
   std::set<std::string> names;
   for (const auto& [k, v] : fast) names.insert(k);

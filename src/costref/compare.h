@@ -1,6 +1,7 @@
 #pragma once
 // The contract between the fast cost model and the reference (docs/cost-schedule.md), as code: one
 // function that the tests and `systrain cost --reference` both use.
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,7 +16,8 @@ constexpr double kEnergyRelBound = 1e-12;
 
 // One line per counter that breaks the contract (present in one map only, or different beyond its
 // bound); empty when the two agree.
-std::vector<std::string> disagreements(const std::map<std::string, double>& fast,
+// `fast` is the fast model's Stats::values() (a map with a transparent comparator).
+std::vector<std::string> disagreements(const std::map<std::string, double, std::less<>>& fast,
                                        const std::map<std::string, double>& reference);
 
 }  // namespace st::costref
