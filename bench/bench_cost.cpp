@@ -41,9 +41,9 @@ std::vector<st::GemmWork> resnet50_convs() {
     w.shape = {P * P, c.K, c.C * c.R * c.R};
     const double x = double(c.H * c.H * c.C);
     const double virt = double(w.shape.M) * double(w.shape.K);
-    w.a = {w.shape.M, w.shape.K, 2, x, std::min(1.0, x / virt), 1, 0, 0, 0};
-    w.b = {w.shape.K, w.shape.N, 2, double(w.shape.K * w.shape.N), 1, 1, 0, 0, 0};
-    w.c = {w.shape.M, w.shape.N, 4, double(w.shape.M * w.shape.N), 1, 1, 0, 0, 0};
+    w.a = st::operand_desc(w.shape.M, w.shape.K, 2, x, std::min(1.0, x / virt));
+    w.b = st::operand_desc(w.shape.K, w.shape.N, 2, double(w.shape.K * w.shape.N), 1);
+    w.c = st::operand_desc(w.shape.M, w.shape.N, 4, double(w.shape.M * w.shape.N), 1);
     out.push_back(w);
   }
   return out;

@@ -38,14 +38,15 @@ struct TapCursor {
 }  // namespace
 
 AddressGenerator::AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w,
-                                   int64_t n_stride, int64_t a_stride, int64_t backing_elems)
+                                   int64_t n_stride, int64_t a_stride, int64_t backing_elems, int64_t pitch)
     : N_(N), A_(A), R_(R), S_(S), out_h_(out_h), out_w_(out_w), n_stride_(n_stride), a_stride_(a_stride),
+      backing_elems_(backing_elems), pitch_(pitch),
       narrow_(backing_elems <= std::numeric_limits<int32_t>::max() && R <= kMaxTaps && S <= kMaxTaps),
       htab_(static_cast<size_t>(R * out_h), -1), wtab_(static_cast<size_t>(S * out_w), -1) {}
 
 AddressGenerator AddressGenerator::im2col(const ConvDesc& d, int64_t out_h, int64_t out_w, int64_t stride_h,
                                           int64_t stride_w) {
-  AddressGenerator g(d.N, d.C, d.R, d.S, out_h, out_w, d.C * d.H * d.W, d.H * d.W, d.src_elems());
+  AddressGenerator g(d.N, d.C, d.R, d.S, out_h, out_w, d.C * d.H * d.W, d.H * d.W, d.src_elems(), d.W);
   for (int64_t r = 0; r < d.R; ++r)
     for (int64_t y = 0; y < out_h; ++y) {
       const int64_t h = stride_h * y + r - d.pt;
@@ -63,7 +64,7 @@ AddressGenerator AddressGenerator::im2col(const ConvDesc& d, int64_t out_h, int6
 
 AddressGenerator AddressGenerator::dx_bp(const ConvDesc& d) {
   const int64_t P = d.P(), Q = d.Q();
-  AddressGenerator g(d.N, d.K, d.R, d.S, d.H, d.W, d.K * P * Q, P * Q, d.dst_elems());
+  AddressGenerator g(d.N, d.K, d.R, d.S, d.H, d.W, d.K * P * Q, P * Q, d.dst_elems(), Q);
   // Rotated tap r' = R-1-rbar: output row h receives dY row u / sh of the original tap rbar when
   // u = h + pt - rbar is a non-negative multiple of the stride inside dY (else an inserted zero or
   // padding).
@@ -83,7 +84,7 @@ AddressGenerator AddressGenerator::dx_bp(const ConvDesc& d) {
 
 AddressGenerator AddressGenerator::dx_explicit(const ConvDesc& d) {
   const int64_t Hu = d.Hu(), Wu = d.Wu();
-  AddressGenerator g(d.N, d.K, d.R, d.S, d.H, d.W, d.K * Hu * Wu, Hu * Wu, d.N * d.K * Hu * Wu);
+  AddressGenerator g(d.N, d.K, d.R, d.S, d.H, d.W, d.K * Hu * Wu, Hu * Wu, d.N * d.K * Hu * Wu, Wu);
   for (int64_t rp = 0; rp < d.R; ++rp)
     for (int64_t h = 0; h < d.H; ++h) g.htab_[rp * d.H + h] = (h + rp) * Wu;
   for (int64_t tp = 0; tp < d.S; ++tp)
@@ -98,7 +99,7 @@ AddressGenerator AddressGenerator::dx_phase(const ConvDesc& d, const std::vector
   const int64_t P = d.P(), Q = d.Q();
   const int64_t nth = int64_t(taps_h.size()), ntw = int64_t(taps_w.size());
   const int64_t nh = int64_t(rows_h.size()), nw = int64_t(rows_w.size());
-  AddressGenerator g(d.N, d.K, nth, ntw, nh, nw, d.K * P * Q, P * Q, d.dst_elems());
+  AddressGenerator g(d.N, d.K, nth, ntw, nh, nw, d.K * P * Q, P * Q, d.dst_elems(), Q);
   // Within a phase the divisions are exact; out of range means padding.
   for (int64_t it = 0; it < nth; ++it)
     for (int64_t ih = 0; ih < nh; ++ih) {
@@ -113,6 +114,29 @@ AddressGenerator AddressGenerator::dx_phase(const ConvDesc& d, const std::vector
   // Consecutive phase columns are sw apart in dX and 1 apart in dY.
   if (nw > 0) g.set_columns(Columns::unit, [&](int64_t jt) { return (rows_w[0] + d.pl - taps_w[jt]) / d.sw; });
   return g;
+}
+
+AddressGenerator AddressGenerator::dilated_dy(const ConvDesc& d) {
+  const int64_t P = d.P(), Q = d.Q(), Pd = d.Pd(), Qd = d.Qd();
+  AddressGenerator g(d.N, d.K, 1, 1, Pd, Qd, d.K * P * Q, P * Q, d.dst_elems(), Q);
+  for (int64_t y = 0; y < Pd; ++y)
+    if (y % d.sh == 0) g.htab_[size_t(y)] = y / d.sh * Q;
+  for (int64_t x = 0; x < Qd; ++x)
+    if (x % d.sw == 0) g.wtab_[size_t(x)] = x / d.sw;
+  g.set_columns(d.sw == 1 ? Columns::unit : Columns::gather, [](int64_t) { return 0; });
+  return g;
+}
+
+AddressGenerator GeneratorRecipe::make() const {
+  switch (kind) {
+    case Kind::im2col: return AddressGenerator::im2col(conv, out_h, out_w, stride_h, stride_w);
+    case Kind::dx_bp: return AddressGenerator::dx_bp(conv);
+    case Kind::dx_explicit: return AddressGenerator::dx_explicit(conv);
+    case Kind::dx_phase: return AddressGenerator::dx_phase(conv, taps_h, taps_w, rows_h, rows_w);
+    case Kind::dilated_dy: return AddressGenerator::dilated_dy(conv);
+  }
+  ST_INVARIANT(false);
+  return AddressGenerator::dx_bp(conv);
 }
 
 void AddressGenerator::set_columns(Columns mode, const std::function<int64_t(int64_t)>& shift) {

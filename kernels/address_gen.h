@@ -23,6 +23,26 @@
 
 namespace st {
 
+class AddressGenerator;
+
+// Which generator, for which convolution: a value the work descriptions carry (src/cost/work.h), so
+// the cost models can rebuild the very generator the numerics use and count the backing elements a
+// tile of the lowered operand touches (its footprint).
+struct GeneratorRecipe {
+  enum class Kind : uint8_t {
+    im2col,       // im2col(conv, out_h, out_w, stride_h, stride_w)
+    dx_bp,        // dx_bp(conv)
+    dx_explicit,  // dx_explicit(conv)
+    dx_phase,     // dx_phase(conv, taps_h, taps_w, rows_h, rows_w)
+    dilated_dy,   // dilated_dy(conv)
+  };
+  Kind kind = Kind::im2col;
+  ConvDesc conv;
+  int64_t out_h = 0, out_w = 0, stride_h = 1, stride_w = 1;  // im2col
+  std::vector<int64_t> taps_h, taps_w, rows_h, rows_w;        // dx_phase
+  AddressGenerator make() const;
+};
+
 class AddressGenerator {
  public:
   static AddressGenerator im2col(const ConvDesc& d, int64_t out_h, int64_t out_w, int64_t stride_h,
@@ -34,9 +54,30 @@ class AddressGenerator {
   static AddressGenerator dx_phase(const ConvDesc& d, const std::vector<int64_t>& taps_h,
                                    const std::vector<int64_t>& taps_w, const std::vector<int64_t>& rows_h,
                                    const std::vector<int64_t>& rows_w);
+  // The dilated dY of dW under BP-im2col (lowering.h dw_a_bp, K x N Pd Qd), NOT transposed: rows
+  // (a = k, R = S = 1), columns (n, y, x) over Pd x Qd, backing the compact dY; the inserted zeros
+  // (y or x not a multiple of the stride) are generated. The numerics pack this operand directly
+  // (pack_dw_a_dilated); the cost models use the generator to count what a tile of it reads.
+  static AddressGenerator dilated_dy(const ConvDesc& d);
 
   int64_t rows() const { return A_ * R_ * S_; }
   int64_t cols() const { return N_ * out_h_ * out_w_; }
+  // The separable form, for the cost model's footprint counting (src/cost/footprint.h):
+  //   index = n * n_stride + a * a_stride + h_offset(r, y) + w_offset(t, x)
+  // with h_offset a multiple of row_pitch (a backing row times its width) and w_offset in
+  // [0, row_pitch); -1 where the element is a zero.
+  int64_t images() const { return N_; }
+  int64_t channels() const { return A_; }
+  int64_t taps_h() const { return R_; }
+  int64_t taps_w() const { return S_; }
+  int64_t out_h() const { return out_h_; }
+  int64_t out_w() const { return out_w_; }
+  int64_t n_stride() const { return n_stride_; }
+  int64_t a_stride() const { return a_stride_; }
+  int64_t row_pitch() const { return pitch_; }
+  int64_t backing_elems() const { return backing_elems_; }
+  int64_t h_offset(int64_t r, int64_t y) const { return htab_[size_t(r * out_h_ + y)]; }
+  int64_t w_offset(int64_t t, int64_t x) const { return wtab_[size_t(t * out_w_ + x)]; }
   // Index of element (row, col) in the backing tensor, or -1 for a zero.
   int64_t index(int64_t row, int64_t col) const;
   // dst[(row - row0) * ld + (col - col0)] for rows [row0, row1), columns [col0, col1).
@@ -47,7 +88,7 @@ class AddressGenerator {
 
  private:
   AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w, int64_t n_stride,
-                   int64_t a_stride, int64_t backing_elems);
+                   int64_t a_stride, int64_t backing_elems, int64_t pitch);
   // How the lanes of one output line (consecutive columns x) address the backing tensor.
   enum class Columns : uint8_t {
     unit,    // wtab[t][x] = x + w_shift[t]: one masked load (stride-1 im2col and dX, explicit)
@@ -63,6 +104,7 @@ class AddressGenerator {
 
   int64_t N_, A_, R_, S_, out_h_, out_w_;
   int64_t n_stride_, a_stride_;
+  int64_t backing_elems_, pitch_;
   Columns columns_ = Columns::gather;
   std::vector<int64_t> w_shift_;  // unit / step2: wtab[t][x] = step * x + w_shift[t] where valid
   bool narrow_;                  // all indices fit in int32: the vector path applies

@@ -12,9 +12,9 @@ GemmWork conv_like(const std::string& layer, int64_t M, int64_t N, int64_t K, Op
   GemmWork w;
   w.tag = {layer, kind, kind == OpKind::conv_fwd ? Phase::forward : Phase::backward_data};
   w.shape = {M, N, K};
-  w.a = {M, K, 2, double(M * K), 1, 1, 0, 0, 0};
-  w.b = {K, N, 2, double(K * N), 1, 1, 0, 0, 0};
-  w.c = {M, N, 4, double(M * N), 1, 1, 0, 0, 0};
+  w.a = operand_desc(M, K, 2, double(M * K), 1);
+  w.b = operand_desc(K, N, 2, double(K * N), 1);
+  w.c = operand_desc(M, N, 4, double(M * N), 1);
   return w;
 }
 

@@ -8,7 +8,10 @@
 // prove the comparison can fail: each deliberate error in the fast model must be caught.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,12 +28,35 @@ namespace {
 
 const char* const kPresets[] = {"tpu-like", "simdit-16x16", "bp-im2col-16x16"};
 
+// GEMMs with a generated operand compared so far, how many timed exactly alike, the largest timing
+// difference (a fraction of the reference's cycles; bound: costref::kGeneratedCycleBound).
+struct GeneratedTally {
+  int cases = 0, exact = 0;
+  double worst = 0;
+} g_generated;
+
+// Prints the tally (the README quotes it) and starts a new one.
+void report_generated(const char* what) {
+  std::printf("%s: %d GEMMs with a generated operand, %d timed exactly alike, largest timing difference "
+              "%.4f%% of the reference's cycles (bound %.1f%%)\n",
+              what, g_generated.cases, g_generated.exact, 100 * g_generated.worst,
+              100 * costref::kGeneratedCycleBound);
+  g_generated = GeneratedTally{};
+}
+
 // The disagreements of one description on one spec ("" when they agree), with what was compared.
 std::string compare(const GemmWork& w, const Spec& spec, CostMutation mutation = CostMutation::none) {
   GemmPlan plan;
   const Stats fast = cost_gemm_search(w, spec, &plan, /*prune=*/true, mutation);
   const costref::Result ref = costref::simulate_gemm(w, spec, plan);
-  const auto d = costref::disagreements(fast.values(), ref.counters);
+  const bool generated = w.a.generator || w.b.generator;
+  const auto d = costref::disagreements(fast.values(), ref.counters, generated);
+  if (generated) {
+    g_generated.cases += 1;
+    const double diff = costref::timing_difference(fast.values(), ref.counters);
+    g_generated.exact += diff == 0;
+    g_generated.worst = std::max(g_generated.worst, diff);
+  }
   if (d.empty()) return "";
   std::string s = "GEMM " + std::to_string(w.shape.M) + "x" + std::to_string(w.shape.N) + "x" +
                   std::to_string(w.shape.K) + " sub " + std::to_string(w.sub_gemms) + " on " + spec.name +
@@ -43,9 +69,9 @@ std::string compare(const GemmWork& w, const Spec& spec, CostMutation mutation =
 GemmWork dense(int64_t M, int64_t N, int64_t K, int eb, bool accumulate) {
   GemmWork w;
   w.shape = {M, N, K};
-  w.a = {M, K, eb, double(M * K), 1, 1, 0, 0, 0};
-  w.b = {K, N, eb, double(K * N), 1, 1, 0, 0, 0};
-  w.c = {M, N, 4, double(M * N), 1, 1, 0, 0, 0};
+  w.a = operand_desc(M, K, eb, double(M * K), 1);
+  w.b = operand_desc(K, N, eb, double(K * N), 1);
+  w.c = operand_desc(M, N, 4, double(M * N), 1);
   w.useful_macs = double(M) * double(N) * double(K);
   w.accumulate_into_c = accumulate;
   return w;
@@ -65,6 +91,7 @@ Spec random_spec(std::mt19937_64& rng) {
     if (how == 1) b->kib = 1 + pick(64);
     if (pick(3) == 0) b->double_buffered = !b->double_buffered;
     if (pick(3) == 0) b->dram_link_bits_per_cycle = double(8 * (1 + pick(64)));
+    if (pick(3) == 0) b->halo = Halo::refetch;
   }
   const double latencies[] = {0, 0.5, 7.3, 100, 1000};
   s.dram.latency_ns = latencies[pick(5)];
@@ -119,6 +146,7 @@ TEST(CostReference, RandomDescriptionsAgree) {
   }
   EXPECT_GE(compared, 500);
   EXPECT_TRUE(fails.empty()) << fails;
+  report_generated("random descriptions");
 }
 
 // Every loop order and odd tile sizes, on plans the tiler would not choose: the schedule's timing
@@ -166,27 +194,42 @@ TEST(CostReference, EveryLoopOrderOnForcedPlansAgrees) {
   EXPECT_TRUE(fails.empty()) << fails;
 }
 
-void every_layer_agrees(const std::vector<ConvLayer>& layers) {
+void every_layer_agrees(const std::vector<ConvLayer>& layers, const char* what) {
   std::string fails;
   int compared = 0;
-  for (const char* preset : kPresets) {
-    const Spec spec = load_spec(preset);
-    for (const ConvLayer& layer : layers)
-      for (Direction dir : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
-        for (Lowering l : {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip})
-          for (const GemmWork& w : conv_work(layer.desc, dir, l, spec, layer.name)) {
-            ++compared;
-            const std::string f = compare(w, spec);
-            if (!f.empty()) fails += layer.name + " " + std::string(to_string(dir)) + " " +
-                                     std::string(to_string(l)) + ": " + f + "\n";
-          }
-  }
+  for (const char* preset : kPresets)
+    for (Halo halo : {Halo::keep, Halo::refetch}) {
+      Spec spec = load_spec(preset);
+      spec.ifmap.halo = spec.weight.halo = halo;
+      for (const ConvLayer& layer : layers)
+        for (Direction dir : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
+          for (Lowering l : {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip})
+            for (const GemmWork& w : conv_work(layer.desc, dir, l, spec, layer.name)) {
+              ++compared;
+              const std::string f = compare(w, spec);
+              if (!f.empty())
+                fails += layer.name + " " + std::string(to_string(dir)) + " " + std::string(to_string(l)) + " halo " +
+                         std::string(to_string(halo)) + ": " + f + "\n";
+            }
+    }
   EXPECT_GT(compared, 0);
   EXPECT_TRUE(fails.empty()) << fails;
+  report_generated(what);
 }
 
-TEST(CostReference, EveryResNet18LayerAgreesOnEveryPreset) { every_layer_agrees(resnet18_convs(32)); }
-TEST(CostReference, EveryResNet50LayerAgreesOnEveryPreset) { every_layer_agrees(resnet50_convs(32)); }
+// Batch 2 (images meet inside tiles, so every footprint case occurs) in the default run; batch 32,
+// where the reference enumerates ~10^10 operand elements, with SYSTRAIN_LONG_TESTS=1 (README).
+TEST(CostReference, EveryResNet18LayerAgreesOnEveryPreset) {
+  every_layer_agrees(resnet18_convs(2), "ResNet-18 b2");
+}
+TEST(CostReference, EveryResNet50LayerAgreesOnEveryPreset) {
+  every_layer_agrees(resnet50_convs(2), "ResNet-50 b2");
+}
+TEST(CostReference, Long_EveryResNet18And50LayerAgreesAtBatch32) {
+  if (!std::getenv("SYSTRAIN_LONG_TESTS")) GTEST_SKIP() << "set SYSTRAIN_LONG_TESTS=1 to run";
+  every_layer_agrees(resnet18_convs(32), "ResNet-18 b32");
+  every_layer_agrees(resnet50_convs(32), "ResNet-50 b32");
+}
 
 // The comparison can fail: every deliberate error in the fast model is caught on the random set.
 TEST(CostReference, MutationsOfTheFastModelAreCaught) {
@@ -203,6 +246,20 @@ TEST(CostReference, MutationsOfTheFastModelAreCaught) {
     }
     EXPECT_GT(caught, 0) << "mutation " << int(m) << " was never caught in " << cases << " cases";
   }
+  // Dropping the halo (tiles of generated operands move their share of the backing store) is
+  // caught on random convolutions: their bytes are exact, so any footprint the share misses shows.
+  std::mt19937_64 rng(98);
+  int caught = 0, cases = 0;
+  for (int i = 0; i < 60; ++i) {
+    Spec spec = random_spec(rng);
+    if (i % 2 == 0) spec.ifmap.halo = spec.weight.halo = Halo::refetch;
+    const Direction dirs[] = {Direction::fwd, Direction::bwd_data, Direction::bwd_weights};
+    for (const GemmWork& w : conv_work(random_conv(rng), dirs[i % 3], Lowering::bp_im2col, spec, "random")) {
+      ++cases;
+      if (!compare(w, spec, CostMutation::drop_halo).empty()) ++caught;
+    }
+  }
+  EXPECT_GT(caught, cases / 4) << "dropping the halo was caught in only " << caught << " of " << cases;
 }
 
 }  // namespace

@@ -153,6 +153,39 @@ TEST(Lowering, AddressGeneratorBlocksEqualTheVirtualMatrices) {
   EXPECT_GT(nonzero, checked / 4);  // the blocks are not mostly generated zeros
 }
 
+// The dilated dY of dW (not transposed: rows k, columns (n, y, x) over Pd x Qd), used by the cost
+// models only: every index against the virtual matrix, and blocks against its dense form, and its
+// separable tables (row pitch, offsets) recombine into the same index.
+TEST(Lowering, DilatedDyGeneratorEqualsTheVirtualMatrix) {
+  std::mt19937_64 rng(5);
+  int64_t checked = 0, zeros = 0;
+  for (const ConvDesc& d : shapes()) {
+    Tensor dy({d.N, d.K, d.P(), d.Q()});
+    test::fill_real(dy, rng, 0.5, 1);
+    const AddressGenerator g = AddressGenerator::dilated_dy(d);
+    const VirtualMatrix vm(d, Operand::dw_a_bp);
+    ASSERT_EQ(g.rows(), vm.rows()) << d.str();
+    ASSERT_EQ(g.cols(), vm.cols()) << d.str();
+    const std::vector<float> dense = vm.dense(dy.data());
+    std::vector<float> block(size_t(g.rows() * g.cols()));
+    g.fill(dy.data(), 0, g.rows(), 0, g.cols(), block.data(), g.cols());
+    for (int64_t r = 0; r < g.rows(); ++r)
+      for (int64_t c = 0; c < g.cols(); ++c) {
+        ASSERT_EQ(g.index(r, c), vm.index(r, c)) << d.str() << " " << r << "," << c;
+        ASSERT_EQ(block[size_t(r * g.cols() + c)], dense[size_t(r * g.cols() + c)]) << d.str();
+        const int64_t n = c / (g.out_h() * g.out_w()), y = c / g.out_w() % g.out_h(), x = c % g.out_w();
+        const int64_t h = g.h_offset(0, y), w = g.w_offset(0, x);
+        ASSERT_EQ(h < 0 || w < 0 ? -1 : n * g.n_stride() + r * g.a_stride() + h + w, g.index(r, c));
+        ASSERT_TRUE(h < 0 || h % g.row_pitch() == 0);
+        ASSERT_TRUE(w < g.row_pitch());
+        ++checked;
+        zeros += g.index(r, c) < 0;
+      }
+  }
+  EXPECT_GT(checked, 1000);
+  EXPECT_GT(zeros, checked / 4);  // strided shapes: the inserted zeros are there
+}
+
 TEST(Lowering, FastPackersEqualTheAddressMaps) {
   std::mt19937_64 rng(7);
   for (const ConvDesc& d : shapes()) {

@@ -70,7 +70,10 @@ TEST(Spec, RoundTripThroughToml) {
   s.clock_ghz = 0.1 + 0.2;
   s.energy.sram_read_64b_32kib = 1.0 / 3.0;
   s.description = "quote \" and 'single' and \\ backslash";
+  s.weight.halo = Halo::refetch;
   const Spec back = parse_spec_toml(spec_to_toml(s), "x");
+  EXPECT_EQ(back.weight.halo, Halo::refetch);
+  EXPECT_EQ(back.ifmap.halo, Halo::keep);
   EXPECT_EQ(back.clock_ghz, s.clock_ghz);
   EXPECT_EQ(back.energy.sram_read_64b_32kib, s.energy.sram_read_64b_32kib);
   EXPECT_EQ(back.description, s.description);
@@ -98,6 +101,7 @@ TEST(Spec, BadSpecsNameFileAndKey) {
       {"[array]\nformat = \"int8\"\naccumulator = \"fp32\"\n", {"t.toml", "array.accumulator", "int32"}},
       {"[buffers.ifmap]\nkib = -1\n", {"t.toml", "buffers.ifmap.kib", "(0,"}},
       {"[buffers.ifmap]\nport_bits = 12\n", {"t.toml", "buffers.ifmap.port_bits", "multiple of 8"}},
+      {"[buffers.weight]\nhalo = \"drop\"\n", {"t.toml", "buffers.weight.halo", "\"keep\", \"refetch\""}},
       {"[buffers.scratch]\nkib = 1\n", {"t.toml", "buffers.scratch", "ifmap, weight, output"}},
       {"[dram]\nbandwidth_gbps = 0\n", {"t.toml", "dram.bandwidth_gbps", "number"}},
       {"[vector]\nfuse_with_conv = 1\n", {"t.toml", "vector.fuse_with_conv", "true or false"}},

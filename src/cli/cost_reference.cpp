@@ -59,7 +59,8 @@ void run_reference(std::vector<CostedGemm>& gemms, const Spec& spec, bool want_t
                                      g.plan.tile_m, g.plan.tile_n, g.plan.tile_k, g.plan.loop_order, e.what())};
       continue;
     }
-    g.disagreements = costref::disagreements(g.fast.values(), g.reference->counters);
+    g.disagreements = costref::disagreements(g.fast.values(), g.reference->counters,
+                                             g.work.a.generator || g.work.b.generator);
   }
 }
 

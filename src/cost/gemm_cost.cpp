@@ -23,11 +23,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "src/base/error.h"
 #include "src/cost/cost_model.h"
 #include "src/cost/energy.h"
+#include "src/cost/footprint.h"
 
 namespace st {
 
@@ -395,9 +397,50 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   // Beyond 2^50 cycles (a GEMM no layer limit lets through; doubles stop being exact at 2^53 and the
   // schedule's int64 times could overflow) the closed form is the timing: no stall causes.
   const bool closed_form = e.total + e.compute > kExactCycles;
+  // Generated operands (docs/cost-schedule.md "Generated operands"): one pass over the operand's
+  // tiles moves `pass` elements, counted exactly on the generator's tables (src/cost/footprint.h).
+  // The byte counters charge exactly that per pass. The schedule times the first pixel tile of each
+  // row tile with its own footprint (the whole halo comes with it) and every other tile with its
+  // share of the rest: an average over the tiles, the one approximation of the fast model (cycles
+  // within costref::kGeneratedCycleBound of the reference, tests/test_cost_reference.cpp).
+  GemmWork timed = w;
+  int64_t pass[2] = {-1, -1};
+  std::array<GeneratedLoads, 2> gen_loads;
+  for (int op : {0, 1}) {
+    OperandDesc& o = op == 0 ? timed.a : timed.b;
+    if (!o.generator) continue;
+    if (mutation != CostMutation::drop_halo) {
+      const int rd = op == 0 ? kM : kK, cd = op == 0 ? kK : kN;
+      const AddressGenerator gen = generator_of(o);
+      FootprintCounter counter(gen);
+      const bool tr = o.generator_transposed;
+      GeneratedLoads& gl = gen_loads[size_t(op)];
+      gl.on = true;
+      gl.pixel_dim = tr ? rd : cd;
+      gl.row_dim = tr ? cd : rd;
+      const int64_t tile_g = e.t[size_t(gl.row_dim)], tile_p = e.t[size_t(gl.pixel_dim)];
+      pass[op] = counter.pass_elements(tile_g, tile_p, (op == 0 ? spec.ifmap : spec.weight).halo);
+      gl.rest = pass[op];
+      for (int64_t q0 = 0; q0 < gen.rows(); q0 += tile_g) {
+        gl.first.push_back(counter.footprint(q0, std::min(gen.rows(), q0 + tile_g), 0, std::min(gen.cols(), tile_p)));
+        gl.rest -= gl.first.back();
+      }
+      // The schedule's steady-state jumps need the middle tiles of every loop to move equal bytes:
+      // the first and last row tiles keep their own first-tile bytes, the middle ones their mean.
+      if (gl.first.size() > 2) {
+        int64_t sum = 0;
+        for (size_t i = 1; i + 1 < gl.first.size(); ++i) sum += gl.first[i];
+        const int64_t n = int64_t(gl.first.size()) - 2, mean = (sum + n - 1) / n;
+        for (size_t i = 1; i + 1 < gl.first.size(); ++i) gl.first[i] = mean;
+      }
+      o.dram_elems = double(pass[op]);
+    }
+    o.generator = nullptr;
+  }
   const ScheduleTiming timing = closed_form ? ScheduleTiming{}
-                                            : time_gemm_schedule(w, spec, {e.t[kM], e.t[kN], e.t[kK]},
-                                                                 {e.order[0], e.order[1], e.order[2]}, mutation);
+                                            : time_gemm_schedule(timed, spec, {e.t[kM], e.t[kN], e.t[kK]},
+                                                                 {e.order[0], e.order[1], e.order[2]}, mutation,
+                                                                 &gen_loads);
   // The chosen plan's DRAM bytes, exactly: every tile moves its integer share of the backing store
   // (docs/cost-schedule.md), and every tile of an operand is loaded equally often.
   {
@@ -416,8 +459,8 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
     const double tiles_c = double(sp[kM].count()) * double(sp[kN].count());
     const double c_bytes = shares(w.c, kM, kN);
     const double spill = (e.visits_c / tiles_c - 1) * double(g.M) * double(g.N) * kAccBytes;
-    e.dram_a = shares(w.a, kM, kK) * (e.loads_a / tiles_a);
-    e.dram_b = shares(w.b, kK, kN) * (e.loads_b / tiles_b);
+    e.dram_a = (pass[0] >= 0 ? double(pass[0]) * w.a.elem_bytes : shares(w.a, kM, kK)) * (e.loads_a / tiles_a);
+    e.dram_b = (pass[1] >= 0 ? double(pass[1]) * w.b.elem_bytes : shares(w.b, kK, kN)) * (e.loads_b / tiles_b);
     e.dram_c_write = c_bytes + spill;
     e.dram_c_read = spill + (w.accumulate_into_c ? c_bytes : 0.0);
   }
@@ -525,6 +568,8 @@ Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan) 
 
 Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, CostMutation mutation) {
   if (w.sub_gemms <= 1) return cost_one(w, spec, plan, prune, mutation);
+  if (w.a.generator || w.b.generator)
+    throw std::logic_error("cost model: a generated operand in a GEMM of sub-GEMMs");
   // `sub_gemms` equal sub-GEMMs summed in `shape` along M (README: each takes 1/sub_gemms of M and
   // of A's and C's backing stores and every extra_* byte; each reads all of B).
   const double f = 1.0 / double(w.sub_gemms);

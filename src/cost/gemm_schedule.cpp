@@ -131,7 +131,8 @@ void attribute(const Request& q, int64_t from, int64_t to, std::array<int64_t, k
 }  // namespace
 
 ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std::array<int64_t, 3>& tile,
-                                  const std::array<int, 3>& order, CostMutation mutation) {
+                                  const std::array<int, 3>& order, CostMutation mutation,
+                                  const std::array<GeneratedLoads, 2>* generated) {
   ScheduleTiming out;
   Dims dm;
   dm.ext = {w.shape.M, w.shape.N, w.shape.K};
@@ -201,6 +202,19 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.size(rd, i[size_t(rd)]), dm.size(cd, i[size_t(cd)]));
   };
 
+  // Loads of an operand: its share, or for a generated one its first-tile or rest share.
+  auto load_bytes = [&](int op, int64_t D, const std::array<int64_t, 3>& i) {
+    const OperandDesc& o = op == 0 ? w.a : w.b;
+    const int rd = op == 0 ? kM : kK, cd = op == 0 ? kK : kN;
+    if (!generated || !(*generated)[size_t(op)].on) return share(D, rd, cd, i) * o.elem_bytes;
+    const GeneratedLoads& g = (*generated)[size_t(op)];
+    const size_t pd = size_t(g.pixel_dim), gd = size_t(g.row_dim);
+    if (i[pd] == 0) return g.first[size_t(i[gd])] * o.elem_bytes;
+    return tile_share(g.rest, dm.ext[pd] - dm.size(int(pd), 0), dm.ext[gd], dm.size(int(pd), i[pd]),
+                      dm.size(int(gd), i[gd])) *
+           o.elem_bytes;
+  };
+
   // 1. Materialization on the shared link.
   int64_t t_mat = 0;
   for (const OperandDesc* o : {&w.a, &w.b, &w.c})
@@ -257,8 +271,8 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     c_input = links[size_t(c_link)].issue(slot_free(0), input_bytes(cur));
     has_c_input = true;
   }
-  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, [&] { return share(Da, kM, kK, cur) * w.a.elem_bytes; });
-  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, [&] { return share(Db, kK, kN, cur) * w.b.elem_bytes; });
+  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, [&] { return load_bytes(0, Da, cur); });
+  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, [&] { return load_bytes(1, Db, cur); });
   for (Link& l : links) l.new_round();
 
   // Steady state, at every loop level. A *unit* of level l is one iteration of loop l (for the
@@ -353,9 +367,9 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
         has_c_input = true;
       }
       if (!same_a(cur, nxt))
-        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, [&] { return share(Da, kM, kK, nxt) * w.a.elem_bytes; });
+        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, [&] { return load_bytes(0, Da, nxt); });
       if (!same_b(cur, nxt))
-        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, [&] { return share(Db, kK, kN, nxt) * w.b.elem_bytes; });
+        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, [&] { return load_bytes(1, Db, nxt); });
     }
     for (Link& l : links) l.new_round();
     end_prev = end;

@@ -5,6 +5,7 @@
 // discrete-event simulation; tests/test_cost_reference.cpp holds the two equal.
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "src/cost/work.h"
 #include "src/spec/spec.h"
@@ -19,6 +20,7 @@ enum class CostMutation : uint8_t {
   ws_preload_per_m_tile,  // charge the weight-stationary preload (R cycles) again on every step
   round_transfer_bytes,   // round every DMA request up to whole 64-byte bursts
   latency_once_per_step,  // the old model: one latency per step's burst, not per request
+  drop_halo,              // generated operands move their share of the backing store (no footprint)
 };
 
 enum StallCause : int { kStallMaterialize, kStallSlot, kStallQueue, kStallLatency, kStallBandwidth,
@@ -31,10 +33,23 @@ struct ScheduleTiming {
   std::array<int64_t, kStallCauses> stall{};   // sums to total - compute
 };
 
+// How the schedule sizes the loads of a generated operand (docs/cost-schedule.md "Generated
+// operands"): the tile at pixel-tile index 0 of each generator-row tile moves `first[g]` elements
+// (exact: the start of every pass carries the whole halo), every other tile its share of `rest`
+// (the remaining elements of one pass) over the other pixel tiles.
+struct GeneratedLoads {
+  bool on = false;
+  int pixel_dim = 0, row_dim = 0;  // the GEMM dims (0 m, 1 n, 2 k) of the generator's columns / rows
+  std::vector<int64_t> first;
+  int64_t rest = 0;
+};
+
 // Times one copy of the GEMM (the sub-GEMM when w.sub_gemms > 1: the caller passes it) under the
 // tiles (m, n, k) and loop order (dims 0 = m, 1 = n, 2 = k, outermost first).
+// `generated` (A, B): loads of generated operands as above; absent: every tile its share.
 ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std::array<int64_t, 3>& tile,
-                                  const std::array<int, 3>& order, CostMutation mutation = CostMutation::none);
+                                  const std::array<int, 3>& order, CostMutation mutation = CostMutation::none,
+                                  const std::array<GeneratedLoads, 2>* generated = nullptr);
 
 // The integer share of a backing store of `backing` elements for a tile of tile_rows x tile_cols of
 // a rows x cols virtual matrix: its fraction, rounded up (docs/cost-schedule.md "Bytes of a

@@ -56,9 +56,9 @@ ScaleSimLayerResult run_scalesim_layer(const ScaleSimConfig& cfg, const ScaleSim
   GemmWork w;
   w.shape = g;
   const double ifmap = double(l.H) * double(l.W) * double(l.C);
-  w.a = {g.M, g.K, 1, ifmap, std::min(1.0, ifmap / (npix * window)), 1, 0, 0, 0};
-  w.b = {g.K, g.N, 1, window * filters, 1, 1, 0, 0, 0};
-  w.c = {g.M, g.N, 1, npix * filters, 1, 1, 0, 0, 0};
+  w.a = operand_desc(g.M, g.K, 1, ifmap, std::min(1.0, ifmap / (npix * window)));
+  w.b = operand_desc(g.K, g.N, 1, window * filters, 1);
+  w.c = operand_desc(g.M, g.N, 1, npix * filters, 1);
   w.useful_macs = r.macs;
   const Stats s = cost_gemm(w, spec);
   r.dram_ifmap_reads = s.get("bytes.dram.read.ifmap");

@@ -6,9 +6,13 @@
 #include <string>
 #include <string_view>
 
+#include <memory>
+
 #include "kernels/systolic.h"
 
 namespace st {
+
+struct GeneratorRecipe;  // kernels/address_gen.h
 
 enum class OpKind : uint8_t {
   conv_fwd, conv_bwd_data, conv_bwd_weights,
@@ -45,7 +49,29 @@ struct OperandDesc {
   double extra_storage_bytes = 0;      // materialized zero-space kept in DRAM for this operand
   double extra_dram_write_bytes = 0;   // bytes written to DRAM to materialize it (explicit lowering)
   double extra_dram_read_bytes = 0;    // bytes read from DRAM to materialize it (explicit lowering)
+  // Set when the array reads the operand through a convolution's address generator (im2col of X,
+  // BP-im2col's dY operands, the zero-skip phases, the materialized U_pad): the generator the
+  // numerics use, and whether the operand is its transpose (the generator's rows, channel x tap,
+  // are the operand's columns; its columns, the pixels, the operand's rows). A tile then moves its
+  // footprint, the distinct backing elements it touches, with the halo it shares with its
+  // neighbours kept or re-fetched as the buffer's spec says (docs/cost-schedule.md "Generated
+  // operands"); dram_elems stays the backing tensor's size. Unset: the tile's share of dram_elems.
+  std::shared_ptr<const GeneratorRecipe> generator;
+  bool generator_transposed = true;
 };
+
+// An operand backed by its own tensor in DRAM: rows x cols virtual elements of elem_bytes, backed by
+// dram_elems elements, sram_elems_per_virtual of SRAM per virtual element, nothing generated.
+inline OperandDesc operand_desc(int64_t rows, int64_t cols, int elem_bytes, double dram_elems,
+                                double sram_elems_per_virtual) {
+  OperandDesc o;
+  o.rows = rows;
+  o.cols = cols;
+  o.elem_bytes = elem_bytes;
+  o.dram_elems = dram_elems;
+  o.sram_elems_per_virtual = sram_elems_per_virtual;
+  return o;
+}
 
 struct GemmWork {
   Tag tag;

@@ -17,6 +17,7 @@
 #include "src/base/error.h"
 #include "src/costref/dma.h"
 #include "src/costref/event_queue.h"
+#include "src/costref/fetch.h"
 #include "src/costref/schedule.h"
 
 namespace st::costref {
@@ -502,6 +503,13 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
     }
   }
   l.accumulate = w.accumulate_into_c;
+  // Generated operands: each tile moves what the address generator says it touches.
+  for (int op : {kA, kB}) {
+    if (!od[op]->generator) continue;
+    if (n > 1) throw std::invalid_argument("cost reference: a generated operand in a GEMM of sub-GEMMs");
+    const int rd = op == kA ? kM : kK, cd = op == kA ? kK : kN;
+    l.fetched[op] = tile_fetches(*od[op], t.ext[rd], t.ext[cd], t.tile[rd], t.tile[cd], bs[op]->halo);
+  }
 
   // Materialization: for A, B, C a read then a write of its extra bytes, on the shared link.
   std::vector<RequestDesc> mat;

@@ -71,6 +71,8 @@ int64_t share(int64_t D, int64_t R, int64_t Q, int64_t r0, int64_t r1, int64_t c
 
 int64_t tile_bytes(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1) {
   const int rd = kRowDim[op], cd = kColDim[op];
+  if (op != kC && !l.fetched[op].empty())
+    return l.fetched[op][size_t(i0 * t.count[cd] + i1)] * l.elem_bytes[op];
   return share(l.backing[op], t.ext[rd], t.ext[cd], t.begin(rd, i0), t.end(rd, i0), t.begin(cd, i1),
                t.end(cd, i1)) *
          l.elem_bytes[op];

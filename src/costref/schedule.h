@@ -43,6 +43,9 @@ struct Layout {
   int elem_bytes[3] = {2, 2, 4};
   bool accumulate = false;         // accumulate_into_c
   int link[3] = {0, 0, 0};         // link of each operand's buffer: 0 shared, 1 + operand own
+  // A / B read through a generator: the elements each tile's load moves (fetch.h), tile (i0, i1)
+  // at [i0 * count of the col dim + i1]; empty: the tile's share of the backing store.
+  std::vector<int64_t> fetched[2];
 };
 
 // The integer share of a backing store of D elements for rows [r0, r1) x cols [c0, c1) of a R x Q
@@ -50,7 +53,8 @@ struct Layout {
 // (docs/cost-schedule.md "Bytes of a tile").
 int64_t share(int64_t D, int64_t R, int64_t Q, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
 
-// Bytes of operand `op`'s tile at (i0, i1) of its (row, col) dims: A (m, k), B (k, n), C (m, n).
+// Bytes of operand `op`'s tile at (i0, i1) of its (row, col) dims: A (m, k), B (k, n), C (m, n):
+// its fetched elements for a generated operand, else its share.
 int64_t tile_bytes(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1);
 
 // One step of the schedule and what the rules say about it.

@@ -293,6 +293,28 @@ void materialized(OperandDesc& o, double stored, double compact) {
   o.extra_dram_read_bytes = compact * o.elem_bytes;
 }
 
+// The operand is read through `r`'s address generator (transposed: the generator's rows are the
+// operand's columns).
+void generated(OperandDesc& o, GeneratorRecipe r, bool transposed = true) {
+  o.generator = std::make_shared<const GeneratorRecipe>(std::move(r));
+  o.generator_transposed = transposed;
+}
+
+GeneratorRecipe im2col_recipe(const ConvDesc& d, int64_t out_h, int64_t out_w, int64_t sh, int64_t sw) {
+  GeneratorRecipe r;
+  r.kind = GeneratorRecipe::Kind::im2col;
+  r.conv = d;
+  r.out_h = out_h, r.out_w = out_w, r.stride_h = sh, r.stride_w = sw;
+  return r;
+}
+
+GeneratorRecipe recipe(const ConvDesc& d, GeneratorRecipe::Kind kind) {
+  GeneratorRecipe r;
+  r.kind = kind;
+  r.conv = d;
+  return r;
+}
+
 GemmWork gemm(const std::string& layer, OpKind kind, Phase phase, GemmShape g, int cb) {
   GemmWork w;
   w.tag = Tag{layer, kind, phase};
@@ -321,6 +343,7 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   if (dir == Direction::fwd) {
     GemmWork w = gemm(layer, OpKind::conv_fwd, Phase::forward, {d.N * P * Q, d.K, CRS}, cb);
     w.a = operand(d.N * P * Q, CRS, eb, x_elems, x_nonzero(P, Q, d.sh, d.sw));
+    generated(w.a, im2col_recipe(d, P, Q, d.sh, d.sw));
     w.b = operand(CRS, d.K, eb, w_elems, w_elems);
     w.useful_macs = cnt.macs_fwd;
     out.push_back(w);
@@ -335,6 +358,9 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       if (l == Lowering::explicit_im2col) {
         w.a.dram_elems = double(cnt.dy_padded);
         materialized(w.a, double(cnt.dy_padded), dy);
+        generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_explicit));
+      } else {
+        generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_bp));
       }
       w.b = operand(KRS, d.C, eb, w_elems, w_elems);
       w.useful_macs = cnt.macs_dx_useful;
@@ -361,6 +387,9 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kr}, cb);
       w.sub_gemms = 1;
       w.a = operand(M, Kr, eb, std::min(dy, double(M) * double(Kr)), nz);
+      GeneratorRecipe r = recipe(d, GeneratorRecipe::Kind::dx_phase);
+      r.taps_h = th, r.taps_w = tw, r.rows_h = rh, r.rows_w = rw;
+      generated(w.a, std::move(r));
       w.b = operand(Kr, d.C, eb, double(Kr * d.C), double(Kr * d.C));
       w.useful_macs = nz * double(d.C);
       out.push_back(w);
@@ -377,9 +406,12 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   if (l == Lowering::explicit_im2col) {
     w.a.dram_elems = double(cnt.dy_inserted);
     materialized(w.a, double(cnt.dy_inserted), dy);
+  } else if (!zero_free && (d.sh > 1 || d.sw > 1)) {
+    generated(w.a, recipe(d, GeneratorRecipe::Kind::dilated_dy), /*transposed=*/false);
   }
   w.b = zero_free ? operand(Kred, CRS, eb, x_elems, x_nonzero(P, Q, d.sh, d.sw))
                   : operand(Kred, CRS, eb, x_elems, x_nonzero(oh, ow, 1, 1));
+  generated(w.b, zero_free ? im2col_recipe(d, P, Q, d.sh, d.sw) : im2col_recipe(d, oh, ow, 1, 1));
   w.useful_macs = cnt.macs_dw_zero_free;
   w.accumulate_into_c = true;
   out.push_back(w);

@@ -2,17 +2,34 @@
 // The accelerator spec: everything the cost model and the kernels need to know about the modeled
 // machine. Loaded from TOML (src/spec/spec_toml.cpp), presets in models/presets/ embedded in the
 // binary (src/spec/spec_toml.h: load_spec, spec_to_toml). All sizes in the units their names say.
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "kernels/systolic.h"
 
 namespace st {
+
+// What a buffer does with the halo: the backing elements a tile of a generated (im2col-like) operand
+// shares with the tiles before it along the pixels (docs/cost-schedule.md "Generated operands").
+enum class Halo : uint8_t {
+  keep,     // kept on chip (a line buffer): a tile loads only elements no earlier tile of its
+            // channel x tap range touched, so each element comes once per pass
+  refetch,  // every tile loads its whole footprint from DRAM
+};
+inline std::string_view to_string(Halo h) { return h == Halo::keep ? "keep" : "refetch"; }
+inline std::optional<Halo> parse_halo(std::string_view s) {
+  if (s == "keep") return Halo::keep;
+  if (s == "refetch") return Halo::refetch;
+  return std::nullopt;
+}
 
 struct BufferSpec {
   double kib = 64;              // capacity of one bank (KiB); double-buffered doubles the storage
   bool double_buffered = true;
   int port_bits = 64;           // SRAM word / port width (bits): energy per access scales with it
   double dram_link_bits_per_cycle = 0;  // 0 = share the global DRAM link; >0 = own link (SimDIT)
+  Halo halo = Halo::keep;       // for generated operands held in this buffer
 };
 
 struct DramSpec {

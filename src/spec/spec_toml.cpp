@@ -137,6 +137,7 @@ void read_buffer(Section s, BufferSpec& b) {
   s.integer("port_bits", b.port_bits, kMinPortBits, kMaxPortBits);
   if (b.port_bits % 8 != 0) s.fail("port_bits", fmt::format("must be a multiple of 8, got {}", b.port_bits));
   s.real("dram_link_bits_per_cycle", b.dram_link_bits_per_cycle, 0, kMaxLinkBits);
+  s.choice("halo", b.halo, parse_halo, "\"keep\", \"refetch\"");
   s.finish();
 }
 
@@ -355,6 +356,7 @@ std::string spec_to_toml(const Spec& s) {
     line("double_buffered", b(bs.double_buffered));
     line("port_bits", i(bs.port_bits));
     line("dram_link_bits_per_cycle", real(bs.dram_link_bits_per_cycle));
+    line("halo", toml_str(to_string(bs.halo)));
   };
   buffer("ifmap", s.ifmap);
   buffer("weight", s.weight);
