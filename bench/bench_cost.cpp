@@ -2,6 +2,9 @@
 // tiler's whole search included, on each preset. Reported per layer evaluation. Beside it, in the
 // same run, the cost reference (src/costref: the discrete-event simulator of the same schedule) on
 // the plans the fast model chose: the price of the oracle, and the fast model's lead over it.
+// The same for the vector unit: every vector op of a ResNet-50 training step (batch 32, 224x224:
+// BN, ReLU, pooling, adds, loss, SGD) through cost_vector and through its reference
+// (src/costref/vector_ref.cpp, docs/vector-schedule.md), reported per op.
 // For comparison (in words only, SCALE-Sim is not installed here): SCALE-Sim v2 simulates a layer by
 // generating cycle-by-cycle address traces, which its users report as seconds to minutes per layer.
 #include <benchmark/benchmark.h>
@@ -9,7 +12,10 @@
 #include <vector>
 
 #include "src/cost/cost_model.h"
+#include "models/netdesc.h"
 #include "src/costref/gemm_ref.h"
+#include "src/costref/vector_ref.h"
+#include "src/project/projection.h"
 #include "src/spec/spec_toml.h"
 
 namespace {
@@ -86,12 +92,60 @@ void BM_ReferenceResNet50Convs(benchmark::State& state, const char* preset) {
   state.counters["steps_per_s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
 }
 
+// The vector ops of one ResNet-50 training step, as the projection emits them.
+struct VectorSink : st::WorkSink {
+  std::vector<st::VectorWork> works;
+  void gemm(const st::GemmWork&) override {}
+  void vector(const st::VectorWork& w) override { works.push_back(w); }
+};
+std::vector<st::VectorWork> resnet50_vector_ops(const st::Spec& spec) {
+  st::ResNetOptions o;
+  o.name = "resnet50";
+  o.in_c = 3;
+  o.in_h = o.in_w = 224;
+  o.batch = 32;
+  o.classes = 1000;
+  VectorSink sink;
+  st::describe_step(st::build_resnet(o), st::ExecContext{&spec, &sink, ""}, st::Lowering::bp_im2col,
+                    st::StepMode::train);
+  return sink.works;
+}
+
+void per_op_counters(benchmark::State& state, size_t ops) {
+  state.SetItemsProcessed(int64_t(state.iterations() * ops));
+  state.counters["ops"] = double(ops);
+  state.counters["per_op"] = benchmark::Counter(double(state.iterations() * ops),
+                                                benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// The fast model, or (reference) the stepped reference, on every vector op of the step.
+void vector_step(benchmark::State& state, const char* preset, bool reference) {
+  const st::Spec spec = st::load_spec(preset);
+  const auto ops = resnet50_vector_ops(spec);
+  double cycles = 0;
+  for (auto _ : state)
+    for (const auto& w : ops) {
+      cycles += reference ? st::costref::simulate_vector(w, spec).counters.at("cycles.total")
+                          : st::cost_vector(w, spec).get("cycles.total");
+      benchmark::DoNotOptimize(cycles);
+    }
+  per_op_counters(state, ops.size());
+}
+void BM_CostVectorResNet50Step(benchmark::State& state, const char* preset) { vector_step(state, preset, false); }
+void BM_ReferenceVectorResNet50Step(benchmark::State& state, const char* preset) { vector_step(state, preset, true); }
+
 BENCHMARK_CAPTURE(BM_CostResNet50Convs, tpu_like, "tpu-like")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CostResNet50Convs, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CostResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, tpu_like, "tpu-like")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostVectorResNet50Step, tpu_like, "tpu-like")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CostVectorResNet50Step, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CostVectorResNet50Step, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ReferenceVectorResNet50Step, tpu_like, "tpu-like")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ReferenceVectorResNet50Step, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_ReferenceVectorResNet50Step, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "src/cost/gemm_schedule.h"
 #include "src/cost/stats.h"
+#include "src/cost/vector_schedule.h"
 #include "src/cost/work.h"
 #include "src/spec/spec.h"
 
@@ -18,7 +19,8 @@ Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan =
 Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune,
                        CostMutation mutation = CostMutation::none);
 
-// Cost of one op on the vector unit (src/cost/vector_cost.cpp).
-Stats cost_vector(const VectorWork& w, const Spec& spec);
+// Cost of one op on the vector unit (src/cost/vector_cost.cpp, docs/vector-schedule.md).
+// `mutation`: a deliberate error for the mutation tests (vector_schedule.h), never set elsewhere.
+Stats cost_vector(const VectorWork& w, const Spec& spec, VectorCostMutation mutation = VectorCostMutation::none);
 
 }  // namespace st
