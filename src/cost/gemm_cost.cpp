@@ -11,6 +11,9 @@
 //   change, i.e. loads = product of the trip counts of every loop from the outermost down to the
 //   innermost loop the operand depends on (loops of trip 1 do not exist). Every tile is reloaded
 //   equally often, so bytes are closed-form exact.
+// - Formats: an operand's DRAM bytes are in its backing tensor's DRAM format (dram_elem_bytes), its SRAM
+//   and edge bytes in the array's (elem_bytes); where they differ the DMA casts every element it moves
+//   (`casts`, energy.cast; docs/cost-schedule.md "Casts").
 // - An operand whose whole matrix fits in its bank is loaded once whatever the order (resident).
 // - C tiles visited more than once (K tiled outside an M/N loop) spill fp32 partial sums to DRAM
 //   and read them back; accumulate_into_c reads C once more.
