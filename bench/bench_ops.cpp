@@ -194,7 +194,7 @@ std::vector<Case> cases(Env& env) {
     T->push_back(random_tensor({n}));
     g_keep.push_back(T);
     Tensor &w = (*T)[0], &g = (*T)[1], &vel = (*T)[2];
-    v.push_back({"sgd_update", "n272474", double(n), [&, T] { sgd_update(ctx, {0.1f, 0.9f, 5e-4f}, w, g, vel); },
+    v.push_back({"sgd_update", "n272474", double(n), [&, T] { sgd_update(ctx, {0.1f, 0.9f, 5e-4f}, w, g, vel, true); },
                  [&, T, n] {
                    float* W = w.data(); float* V = vel.data(); const float* G = g.data();
                    for (int64_t i = 0; i < n; ++i) {

@@ -66,15 +66,26 @@ std::string compare(const GemmWork& w, const Spec& spec, CostMutation mutation =
   return s;
 }
 
-GemmWork dense(int64_t M, int64_t N, int64_t K, int eb, bool accumulate) {
-  GemmWork w;
-  w.shape = {M, N, K};
-  w.a = operand_desc(M, K, eb, double(M * K), 1);
-  w.b = operand_desc(K, N, eb, double(K * N), 1);
-  w.c = operand_desc(M, N, 4, double(M * N), 1);
-  w.useful_macs = double(M) * double(N) * double(K);
+// A dense GEMM, A and B in `eb` bytes on chip, C in accumulators; in DRAM each in `dram` bytes
+// ({eb, eb, 4}: nothing cast).
+GemmWork dense(int64_t M, int64_t N, int64_t K, int eb, bool accumulate, std::array<int, 3> dram = {0, 0, 0}) {
+  GemmWork w = dense_gemm_work({M, N, K}, Format::bf16);
+  w.a.elem_bytes = w.b.elem_bytes = eb;
+  w.a.dram_elem_bytes = dram[0] > 0 ? dram[0] : eb;
+  w.b.dram_elem_bytes = dram[1] > 0 ? dram[1] : eb;
+  w.c.dram_elem_bytes = dram[2] > 0 ? dram[2] : 4;
   w.accumulate_into_c = accumulate;
   return w;
+}
+
+// Bytes per element in DRAM for A, B, C: mostly what the array reads, often fp32 activations or
+// master weights cast on the fill, sometimes narrower than on chip (1 byte), C sometimes stored in
+// another format than the accumulators.
+std::array<int, 3> random_dram_bytes(std::mt19937_64& rng) {
+  const int choices[] = {0, 0, 4, 4, 1, 2};
+  std::array<int, 3> d{};
+  for (int& x : d) x = choices[rng() % 6];
+  return d;
 }
 
 // A random spec: a preset with its buffers, links, buffering, latency, requests in flight and
@@ -123,7 +134,7 @@ ConvDesc random_conv(std::mt19937_64& rng) {
 
 TEST(CostReference, RandomDescriptionsAgree) {
   std::mt19937_64 rng(20261129);
-  int compared = 0;
+  int compared = 0, casts = 0;
   std::string fails;
   for (int i = 0; i < 500; ++i) {
     const Spec spec = random_spec(rng);
@@ -131,20 +142,27 @@ TEST(CostReference, RandomDescriptionsAgree) {
     if (i % 2 == 0) {
       auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
       const int64_t big = (i % 10 == 0) ? 1500 : 150;
+      const std::array<int, 3> dram = random_dram_bytes(rng);
       works.push_back(dense(in(1, int(big)), in(1, int(big)), in(1, int(big)), format_bytes(spec.array.format),
-                            rng() % 4 == 0));
+                            rng() % 4 == 0, dram));
     } else {
       const Direction dirs[] = {Direction::fwd, Direction::bwd_data, Direction::bwd_weights};
       const Lowering lows[] = {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip};
-      works = conv_work(random_conv(rng), dirs[rng() % 3], lows[rng() % 3], spec, "random");
+      // Conv-derived operands: fp32 activations and gradients cast on the fill, the weights as the
+      // spec stores them (an array-format copy, or the fp32 master).
+      Spec s = spec;
+      s.storage.weights = rng() % 2 ? WeightStorage::copy : WeightStorage::master;
+      works = conv_work(random_conv(rng), dirs[rng() % 3], lows[rng() % 3], s, "random");
     }
     for (const GemmWork& w : works) {
       const std::string f = compare(w, spec);
       ++compared;
+      casts += w.a.casts() || w.b.casts() || w.c.casts();
       if (!f.empty() && fails.size() < 20000) fails += f + "\n";
     }
   }
   EXPECT_GE(compared, 500);
+  EXPECT_GE(casts, 200) << "too few descriptions whose DRAM format differs from the array's";
   EXPECT_TRUE(fails.empty()) << fails;
   report_generated("random descriptions");
 }
@@ -169,6 +187,9 @@ TEST(CostReference, EveryLoopOrderOnForcedPlansAgrees) {
       tile = {w.shape.M / in(6, 40) + 1, w.shape.N / in(6, 40) + 1, w.shape.K / in(6, 40) + 1};
       if (rng() % 2) w.a.dram_elems = double(w.shape.M * w.shape.K) * (0.1 + double(rng() % 100) / 50);
       if (rng() % 2) w.b.dram_elems = double(w.shape.K * w.shape.N) * (0.1 + double(rng() % 100) / 50);
+      // fp32 tensors in DRAM, cast on the fill: twice the bytes per transfer.
+      if (rng() % 2) w.a.dram_elem_bytes = 4;
+      if (rng() % 2) w.b.dram_elem_bytes = 4;
     }
     for (const auto& o : orders) {
       const ScheduleTiming t = time_gemm_schedule(w, spec, tile, o);
@@ -234,13 +255,17 @@ TEST(CostReference, Long_EveryResNet18And50LayerAgreesAtBatch32) {
 // The comparison can fail: every deliberate error in the fast model is caught on the random set.
 TEST(CostReference, MutationsOfTheFastModelAreCaught) {
   for (CostMutation m : {CostMutation::average_edge_tiles, CostMutation::ws_preload_per_m_tile,
-                         CostMutation::round_transfer_bytes, CostMutation::latency_once_per_step}) {
+                         CostMutation::round_transfer_bytes, CostMutation::latency_once_per_step,
+                         CostMutation::ignore_dram_format}) {
     std::mt19937_64 rng(99);
     int caught = 0, cases = 0;
     for (int i = 0; i < 100; ++i) {
       const Spec spec = random_spec(rng);
       auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
-      const GemmWork w = dense(in(1, 300), in(1, 300), in(1, 300), 2, false);
+      GemmWork w = dense(in(1, 300), in(1, 300), in(1, 300), 2, false);
+      // ignore_dram_format needs operands stored in another format: fp32 activations (A) and master
+      // weights (B) read by a bf16 array.
+      if (m == CostMutation::ignore_dram_format) w.a.dram_elem_bytes = w.b.dram_elem_bytes = 4;
       ++cases;
       if (!compare(w, spec, m).empty()) ++caught;
     }

@@ -124,6 +124,32 @@ TEST(CostReferenceHand, TwoTilesDoubleBuffered) {
   EXPECT_EQ(get(r, "macs.issued"), 128);
 }
 
+// The same GEMM with A stored in DRAM in fp32 (activations) and cast to 2 bytes on the fill
+// (docs/cost-schedule.md "Casts"): an A tile is 64 bytes = 32 cycles on the link, 32 bytes in SRAM.
+TEST(CostReferenceHand, TwoTilesFp32ActivationsCastOnTheFill) {
+  GemmWork w = dense(4, 4, 8);
+  w.a.dram_elem_bytes = 4;
+  const Spec spec = hand_spec();
+  const Result r = simulate_gemm(w, spec, plan_of(4, 4, 4, "m,n,k"), true);
+  //   A0: start 0, data 10, complete 10+32 = 42;   B0: start 42, data 52, complete 68
+  //   A1: start 68, data 78, complete 110;         B1: start 110, data 120, complete 136
+  //   step 0: start max(0, A0 42, B0 68) = 68, end 82;  step 1: start max(82, 110, 136) = 136, end 150
+  //   store (16 elements of C in 2 bytes, nothing cast): start 150, data 160, complete 176 = total
+  const std::vector<Span> want = {{"load A", 0, 42},    {"load B", 42, 68},   {"compute", 68, 82},
+                                  {"load A", 68, 110},  {"load B", 110, 136}, {"compute", 136, 150},
+                                  {"store C", 150, 176}};
+  EXPECT_EQ(timeline(r), want) << show(timeline(r));
+  // Step 0's gap [0, 68) goes to B0: queue [0, 42), latency [42, 52), bandwidth [52, 68). Step 1's
+  // gap [82, 136) to B1: queue [82, 110), latency [110, 120), bandwidth [120, 136). Drain 26.
+  expect_cycles(r, 176, 28, {0, 0, 42 + 28, 10 + 10, 16 + 16, 26});
+  EXPECT_EQ(get(r, "bytes.dram.read.ifmap"), 128);   // 2 tiles x 16 elements x 4 bytes
+  EXPECT_EQ(get(r, "bytes.sram.ifmap.write"), 64);   // ... landing as 2-byte elements
+  EXPECT_EQ(get(r, "bytes.dram.read.weight"), 64);
+  EXPECT_EQ(get(r, "bytes.sram.weight.write"), 64);
+  EXPECT_EQ(get(r, "casts"), 32);
+  EXPECT_DOUBLE_EQ(get(r, "energy.cast"), 32 * spec.energy.cast);
+}
+
 // The same GEMM with A single-buffered: A1 waits for the end of step 0, the step that used A0.
 TEST(CostReferenceHand, TwoTilesSingleBufferedA) {
   Spec s = hand_spec();

@@ -62,9 +62,11 @@ TEST(Lowering, WorkedExampleGemmWorkMacs) {
   EXPECT_EQ(macs(Direction::bwd_weights, Lowering::explicit_im2col, false), 223027200);
   EXPECT_EQ(macs(Direction::bwd_weights, Lowering::zero_skip, false), 57802752);
   EXPECT_EQ(macs(Direction::fwd, Lowering::bp_im2col, false), 57802752);
-  // Explicit materializes U_pad: extra storage is its zero space.
+  // Explicit materializes U_pad: extra storage is its zero space, in dY's format (fp32 in DRAM:
+  // src/ops/storage.h), which the array reads as bf16 after a cast on the fill.
   const auto w = conv_work(kExample, Direction::bwd_data, Lowering::explicit_im2col, spec);
-  EXPECT_EQ(w[0].a.extra_storage_bytes, (430592.0 - 100352.0) * 2);
+  EXPECT_EQ(w[0].a.extra_storage_bytes, (430592.0 - 100352.0) * 4);
+  EXPECT_EQ(w[0].a.elem_bytes, 2);
 }
 
 std::vector<ConvDesc> shapes() {

@@ -53,6 +53,16 @@ TEST(Spec, PresetsLoadWithDocumentedValues) {
   const Spec b = load_spec("bp-im2col-16x16");
   EXPECT_EQ(b.array.dataflow, Dataflow::is);
   EXPECT_EQ(b.array.rows, 16);
+
+  // Storage formats: every preset keeps an array-format weight copy; a cast costs ~ an int32 add.
+  for (const auto& name : preset_names()) {
+    EXPECT_EQ(load_spec(name).storage.weights, WeightStorage::copy) << name;
+    EXPECT_DOUBLE_EQ(load_spec(name).energy.cast, 0.1) << name;
+  }
+  EXPECT_EQ(Spec{}.storage.weights, WeightStorage::copy);
+  const Spec m = parse_spec_toml("base = \"tpu-like\"\n[storage]\nweights = \"master\"\n", "m.toml");
+  EXPECT_EQ(m.storage.weights, WeightStorage::master);
+  EXPECT_EQ(parse_spec_toml(spec_to_toml(m), "back").storage.weights, WeightStorage::master);
 }
 
 TEST(Spec, RoundTripThroughToml) {
@@ -86,6 +96,7 @@ TEST(Spec, BaseAndTechNode) {
   EXPECT_EQ(s.name, "my");      // file stem
   const Spec n = parse_spec_toml("base = \"tpu-like\"\ntech_nm = 16\n[energy]\nmac_fp32 = 1.0\n", "n.toml");
   EXPECT_DOUBLE_EQ(n.energy.mac_bf16, 0.27);  // the 16 nm default
+  EXPECT_DOUBLE_EQ(n.energy.cast, 0.018);     // 0.1 pJ x 0.18 (logic)
   EXPECT_DOUBLE_EQ(n.energy.mac_fp32, 1.0);   // overridden
 }
 
@@ -106,6 +117,9 @@ TEST(Spec, BadSpecsNameFileAndKey) {
       {"[dram]\nbandwidth_gbps = 0\n", {"t.toml", "dram.bandwidth_gbps", "number"}},
       {"[vector]\nfuse_with_conv = 1\n", {"t.toml", "vector.fuse_with_conv", "true or false"}},
       {"[energy]\nmac_bf16 = -2\n", {"t.toml", "energy.mac_bf16", "[0,"}},
+      {"[energy]\ncast = -0.1\n", {"t.toml", "energy.cast", "[0,"}},
+      {"[storage]\nweights = \"bf16\"\n", {"t.toml", "storage.weights", "\"copy\", \"master\""}},
+      {"[storage]\nactivations = \"bf16\"\n", {"t.toml", "storage.activations", "allowed"}},
       {"clock_ghz = 0\n", {"t.toml", "clock_ghz", "(0,"}},
       {"tech_nm = 7\n", {"t.toml", "tech_nm", "45, 28, 16"}},
       {"base = \"nope\"\n", {"t.toml", "base", "tpu-like"}},

@@ -143,7 +143,7 @@ TEST(VectorCost, RealOpsBytesCoverTheirTensors) {
   logits.fill(0);
   softmax_xent_fwd(ctx, logits, std::vector<int32_t>(8, 0), probs);
   Tensor v;
-  sgd_update(ctx, {}, a, b, v);
+  sgd_update(ctx, {}, a, b, v, false);
   ASSERT_EQ(sink.vectors.size(), 6u);
   for (const VectorWork& w : sink.vectors) {
     SCOPED_TRACE(std::string(to_string(w.tag.kind)));

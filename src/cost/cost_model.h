@@ -22,5 +22,10 @@ Stats cost_gemm_search(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool
 // Cost of one op on the vector unit (src/cost/vector_cost.cpp, docs/vector-schedule.md).
 // `mutation`: a deliberate error for the mutation tests (vector_schedule.h), never set elsewhere.
 Stats cost_vector(const VectorWork& w, const Spec& spec, VectorCostMutation mutation = VectorCostMutation::none);
+// The DMA cast unit's conversions of a vector op's tensors (w.casts: energy, no cycles;
+// src/cost/cast_cost.cpp), and the op's whole cost: cost_vector + cost_vector_casts (what the Ledger
+// and the DSE charge).
+Stats cost_vector_casts(const VectorWork& w, const Spec& spec);
+Stats cost_vector_op(const VectorWork& w, const Spec& spec);
 
 }  // namespace st

@@ -11,6 +11,9 @@
 //   change, i.e. loads = product of the trip counts of every loop from the outermost down to the
 //   innermost loop the operand depends on (loops of trip 1 do not exist). Every tile is reloaded
 //   equally often, so bytes are closed-form exact.
+// - Formats: an operand's DRAM bytes are in its backing tensor's DRAM format (dram_elem_bytes), its SRAM
+//   and edge bytes in the array's (elem_bytes); where they differ the DMA casts every element it moves
+//   (`casts`, energy.cast; docs/cost-schedule.md "Casts").
 // - An operand whose whole matrix fits in its bank is loaded once whatever the order (resident).
 // - C tiles visited more than once (K tiled outside an M/N loop) spill fp32 partial sums to DRAM
 //   and read them back; accumulate_into_c reads C once more.
@@ -273,7 +276,12 @@ std::vector<int64_t> candidates(int64_t extent, int64_t gran) {
   return v;
 }
 
-Problem make_problem(const GemmWork& w, const Spec& spec) {
+// Bytes per element of an operand in DRAM (CostMutation::ignore_dram_format: its SRAM bytes instead).
+int dram_eb(const OperandDesc& o, CostMutation mutation) {
+  return mutation == CostMutation::ignore_dram_format ? o.elem_bytes : o.dram_bytes();
+}
+
+Problem make_problem(const GemmWork& w, const Spec& spec, CostMutation mutation) {
   Problem p;
   p.spec = &spec;
   p.g = w.shape;
@@ -291,9 +299,10 @@ Problem make_problem(const GemmWork& w, const Spec& spec) {
   auto backing = [](const OperandDesc& o, double virt) {
     return double(std::llround(o.dram_elems > 0 ? o.dram_elems : virt));
   };
-  p.a_total = backing(w.a, mk) * w.a.elem_bytes;
-  p.b_total = backing(w.b, kn) * w.b.elem_bytes;
-  p.c_total = backing(w.c, mn) * w.c.elem_bytes;
+  // DRAM bytes in each backing tensor's storage format (docs/cost-schedule.md).
+  p.a_total = backing(w.a, mk) * dram_eb(w.a, mutation);
+  p.b_total = backing(w.b, kn) * dram_eb(w.b, mutation);
+  p.c_total = backing(w.c, mn) * dram_eb(w.c, mutation);
   p.a_occ = w.a.sram_elems_per_virtual * w.a.elem_bytes;
   p.b_occ = w.b.sram_elems_per_virtual * w.b.elem_bytes;
   p.bank_a = spec.ifmap.kib * 1024;
@@ -391,7 +400,7 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   Stats s;
   const GemmShape& g = w.shape;
   if (g.M <= 0 || g.N <= 0 || g.K <= 0) return s;
-  const Problem p = make_problem(w, spec);
+  const Problem p = make_problem(w, spec, mutation);
   int64_t evaluated = 0;
   Eval e = search(p, evaluated, prune);
   // Beyond 2^50 cycles (a GEMM no layer limit lets through; doubles stop being exact at 2^53 and the
@@ -442,7 +451,9 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
                                                                  {e.order[0], e.order[1], e.order[2]}, mutation,
                                                                  &gen_loads);
   // The chosen plan's DRAM bytes, exactly: every tile moves its integer share of the backing store
-  // (docs/cost-schedule.md), and every tile of an operand is loaded equally often.
+  // (docs/cost-schedule.md), and every tile of an operand is loaded equally often. The same elements
+  // land in SRAM in elem_bytes; where the formats differ the DMA casts each of them.
+  double fill_a = 0, fill_b = 0, c_in_sram = 0, c_out_sram = 0, casts = 0;
   {
     const Split sp[3] = {split(g.M, e.t[kM]), split(g.N, e.t[kN]), split(g.K, e.t[kK])};
     auto shares = [&](const OperandDesc& o, int rd, int cd) {
@@ -452,17 +463,27 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
       for (const auto& [tr, nr] : {std::pair{sp[rd].t, sp[rd].q}, std::pair{sp[rd].r, int64_t(sp[rd].r > 0)}})
         for (const auto& [tc, nc] : {std::pair{sp[cd].t, sp[cd].q}, std::pair{sp[cd].r, int64_t(sp[cd].r > 0)}})
           if (nr > 0 && nc > 0) sum += double(nr) * double(nc) * double(tile_share(D, R, Q, tr, tc));
-      return sum * o.elem_bytes;
+      return sum;   // elements
     };
     const double tiles_a = double(sp[kM].count()) * double(sp[kK].count());
     const double tiles_b = double(sp[kK].count()) * double(sp[kN].count());
     const double tiles_c = double(sp[kM].count()) * double(sp[kN].count());
-    const double c_bytes = shares(w.c, kM, kN);
+    const double c_elems = shares(w.c, kM, kN);
+    const double c_bytes = c_elems * dram_eb(w.c, mutation);
     const double spill = (e.visits_c / tiles_c - 1) * double(g.M) * double(g.N) * kAccBytes;
-    e.dram_a = (pass[0] >= 0 ? double(pass[0]) * w.a.elem_bytes : shares(w.a, kM, kK)) * (e.loads_a / tiles_a);
-    e.dram_b = (pass[1] >= 0 ? double(pass[1]) * w.b.elem_bytes : shares(w.b, kK, kN)) * (e.loads_b / tiles_b);
+    // A generated operand moves `pass` elements per pass (footprints), any other its shares.
+    const double a_elems = (pass[0] >= 0 ? double(pass[0]) : shares(w.a, kM, kK)) * (e.loads_a / tiles_a);
+    const double b_elems = (pass[1] >= 0 ? double(pass[1]) : shares(w.b, kK, kN)) * (e.loads_b / tiles_b);
+    const double c_moved = c_elems * (w.accumulate_into_c ? 2.0 : 1.0);   // stored (and read in)
+    e.dram_a = a_elems * dram_eb(w.a, mutation);
+    e.dram_b = b_elems * dram_eb(w.b, mutation);
     e.dram_c_write = c_bytes + spill;
     e.dram_c_read = spill + (w.accumulate_into_c ? c_bytes : 0.0);
+    fill_a = a_elems * w.a.elem_bytes;
+    fill_b = b_elems * w.b.elem_bytes;
+    c_out_sram = c_elems * w.c.elem_bytes + spill;
+    c_in_sram = spill + (w.accumulate_into_c ? c_elems * w.c.elem_bytes : 0.0);
+    casts = (w.a.casts() ? a_elems : 0.0) + (w.b.casts() ? b_elems : 0.0) + (w.c.casts() ? c_moved : 0.0);
   }
   if (plan) {
     plan->tile_m = e.t[kM];
@@ -515,16 +536,17 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   s.add("bytes.edge.weight", edge_b * w.b.elem_bytes);
   s.add("bytes.edge.output", chunks_c * kAccBytes);
 
-  // SRAM: fills are what arrives from DRAM; array-side reads skip injected zeros (fetched_fraction).
+  // SRAM: fills are the elements that arrive from DRAM, in elem_bytes (cast on the way when the DRAM
+  // format differs); array-side reads skip injected zeros (fetched_fraction).
   const double sram_a_r = edge_a * w.a.elem_bytes * w.a.fetched_fraction;
   const double sram_b_r = edge_b * w.b.elem_bytes * w.b.fetched_fraction;
-  const double sram_a_w = e.dram_a, sram_b_w = e.dram_b;
+  const double sram_a_w = fill_a, sram_b_w = fill_b;
   // Output buffer: every accumulator chunk is written, and read first to be added to, except the
   // first chunk of each tile (nothing there yet, unless C comes in: accumulate_into_c); C coming
   // back from DRAM (spills, accumulate) is written in; all leaving is read.
   const double fresh_chunks = w.accumulate_into_c ? 0.0 : M * N;
-  const double sram_c_w = chunks_c * kAccBytes + e.dram_c_read;
-  const double sram_c_r = (chunks_c - fresh_chunks) * kAccBytes + e.dram_c_read + e.dram_c_write;
+  const double sram_c_w = chunks_c * kAccBytes + c_in_sram;
+  const double sram_c_r = (chunks_c - fresh_chunks) * kAccBytes + c_in_sram + c_out_sram;
   s.add("bytes.sram.ifmap.read", sram_a_r);
   s.add("bytes.sram.ifmap.write", sram_a_w);
   s.add("bytes.sram.weight.read", sram_b_r);
@@ -542,6 +564,7 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   s.add("pe.hops.operand", hops_op);
   s.add("pe.hops.psum", hops_psum);
   s.add("pe.reg_write_bits", reg_bits);
+  if (casts > 0) s.add("casts", casts);
 
   // Energy.
   const EnergyTable& t = spec.energy;
@@ -552,6 +575,7 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   s.add("energy.sram.weight", buffer_energy_pj(t, spec.weight, sram_b_r, sram_b_w));
   s.add("energy.sram.output", buffer_energy_pj(t, spec.output, sram_c_r, sram_c_w));
   s.add("energy.dram", dram_energy_pj(spec, s.sum_prefix("bytes.dram.")));
+  if (casts > 0) s.add("energy.cast", casts * t.cast);
   s.add("energy.leakage", leakage_energy_pj(spec, total));
   return s;
 }

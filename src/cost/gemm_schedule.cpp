@@ -167,6 +167,11 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     return o.dram_elems > 0 ? int64_t(std::llround(o.dram_elems)) : int64_t(std::llround(virt));
   };
   const int64_t Da = backing(w.a, M * K), Db = backing(w.b, K * N), Dc = backing(w.c, M * N);
+  // Bytes per element in DRAM: the format the backing tensor is stored in (docs/cost-schedule.md).
+  auto dram_eb = [&](const OperandDesc& o) {
+    return int64_t(mutation == CostMutation::ignore_dram_format ? o.elem_bytes : o.dram_bytes());
+  };
+  const int64_t eb_a = dram_eb(w.a), eb_b = dram_eb(w.b), eb_c = dram_eb(w.c);
 
   // Compute cycles of the 8 tile shapes (full / remainder per dim).
   std::array<int64_t, 8> cycles{};
@@ -202,17 +207,16 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     return tile_share(D, dm.ext[size_t(rd)], dm.ext[size_t(cd)], dm.size(rd, i[size_t(rd)]), dm.size(cd, i[size_t(cd)]));
   };
 
-  // Loads of an operand: its share, or for a generated one its first-tile or rest share.
-  auto load_bytes = [&](int op, int64_t D, const std::array<int64_t, 3>& i) {
-    const OperandDesc& o = op == 0 ? w.a : w.b;
+  // Elements a load of A (op 0) or B (op 1) moves: its share, or for a generated operand its
+  // first-tile footprint or its share of the rest.
+  auto load_elems = [&](int op, int64_t D, const std::array<int64_t, 3>& i) {
     const int rd = op == 0 ? kM : kK, cd = op == 0 ? kK : kN;
-    if (!generated || !(*generated)[size_t(op)].on) return share(D, rd, cd, i) * o.elem_bytes;
+    if (!generated || !(*generated)[size_t(op)].on) return share(D, rd, cd, i);
     const GeneratedLoads& g = (*generated)[size_t(op)];
     const size_t pd = size_t(g.pixel_dim), gd = size_t(g.row_dim);
-    if (i[pd] == 0) return g.first[size_t(i[gd])] * o.elem_bytes;
+    if (i[pd] == 0) return g.first[size_t(i[gd])];
     return tile_share(g.rest, dm.ext[pd] - dm.size(int(pd), 0), dm.ext[gd], dm.size(int(pd), i[pd]),
-                      dm.size(int(gd), i[gd])) *
-           o.elem_bytes;
+                      dm.size(int(gd), i[gd]));
   };
 
   // 1. Materialization on the shared link.
@@ -240,7 +244,7 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
   auto slot_free = [&](int64_t j) { return c_resident ? t_mat : c_double ? store_of(j - 2) : store_of(j - 1); };
   auto needs_input = [&](const std::array<int64_t, 3>& i) { return i[kK] == 0 ? w.accumulate_into_c : !c_resident; };
   auto input_bytes = [&](const std::array<int64_t, 3>& i) {
-    return i[kK] == 0 ? share(Dc, kM, kN, i) * w.c.elem_bytes : dm.size(kM, i[kM]) * dm.size(kN, i[kN]) * kAccBytes;
+    return i[kK] == 0 ? share(Dc, kM, kN, i) * eb_c : dm.size(kM, i[kM]) * dm.size(kN, i[kN]) * kAccBytes;
   };
   auto load = [&](Operand& X, int64_t tile_index, int64_t end_before, auto&& bytes_of) {
     if (X.resident) {
@@ -271,8 +275,8 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     c_input = links[size_t(c_link)].issue(slot_free(0), input_bytes(cur));
     has_c_input = true;
   }
-  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, [&] { return load_bytes(0, Da, cur); });
-  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, [&] { return load_bytes(1, Db, cur); });
+  loaded_a = load(A, cur[kM] * dm.trip[kK] + cur[kK], t_mat, [&] { return load_elems(0, Da, cur) * eb_a; });
+  loaded_b = load(B, cur[kK] * dm.trip[kN] + cur[kN], t_mat, [&] { return load_elems(1, Db, cur) * eb_b; });
   for (Link& l : links) l.new_round();
 
   // Steady state, at every loop level. A *unit* of level l is one iteration of loop l (for the
@@ -327,7 +331,7 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     if (r >= 1 && !same_c(prev, cur)) {
       const bool output = prev[kK] + 1 == dm.trip[kK];
       if (output || !c_resident) {
-        const int64_t bytes = output ? share(Dc, kM, kN, prev) * w.c.elem_bytes
+        const int64_t bytes = output ? share(Dc, kM, kN, prev) * eb_c
                                      : dm.size(kM, prev[kM]) * dm.size(kN, prev[kN]) * kAccBytes;
         store_done[size_t((visits - 1) % 4)] = links[size_t(c_link)].issue(end_prev, bytes).complete;
       } else {
@@ -367,9 +371,9 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
         has_c_input = true;
       }
       if (!same_a(cur, nxt))
-        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, [&] { return load_bytes(0, Da, nxt); });
+        loaded_a = load(A, nxt[kM] * dm.trip[kK] + nxt[kK], end, [&] { return load_elems(0, Da, nxt) * eb_a; });
       if (!same_b(cur, nxt))
-        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, [&] { return load_bytes(1, Db, nxt); });
+        loaded_b = load(B, nxt[kK] * dm.trip[kN] + nxt[kN], end, [&] { return load_elems(1, Db, nxt) * eb_b; });
     }
     for (Link& l : links) l.new_round();
     end_prev = end;
@@ -471,7 +475,7 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
   {
     const bool output = prev[kK] + 1 == dm.trip[kK];
     if (output || !c_resident) {
-      const int64_t bytes = output ? share(Dc, kM, kN, prev) * w.c.elem_bytes
+      const int64_t bytes = output ? share(Dc, kM, kN, prev) * eb_c
                                    : dm.size(kM, prev[kM]) * dm.size(kN, prev[kN]) * kAccBytes;
       links[size_t(c_link)].issue(end_prev, bytes);
     }

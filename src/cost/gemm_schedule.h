@@ -21,6 +21,7 @@ enum class CostMutation : uint8_t {
   round_transfer_bytes,   // round every DMA request up to whole 64-byte bursts
   latency_once_per_step,  // the old model: one latency per step's burst, not per request
   drop_halo,              // generated operands move their share of the backing store (no footprint)
+  ignore_dram_format,     // count DRAM bytes in the SRAM format (elem_bytes), not dram_elem_bytes
 };
 
 enum StallCause : int { kStallMaterialize, kStallSlot, kStallQueue, kStallLatency, kStallBandwidth,

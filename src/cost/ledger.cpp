@@ -13,7 +13,7 @@ void put(std::string& k, const T&... v) {
   (k.append(reinterpret_cast<const char*>(&v), sizeof(v)), ...);
 }
 void put_operand(std::string& k, const OperandDesc& o) {
-  put(k, o.rows, o.cols, o.elem_bytes, o.dram_elems, o.sram_elems_per_virtual, o.fetched_fraction,
+  put(k, o.rows, o.cols, o.elem_bytes, o.dram_bytes(), o.dram_elems, o.sram_elems_per_virtual, o.fetched_fraction,
       o.extra_storage_bytes, o.extra_dram_write_bytes, o.extra_dram_read_bytes);
 }
 }  // namespace
@@ -31,7 +31,7 @@ std::string cost_key(const VectorWork& w) {
   std::string k = "V";
   put(k, w.elements, w.adds, w.muls, w.fmas, w.cmps, w.divs, w.exps, w.rsqrts, w.passes);
   put(k, w.dram_read_bytes, w.dram_write_bytes, w.sram_read_bytes, w.sram_write_bytes,
-      w.fused_with_producer, w.producer_read_bytes, w.groups);
+      w.fused_with_producer, w.producer_read_bytes, w.groups, w.casts);
   return k;
 }
 
@@ -41,7 +41,7 @@ void Ledger::record(const Tag& tag, const std::string& key, bool is_gemm, const 
   if (it == cache_.end()) {
     Cached c;
     if (is_gemm) c.stats = cost_gemm(*static_cast<const GemmWork*>(work), spec_, &c.plan);
-    else c.stats = cost_vector(*static_cast<const VectorWork*>(work), spec_);
+    else c.stats = cost_vector_op(*static_cast<const VectorWork*>(work), spec_);
     it = cache_.emplace(key, std::move(c)).first;
   } else {
     ++hits_;

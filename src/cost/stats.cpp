@@ -29,7 +29,8 @@ const std::vector<CounterInfo>& counter_registry() {
       {"bytes.sram.*", "bytes", "bytes read/written in an on-chip buffer (sram.BUFFER.read|write)"},
       {"bytes.edge.*", "bytes", "operand bytes entering the array edge, by role (zeros injected included)"},
       {"storage.extra", "bytes", "peak DRAM bytes of materialized zero-space (explicit lowering)"},
-      {"energy.*", "pJ", "energy by component (mac, pe, sram.BUFFER, dram, vector, leakage)"},
+      {"casts", "elements", "elements the DMA converted between a tensor's DRAM format and the on-chip one"},
+      {"energy.*", "pJ", "energy by component (mac, pe, sram.BUFFER, dram, vector, cast, leakage)"},
   };
   return r;
 }

@@ -1,5 +1,7 @@
 #include "src/cost/work.h"
 
+#include <iterator>
+
 namespace st {
 
 std::string_view to_string(OpKind k) {
@@ -45,12 +47,33 @@ std::string_view to_string(Phase p) {
   return "?";
 }
 
+std::string_view to_string(TensorRole r) {
+  static constexpr std::string_view kName[] = {
+      "src", "src1", "dst", "wei", "wei_copy", "bias", "gamma", "beta", "running_mean", "running_var", "mean",
+      "var", "diff_dst", "diff_src", "diff_wei", "diff_bias", "diff_gamma", "diff_beta", "velocity", "workspace",
+      "labels", "loss"};
+  static_assert(std::size(kName) == size_t(TensorRole::kCount));
+  return r < TensorRole::kCount ? kName[size_t(r)] : "?";
+}
+
+void read_tensor(VectorWork& w, TensorRole role, double elems, int elem_bytes, bool producer, bool partial) {
+  w.tensors.push_back({role, false, elems, elem_bytes, partial, producer});
+  w.dram_read_bytes += elems * elem_bytes;
+  if (producer) w.producer_read_bytes += elems * elem_bytes;
+}
+
+void write_tensor(VectorWork& w, TensorRole role, double elems, int elem_bytes) {
+  w.tensors.push_back({role, true, elems, elem_bytes, false, false});
+  w.dram_write_bytes += elems * elem_bytes;
+}
+
 GemmWork dense_gemm_work(const GemmShape& g, Format format) {
   auto dense = [](int64_t rows, int64_t cols, int elem_bytes) {
     OperandDesc o;
     o.rows = rows;
     o.cols = cols;
     o.elem_bytes = elem_bytes;
+    o.dram_elem_bytes = elem_bytes;
     o.dram_elems = double(rows) * double(cols);
     return o;
   };
@@ -59,6 +82,9 @@ GemmWork dense_gemm_work(const GemmShape& g, Format format) {
   w.a = dense(g.M, g.K, format_bytes(format));
   w.b = dense(g.K, g.N, format_bytes(format));
   w.c = dense(g.M, g.N, accumulator_bytes(format));
+  w.a.tensor = TensorRole::src;
+  w.b.tensor = TensorRole::wei;
+  w.c.tensor = TensorRole::dst;
   w.useful_macs = double(g.M) * double(g.N) * double(g.K);
   return w;
 }

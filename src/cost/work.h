@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <memory>
 
@@ -35,12 +36,24 @@ struct Tag {
   Phase phase = Phase::forward;
 };
 
+// Which tensor of an op a GEMM operand or a vector op's DRAM transfer is (oneDNN's names, plus the
+// parameters and state of BN, pooling, the loss and SGD). With the op's tag (layer, kind) it names
+// the tensor of the network, so a test can check that the format a producer writes is the format
+// every consumer reads (tests/test_storage_formats.cpp).
+enum class TensorRole : uint8_t {
+  src, src1, dst, wei, wei_copy, bias, gamma, beta, running_mean, running_var, mean, var,
+  diff_dst, diff_src, diff_wei, diff_bias, diff_gamma, diff_beta, velocity, workspace, labels, loss,
+  kCount
+};
+std::string_view to_string(TensorRole r);
+
 // How one GEMM operand (the virtual matrix the array consumes) is backed in memory.
 // A lowering (im2col, BP-im2col, zero-skip) fills this in; the cost model's tiler uses it to turn a
 // tile of the virtual matrix into DRAM bytes, SRAM bytes and array-edge elements.
 struct OperandDesc {
   int64_t rows = 0, cols = 0;          // extent of the virtual matrix (A: M x K, B: K x N, C: M x N)
-  int elem_bytes = 2;                  // bytes per element in DRAM / SRAM
+  int elem_bytes = 2;                  // bytes per element in SRAM / at the array edge (the array format;
+                                       // C: the accumulator)
   double dram_elems = 0;               // elements of the backing tensor in DRAM (what one full pass reads)
   double sram_elems_per_virtual = 1;   // SRAM storage per virtual element (im2col reuse < 1; zeros
                                        // stored by explicit lowering count, BP-im2col's do not)
@@ -49,6 +62,15 @@ struct OperandDesc {
   double extra_storage_bytes = 0;      // materialized zero-space kept in DRAM for this operand
   double extra_dram_write_bytes = 0;   // bytes written to DRAM to materialize it (explicit lowering)
   double extra_dram_read_bytes = 0;    // bytes read from DRAM to materialize it (explicit lowering)
+  // (extra_*: in dram_elem_bytes; the materialized copy keeps the format of the tensor it copies)
+  // (the two below come last, so positional initializers of the fields above keep working)
+  int dram_elem_bytes = 0;             // bytes per element of the backing tensor in DRAM, the format its
+                                       // producer wrote (0: elem_bytes). Every DRAM byte of the operand is
+                                       // counted in it; where it differs from elem_bytes the DMA casts every
+                                       // element it moves (docs/cost-schedule.md "Casts")
+  TensorRole tensor = TensorRole::src; // which tensor of the op backs it (not a cost input)
+  int dram_bytes() const { return dram_elem_bytes > 0 ? dram_elem_bytes : elem_bytes; }
+  bool casts() const { return dram_bytes() != elem_bytes; }
   // Set when the array reads the operand through a convolution's address generator (im2col of X,
   // BP-im2col's dY operands, the zero-skip phases, the materialized U_pad): the generator the
   // numerics use, and whether the operand is its transpose (the generator's rows, channel x tap,
@@ -84,7 +106,7 @@ struct GemmWork {
 
 // A dense GEMM: every operand is its own matrix in DRAM (backing elements = rows x cols, nothing
 // generated, nothing zero), A and B in the array format's bytes, C in accumulator bytes (fp32 /
-// int32), every MAC useful. The tag is left to the caller.
+// int32), in DRAM as on chip (nothing cast), every MAC useful. The tag is left to the caller.
 GemmWork dense_gemm_work(const GemmShape& g, Format format);
 
 // What the tiler chose for a GEMM (recorded in reports; the cost reference takes it as input).
@@ -92,6 +114,16 @@ struct GemmPlan {
   int64_t tile_m = 0, tile_n = 0, tile_k = 0;
   std::string loop_order;        // e.g. "n,m,k" (outermost first)
   int64_t candidates_evaluated = 0;
+};
+
+// One tensor a vector op moves between DRAM and its memory in one pass, in its DRAM format.
+struct TensorIO {
+  TensorRole role = TensorRole::src;
+  bool write = false;                  // false: read from DRAM
+  double elems = 0;                    // elements moved
+  int elem_bytes = 4;                  // bytes per element in DRAM (the tensor's storage format)
+  bool partial = false;                // a subset of the tensor (a strided gather): elems < its size
+  bool producer = false;               // a read of the producer's output (counts in producer_read_bytes)
 };
 
 // Work on the vector unit (non-conv ops). Counts are totals for the whole op.
@@ -109,7 +141,18 @@ struct VectorWork {
   double producer_read_bytes = 0;      // part of dram_read_bytes that is the producer's output:
                                        // not read from DRAM when fused (and spec.vector.fuse_with_conv)
   int64_t groups = 1;                  // independent reduction groups the passes run over
+  // The tensors behind dram_read_bytes / dram_write_bytes / producer_read_bytes (add them with
+  // read_tensor / write_tensor, which keep the totals equal to the sums), and the elements the DMA
+  // cast unit converts on their way out (SGD's array-format weight copy): energy.cast each, no cycles
+  // (the converter runs at link rate); costed by cost_vector_casts (src/cost/cost_model.h).
+  std::vector<TensorIO> tensors;
+  double casts = 0;
 };
+
+// Adds a tensor read from (write_tensor: written to) DRAM to `w`: its list and its byte totals.
+void read_tensor(VectorWork& w, TensorRole role, double elems, int elem_bytes, bool producer = false,
+                 bool partial = false);
+void write_tensor(VectorWork& w, TensorRole role, double elems, int elem_bytes);
 
 // Where an op hands its work descriptions (the Ledger, or a test's recorder). Declared on the cost
 // floor so the cost model never has to know the ops that use it.

@@ -71,7 +71,10 @@ struct Tally {
   int64_t duration = 0, compute = 0, tiles = 0, folds = 0, macs = 0;
   std::array<int64_t, kCauses> stall{};
   std::array<int64_t, 2> load{};                      // DRAM bytes of A / B tile loads
+  std::array<int64_t, 2> fill{};                      // ... the SRAM bytes they wrote
   int64_t c_input = 0, c_store = 0;                   // DRAM bytes of C inputs / stores (and spills)
+  int64_t c_input_sram = 0, c_store_sram = 0;         // ... the output-buffer bytes they wrote / read
+  int64_t casts = 0;                                  // elements the DMA converted between formats
   std::array<int64_t, 3> mat_read{}, mat_write{};     // materialization bytes per operand
   std::array<int64_t, 2> edge{};                      // array-edge bytes of A / B
   int64_t chunks = 0;                                 // accumulator chunk bytes into the output buffer
@@ -220,8 +223,14 @@ class Simulator final : public DmaClient {
         break;
       case RequestKind::load:
       case RequestKind::input: {
-        if (d.kind == RequestKind::load) tally_.load[size_t(d.operand)] += d.bytes;
-        else tally_.c_input += d.bytes;
+        if (d.kind == RequestKind::load) {
+          tally_.load[size_t(d.operand)] += d.bytes;
+          tally_.fill[size_t(d.operand)] += d.sram_bytes;
+        } else {
+          tally_.c_input += d.bytes;
+          tally_.c_input_sram += d.sram_bytes;
+        }
+        tally_.casts += d.casts;
         Slot& s = buf_[d.operand].slot(d.ordinal, d.tile);
         s.filled = d.ordinal;
         s.fill = timing;
@@ -230,6 +239,8 @@ class Simulator final : public DmaClient {
       case RequestKind::spill:
       case RequestKind::store:
         tally_.c_store += d.bytes;
+        tally_.c_store_sram += d.sram_bytes;
+        tally_.casts += d.casts;
         // The visit's slot is free once its partial sums / output are out.
         if (!buf_[kC].resident()) release(buf_[kC], d.ordinal);
         break;
@@ -493,6 +504,7 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
     const double dram_elems = op == kB ? od[op]->dram_elems : od[op]->dram_elems / nd;
     l.backing[op] = dram_elems > 0 ? std::llround(dram_elems) : virt_elems[op];
     l.elem_bytes[op] = od[op]->elem_bytes;
+    l.dram_bytes[op] = od[op]->dram_elem_bytes > 0 ? od[op]->dram_elem_bytes : od[op]->elem_bytes;
     const double bank = bs[op]->kib * 1024;
     const bool resident = op == kC ? virt[op] * kAccBytes <= bank
                                    : virt[op] * od[op]->sram_elems_per_virtual * od[op]->elem_bytes <= bank;
@@ -572,10 +584,10 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
   put("bytes.edge.weight", double(one.edge[kB]));
   put("bytes.edge.output", double(one.chunks));
 
-  const double sram_a_r = double(one.edge[kA]) * w.a.fetched_fraction, sram_a_w = double(one.load[kA]);
-  const double sram_b_r = double(one.edge[kB]) * w.b.fetched_fraction, sram_b_w = double(one.load[kB]);
-  const double sram_c_w = double(one.chunks + one.c_input);
-  const double sram_c_r = double(one.chunks - one.first_chunks + one.c_input + one.c_store);
+  const double sram_a_r = double(one.edge[kA]) * w.a.fetched_fraction, sram_a_w = double(one.fill[kA]);
+  const double sram_b_r = double(one.edge[kB]) * w.b.fetched_fraction, sram_b_w = double(one.fill[kB]);
+  const double sram_c_w = double(one.chunks + one.c_input_sram);
+  const double sram_c_r = double(one.chunks - one.first_chunks + one.c_input_sram + one.c_store_sram);
   put("bytes.sram.ifmap.read", sram_a_r);
   put("bytes.sram.ifmap.write", sram_a_w);
   put("bytes.sram.weight.read", sram_b_r);
@@ -587,6 +599,7 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
   put("pe.hops.operand", double(one.hops_operand));
   put("pe.hops.psum", double(one.hops_psum));
   put("pe.reg_write_bits", double(one.reg_bits));
+  if (one.casts > 0) put("casts", double(one.casts));
 
   const EnergyTable& e = spec.energy;
   put("energy.mac", double(one.macs) * mac_energy(e, spec.array.format));
@@ -597,6 +610,7 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
   put("energy.sram.weight", sram_pj(e, spec.weight, sram_b_r, sram_b_w));
   put("energy.sram.output", sram_pj(e, spec.output, sram_c_r, sram_c_w));
   put("energy.dram", (rd_a + rd_b + rd_c + wr_a + wr_b + wr_c) * 8.0 * spec.dram.energy_pj_per_bit);
+  if (one.casts > 0) put("energy.cast", double(one.casts) * e.cast);
   put("energy.leakage", leakage_mw(spec) * double(one.duration) / spec.clock_ghz);
   return res;
 }

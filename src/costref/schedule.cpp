@@ -69,13 +69,12 @@ int64_t share(int64_t D, int64_t R, int64_t Q, int64_t r0, int64_t r1, int64_t c
   return int64_t((i128(D) * area + all - 1) / all);
 }
 
-int64_t tile_bytes(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1) {
+int64_t tile_elems(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1) {
   const int rd = kRowDim[op], cd = kColDim[op];
   if (op != kC && !l.fetched[op].empty())
-    return l.fetched[op][size_t(i0 * t.count[cd] + i1)] * l.elem_bytes[op];
+    return l.fetched[op][size_t(i0 * t.count[cd] + i1)];
   return share(l.backing[op], t.ext[rd], t.ext[cd], t.begin(rd, i0), t.end(rd, i0), t.begin(cd, i1),
-               t.end(cd, i1)) *
-         l.elem_bytes[op];
+               t.end(cd, i1));
 }
 
 StepStream::StepStream(const Tiling& t, const Layout& l) : t_(t), l_(l) {
@@ -158,29 +157,33 @@ LinkProgram::LinkProgram(const Tiling& t, const Layout& l, int link, std::vector
 bool LinkProgram::item(int which, RequestDesc& out) {
   const StepInfo &prev = win_[0], &cur = win_[1], &nxt = win_[2];
   const Buffering cb = l_.buf[kC];
-  auto c_request = [&](const StepInfo& st, RequestKind kind, int64_t bytes) {
+  // A share of C's backing store (accumulate input, output store) moves in C's DRAM format and lands in
+  // its SRAM format; partial sums (spill, read-back) are accumulators both ways.
+  auto c_request = [&](const StepInfo& st, RequestKind kind, bool share_of_c) {
     out = RequestDesc{};
     out.kind = kind;
     out.operand = kC;
     out.link = link_;
-    out.bytes = bytes;
+    if (share_of_c) {
+      const int64_t e = tile_elems(t_, l_, kC, st.idx[kM], st.idx[kN]);
+      out.bytes = e * l_.dram_bytes[kC];
+      out.sram_bytes = e * l_.elem_bytes[kC];
+      out.casts = l_.dram_bytes[kC] != l_.elem_bytes[kC] ? e : 0;
+    } else {
+      out.bytes = out.sram_bytes = st.size[kM] * st.size[kN] * kAccBytes;
+    }
     out.step = st.s;
     out.m = st.idx[kM], out.n = st.idx[kN];
     out.ordinal = st.visit;
     out.tile = st.tile[kC];
     return true;
   };
-  auto input = [&](const StepInfo& st) {
-    return c_request(st, RequestKind::input,
-                     st.input_partial ? st.size[kM] * st.size[kN] * kAccBytes
-                                      : tile_bytes(t_, l_, kC, st.idx[kM], st.idx[kN]));
-  };
+  auto input = [&](const StepInfo& st) { return c_request(st, RequestKind::input, !st.input_partial); };
   switch (which) {
     case 0:  // a. the store of the visit that ended at step r-1
       if (l_.link[kC] != link_ || !have_[0] || !prev.visit_end || !prev.stores) return false;
-      return prev.store_output
-                 ? c_request(prev, RequestKind::store, tile_bytes(t_, l_, kC, prev.idx[kM], prev.idx[kN]))
-                 : c_request(prev, RequestKind::spill, prev.size[kM] * prev.size[kN] * kAccBytes);
+      return prev.store_output ? c_request(prev, RequestKind::store, true)
+                               : c_request(prev, RequestKind::spill, false);
     case 1:  // b. single-buffered C: the input of the visit starting at step r
       if (l_.link[kC] != link_ || cb != Buffering::single || !have_[1] || !cur.visit_start || !cur.needs_input)
         return false;
@@ -198,13 +201,17 @@ bool LinkProgram::item(int which, RequestDesc& out) {
       out.operand = op;
       out.link = link_;
       out.step = nxt.s;
+      int64_t e;
       if (op == kA) {
         out.m = nxt.idx[kM], out.k = nxt.idx[kK];
-        out.bytes = tile_bytes(t_, l_, kA, nxt.idx[kM], nxt.idx[kK]);
+        e = tile_elems(t_, l_, kA, nxt.idx[kM], nxt.idx[kK]);
       } else {
         out.k = nxt.idx[kK], out.n = nxt.idx[kN];
-        out.bytes = tile_bytes(t_, l_, kB, nxt.idx[kK], nxt.idx[kN]);
+        e = tile_elems(t_, l_, kB, nxt.idx[kK], nxt.idx[kN]);
       }
+      out.bytes = e * l_.dram_bytes[op];        // in the backing store's DRAM format ...
+      out.sram_bytes = e * l_.elem_bytes[op];   // ... filled into SRAM in the array format
+      out.casts = l_.dram_bytes[op] != l_.elem_bytes[op] ? e : 0;
       out.ordinal = nxt.ordinal[op];
       out.tile = nxt.tile[op];
       return true;

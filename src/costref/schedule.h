@@ -40,7 +40,8 @@ Tiling make_tiling(const GemmShape& g, const GemmPlan& plan);
 struct Layout {
   Buffering buf[3] = {Buffering::twin, Buffering::twin, Buffering::twin};
   int64_t backing[3] = {0, 0, 0};  // D: elements of each backing store
-  int elem_bytes[3] = {2, 2, 4};
+  int elem_bytes[3] = {2, 2, 4};   // bytes per element in SRAM (the array format; C: accumulator)
+  int dram_bytes[3] = {2, 2, 4};   // bytes per element of each backing store in DRAM (its format)
   bool accumulate = false;         // accumulate_into_c
   int link[3] = {0, 0, 0};         // link of each operand's buffer: 0 shared, 1 + operand own
   // A / B read through a generator: the elements each tile's load moves (fetch.h), tile (i0, i1)
@@ -53,9 +54,10 @@ struct Layout {
 // (docs/cost-schedule.md "Bytes of a tile").
 int64_t share(int64_t D, int64_t R, int64_t Q, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
 
-// Bytes of operand `op`'s tile at (i0, i1) of its (row, col) dims: A (m, k), B (k, n), C (m, n):
-// its fetched elements for a generated operand, else its share.
-int64_t tile_bytes(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1);
+// Elements of operand `op`'s tile at (i0, i1) of its (row, col) dims: A (m, k), B (k, n), C (m, n):
+// its fetched elements for a generated operand (fetch.h), else its share of the backing store. In
+// DRAM they take dram_bytes each, in SRAM elem_bytes.
+int64_t tile_elems(const Tiling& t, const Layout& l, int op, int64_t i0, int64_t i1);
 
 // One step of the schedule and what the rules say about it.
 struct StepInfo {
@@ -100,7 +102,9 @@ struct RequestDesc {
   RequestKind kind = RequestKind::load;
   int operand = kA;
   int link = 0;
-  int64_t bytes = 0;
+  int64_t bytes = 0;           // DRAM bytes (what the link moves)
+  int64_t sram_bytes = 0;      // bytes it writes into / reads out of the operand's buffer
+  int64_t casts = 0;           // elements the DMA converts between the DRAM and SRAM formats
   int64_t step = -1;          // step a load feeds, the first step of a visit an input feeds, the
                               // last step of a visit a store follows; -1 for materialization
   int64_t m = -1, n = -1, k = -1;

@@ -14,7 +14,8 @@
 namespace st::dse {
 
 std::string work_key(const Spec& s) {
-  return fmt::format("{}/{}/{}", to_string(s.array.format), s.vector.lanes, s.vector.fuse_with_conv);
+  return fmt::format("{}/{}/{}/{}", to_string(s.array.format), s.vector.lanes, s.vector.fuse_with_conv,
+                     int(s.storage.weights));
 }
 
 namespace {
@@ -72,7 +73,7 @@ struct Group {
 void cost_items(const StepWork& w, const Spec& spec, std::vector<Stats>& out) {
   out.resize(w.gemms.size() + w.vectors.size());
   for (size_t i = 0; i < w.gemms.size(); ++i) out[i] = cost_gemm(w.gemms[i], spec);
-  for (size_t j = 0; j < w.vectors.size(); ++j) out[w.gemms.size() + j] = cost_vector(w.vectors[j], spec);
+  for (size_t j = 0; j < w.vectors.size(); ++j) out[w.gemms.size() + j] = cost_vector_op(w.vectors[j], spec);
 }
 
 size_t item_of(const StepWork& w, int32_t r) { return r >= 0 ? size_t(r) : w.gemms.size() + size_t(-1 - r); }

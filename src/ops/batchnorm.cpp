@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/vector_unit.h"
+#include "src/ops/storage.h"
 #include "src/ops/vector_op_util.h"
 
 namespace st {
@@ -59,9 +60,12 @@ VectorWork bn_fwd_training_work(const ExecContext& ctx, int64_t n_elems, int64_t
   w.rsqrts = C;
   w.passes = 3;
   w.groups = C_groups;
-  w.dram_read_bytes = kF32 * (n + 4 * C);  // src; gamma, beta, running mean / var
-  w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * (n + 4 * C); // dst; saved mean / var; running mean / var
+  read_tensor(w, TensorRole::src, n, kStoredF32, /*producer=*/true);
+  for (TensorRole r : {TensorRole::gamma, TensorRole::beta, TensorRole::running_mean, TensorRole::running_var})
+    read_tensor(w, r, C, kStoredF32);
+  write_tensor(w, TensorRole::dst, n, kStoredF32);
+  for (TensorRole r : {TensorRole::mean, TensorRole::var, TensorRole::running_mean, TensorRole::running_var})
+    write_tensor(w, r, C, kStoredF32);
   w.sram_read_bytes = kF32 * (3 * n + 4 * C);
   w.sram_write_bytes = kF32 * (n + 4 * C);
   w.fused_with_producer = producer_on_chip;
@@ -77,9 +81,10 @@ VectorWork bn_fwd_inference_work(const ExecContext& ctx, int64_t n_elems, int64_
   w.muls = C;
   w.rsqrts = C;
   w.groups = C_groups;
-  w.dram_read_bytes = kF32 * (n + 4 * C);
-  w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * n;
+  read_tensor(w, TensorRole::src, n, kStoredF32, /*producer=*/true);
+  for (TensorRole r : {TensorRole::gamma, TensorRole::beta, TensorRole::running_mean, TensorRole::running_var})
+    read_tensor(w, r, C, kStoredF32);
+  write_tensor(w, TensorRole::dst, n, kStoredF32);
   w.sram_read_bytes = kF32 * (n + 4 * C);
   w.sram_write_bytes = kF32 * n;
   w.fused_with_producer = producer_on_chip;
@@ -96,8 +101,15 @@ VectorWork bn_bwd_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups
   w.rsqrts = C;
   w.passes = 2;
   w.groups = C_groups;
-  w.dram_read_bytes = kF32 * (2 * n + 5 * C);  // src, diff_dst; gamma, mean, var, diff_gamma, diff_beta
-  w.dram_write_bytes = kF32 * (n + 2 * C);     // diff_src; diff_gamma, diff_beta
+  read_tensor(w, TensorRole::src, n, kStoredF32);
+  read_tensor(w, TensorRole::diff_dst, n, kStoredF32);
+  // gamma, the saved batch statistics, and the parameter gradients accumulated into
+  for (TensorRole r : {TensorRole::gamma, TensorRole::mean, TensorRole::var, TensorRole::diff_gamma,
+                       TensorRole::diff_beta})
+    read_tensor(w, r, C, kStoredF32);
+  write_tensor(w, TensorRole::diff_src, n, kStoredF32);
+  write_tensor(w, TensorRole::diff_gamma, C, kStoredF32);
+  write_tensor(w, TensorRole::diff_beta, C, kStoredF32);
   w.sram_read_bytes = kF32 * (4 * n + 5 * C);
   w.sram_write_bytes = kF32 * (n + 2 * C);
   return w;

@@ -7,6 +7,7 @@
 #include "kernels/address_gen.h"
 #include "kernels/scratch.h"
 #include "kernels/systolic.h"
+#include "src/ops/storage.h"
 
 namespace st {
 namespace {
@@ -272,11 +273,20 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
 namespace st {
 namespace {
 
-OperandDesc operand(int64_t rows, int64_t cols, int eb, double dram_elems, double nonzero) {
+// `eb`: bytes per element on chip (the array format); `stored`: the backing tensor's format in DRAM
+// (src/ops/storage.h), `role`: which tensor it is.
+struct Backing {
+  TensorRole role;
+  int stored;
+};
+
+OperandDesc operand(int64_t rows, int64_t cols, int eb, Backing t, double dram_elems, double nonzero) {
   OperandDesc o;
   o.rows = rows;
   o.cols = cols;
   o.elem_bytes = eb;
+  o.dram_elem_bytes = t.stored;
+  o.tensor = t.role;
   o.dram_elems = dram_elems;
   const double virt = double(rows) * double(cols);
   o.sram_elems_per_virtual = virt > 0 ? std::min(1.0, dram_elems / virt) : 1.0;
@@ -284,13 +294,15 @@ OperandDesc operand(int64_t rows, int64_t cols, int eb, double dram_elems, doubl
   return o;
 }
 
-// Materialized zero-space of the explicit mode: `stored` elements written for `compact` real ones.
+// Materialized zero-space of the explicit mode: `stored` elements written for `compact` real ones, in
+// the format of the tensor it copies (the tile loads then read the copy, and cast it as they would
+// have cast the compact tensor).
 void materialized(OperandDesc& o, double stored, double compact) {
   o.sram_elems_per_virtual = std::min(1.0, stored / (double(o.rows) * double(o.cols)));
   o.fetched_fraction = 1.0;
-  o.extra_storage_bytes = (stored - compact) * o.elem_bytes;
-  o.extra_dram_write_bytes = stored * o.elem_bytes;
-  o.extra_dram_read_bytes = compact * o.elem_bytes;
+  o.extra_storage_bytes = (stored - compact) * o.dram_bytes();
+  o.extra_dram_write_bytes = stored * o.dram_bytes();
+  o.extra_dram_read_bytes = compact * o.dram_bytes();
 }
 
 // The operand is read through `r`'s address generator (transposed: the generator's rows are the
@@ -315,11 +327,12 @@ GeneratorRecipe recipe(const ConvDesc& d, GeneratorRecipe::Kind kind) {
   return r;
 }
 
-GemmWork gemm(const std::string& layer, OpKind kind, Phase phase, GemmShape g, int cb) {
+// The output: accumulators, stored as they leave the array (fp32 / int32).
+GemmWork gemm(const std::string& layer, OpKind kind, Phase phase, GemmShape g, int cb, TensorRole out) {
   GemmWork w;
   w.tag = Tag{layer, kind, phase};
   w.shape = g;
-  w.c = operand(g.M, g.N, cb, double(g.M) * double(g.N), double(g.M) * double(g.N));
+  w.c = operand(g.M, g.N, cb, {out, cb}, double(g.M) * double(g.N), double(g.M) * double(g.N));
   return w;
 }
 
@@ -333,6 +346,9 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   const int64_t P = d.P(), Q = d.Q(), CRS = d.C * d.R * d.S, KRS = d.K * d.R * d.S;
   const double x_elems = double(d.src_elems()), w_elems = double(d.wei_elems());
   const double dy = double(cnt.dy);
+  // The tensors in DRAM: activations and gradients in fp32, the weights as the spec stores them.
+  const Backing x{TensorRole::src, kStoredF32}, dy_t{TensorRole::diff_dst, kStoredF32};
+  const Backing wei{gemm_weight_role(spec), gemm_weight_bytes(spec)};
   // Non-zero elements of an X window matrix with `out` positions per axis at `stride` (padding).
   auto x_nonzero = [&](int64_t out_h, int64_t out_w, int64_t s_h, int64_t s_w) {
     return double(d.N * d.C) * double(valid_pairs({d.H, d.R, s_h, d.pt, out_h})) *
@@ -341,10 +357,10 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   std::vector<GemmWork> out;
 
   if (dir == Direction::fwd) {
-    GemmWork w = gemm(layer, OpKind::conv_fwd, Phase::forward, {d.N * P * Q, d.K, CRS}, cb);
-    w.a = operand(d.N * P * Q, CRS, eb, x_elems, x_nonzero(P, Q, d.sh, d.sw));
+    GemmWork w = gemm(layer, OpKind::conv_fwd, Phase::forward, {d.N * P * Q, d.K, CRS}, cb, TensorRole::dst);
+    w.a = operand(d.N * P * Q, CRS, eb, x, x_elems, x_nonzero(P, Q, d.sh, d.sw));
     generated(w.a, im2col_recipe(d, P, Q, d.sh, d.sw));
-    w.b = operand(CRS, d.K, eb, w_elems, w_elems);
+    w.b = operand(CRS, d.K, eb, wei, w_elems, w_elems);
     w.useful_macs = cnt.macs_fwd;
     out.push_back(w);
     return out;
@@ -353,8 +369,8 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   if (dir == Direction::bwd_data) {
     if (l != Lowering::zero_skip) {
       const int64_t M = d.N * d.H * d.W;
-      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, KRS}, cb);
-      w.a = operand(M, KRS, eb, dy, double(cnt.bprime_nonzero));
+      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, KRS}, cb, TensorRole::diff_src);
+      w.a = operand(M, KRS, eb, dy_t, dy, double(cnt.bprime_nonzero));
       if (l == Lowering::explicit_im2col) {
         w.a.dram_elems = double(cnt.dy_padded);
         materialized(w.a, double(cnt.dy_padded), dy);
@@ -362,13 +378,17 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       } else {
         generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_bp));
       }
-      w.b = operand(KRS, d.C, eb, w_elems, w_elems);
+      w.b = operand(KRS, d.C, eb, wei, w_elems, w_elems);
       w.useful_macs = cnt.macs_dx_useful;
       out.push_back(w);
       return out;
     }
+    double untouched = 0;   // elements of dX in phases no kernel tap reaches: zeros
     for (const DxPhase& phase : dx_phases(d)) {
-      if (phase.empty()) continue;
+      if (phase.empty()) {
+        untouched += double(phase.M) * double(d.C);
+        continue;
+      }
       const auto &th = phase.th, &tw = phase.tw, &rh = phase.rh, &rw = phase.rw;
       const int64_t Kr = phase.Kr, M = phase.M;
       // Non-zero (row, tap) pairs of this phase along each axis (dY rows in range).
@@ -384,16 +404,20 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       };
       const double nz = double(d.N * d.K) * double(pairs(rh, th, d.pt, d.sh, P)) *
                         double(pairs(rw, tw, d.pl, d.sw, Q));
-      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kr}, cb);
+      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kr}, cb, TensorRole::diff_src);
       w.sub_gemms = 1;
-      w.a = operand(M, Kr, eb, std::min(dy, double(M) * double(Kr)), nz);
+      w.a = operand(M, Kr, eb, dy_t, std::min(dy, double(M) * double(Kr)), nz);
       GeneratorRecipe r = recipe(d, GeneratorRecipe::Kind::dx_phase);
       r.taps_h = th, r.taps_w = tw, r.rows_h = rh, r.rows_w = rw;
       generated(w.a, std::move(r));
-      w.b = operand(Kr, d.C, eb, double(Kr * d.C), double(Kr * d.C));
+      w.b = operand(Kr, d.C, eb, wei, double(Kr * d.C), double(Kr * d.C));
       w.useful_macs = nz * double(d.C);
       out.push_back(w);
     }
+    // The phases partition dX; the rows of the empty ones are zeros that must still be in DRAM for
+    // the next op, which reads all of dX: a DMA zero-fill before the first phase, on the shared
+    // link like a materialization write (src/ops/storage.h: bytes written = bytes read).
+    if (!out.empty() && untouched > 0) out.front().c.extra_dram_write_bytes += untouched * out.front().c.dram_bytes();
     return out;
   }
 
@@ -401,16 +425,17 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   const bool zero_free = l == Lowering::zero_skip;
   const int64_t oh = zero_free ? P : d.Pd(), ow = zero_free ? Q : d.Qd();
   const int64_t Kred = d.N * oh * ow;
-  GemmWork w = gemm(layer, OpKind::conv_bwd_weights, Phase::backward_weights, {d.K, CRS, Kred}, cb);
-  w.a = operand(d.K, Kred, eb, dy, dy);
+  GemmWork w = gemm(layer, OpKind::conv_bwd_weights, Phase::backward_weights, {d.K, CRS, Kred}, cb,
+                    TensorRole::diff_wei);
+  w.a = operand(d.K, Kred, eb, dy_t, dy, dy);
   if (l == Lowering::explicit_im2col) {
     w.a.dram_elems = double(cnt.dy_inserted);
     materialized(w.a, double(cnt.dy_inserted), dy);
   } else if (!zero_free && (d.sh > 1 || d.sw > 1)) {
     generated(w.a, recipe(d, GeneratorRecipe::Kind::dilated_dy), /*transposed=*/false);
   }
-  w.b = zero_free ? operand(Kred, CRS, eb, x_elems, x_nonzero(P, Q, d.sh, d.sw))
-                  : operand(Kred, CRS, eb, x_elems, x_nonzero(oh, ow, 1, 1));
+  w.b = zero_free ? operand(Kred, CRS, eb, x, x_elems, x_nonzero(P, Q, d.sh, d.sw))
+                  : operand(Kred, CRS, eb, x, x_elems, x_nonzero(oh, ow, 1, 1));
   generated(w.b, zero_free ? im2col_recipe(d, P, Q, d.sh, d.sw) : im2col_recipe(d, oh, ow, 1, 1));
   w.useful_macs = cnt.macs_dw_zero_free;
   w.accumulate_into_c = true;

@@ -2,6 +2,7 @@
 
 #include "kernels/systolic.h"
 #include "kernels/vector_unit.h"
+#include "src/ops/storage.h"
 #include "src/ops/vector_op_util.h"
 
 namespace st {
@@ -31,10 +32,19 @@ const ArrayConfig& array(const ExecContext& ctx) {
   return ctx.spec->array;
 }
 
-GemmWork gemm_work(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape& g, bool accumulate) {
+// A dense GEMM whose A (src or diff_dst) is an fp32 tensor and whose B is the weights as the spec
+// stores them (bwd_weights: src, fp32); C is written as it leaves the array (src/ops/storage.h).
+GemmWork gemm_work(const ExecContext& ctx, OpKind kind, Phase phase, const GemmShape& g, bool accumulate,
+                   TensorRole a, TensorRole b, TensorRole c) {
   GemmWork w = dense_gemm_work(g, array(ctx).format);
   w.tag = Tag{ctx.layer, kind, phase};
   w.accumulate_into_c = accumulate;
+  w.a.tensor = a;
+  w.a.dram_elem_bytes = kStoredF32;
+  const bool weights = b == TensorRole::wei;
+  w.b.tensor = weights ? gemm_weight_role(*ctx.spec) : b;
+  w.b.dram_elem_bytes = weights ? gemm_weight_bytes(*ctx.spec) : kStoredF32;
+  w.c.tensor = c;
   return w;
 }
 
@@ -46,15 +56,16 @@ void run_gemm(const ExecContext& ctx, const GemmWork& w, MatView A, MatView B, f
 }  // namespace
 
 GemmWork fc_fwd_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC) {
-  return gemm_work(ctx, OpKind::fc_fwd, Phase::forward, GemmShape{N, OC, IC}, false);
+  return gemm_work(ctx, OpKind::fc_fwd, Phase::forward, GemmShape{N, OC, IC}, false, TensorRole::src,
+                   TensorRole::wei, TensorRole::dst);
 }
 
 VectorWork fc_bias_fwd_work(const ExecContext& ctx, int64_t N, int64_t OC) {
   const double outs = double(N * OC);
   VectorWork w = vwork(ctx, OpKind::fc_fwd, Phase::forward, N * OC);
   w.adds = outs;
-  w.dram_read_bytes = kF32 * double(OC);  // bias; the GEMM output arrives on chip
-  w.dram_write_bytes = kF32 * outs;
+  read_tensor(w, TensorRole::bias, double(OC), kStoredF32);  // the GEMM output arrives on chip
+  write_tensor(w, TensorRole::dst, outs, kStoredF32);
   w.sram_read_bytes = kF32 * (outs + double(OC));
   w.sram_write_bytes = kF32 * outs;
   w.fused_with_producer = true;
@@ -62,18 +73,21 @@ VectorWork fc_bias_fwd_work(const ExecContext& ctx, int64_t N, int64_t OC) {
 }
 
 GemmWork fc_bwd_data_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC) {
-  return gemm_work(ctx, OpKind::fc_bwd_data, Phase::backward_data, GemmShape{N, IC, OC}, false);
+  return gemm_work(ctx, OpKind::fc_bwd_data, Phase::backward_data, GemmShape{N, IC, OC}, false,
+                   TensorRole::diff_dst, TensorRole::wei, TensorRole::diff_src);
 }
 
 GemmWork fc_bwd_weights_work(const ExecContext& ctx, int64_t N, int64_t IC, int64_t OC) {
-  return gemm_work(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, GemmShape{OC, IC, N}, true);
+  return gemm_work(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, GemmShape{OC, IC, N}, true,
+                   TensorRole::diff_dst, TensorRole::src, TensorRole::diff_wei);
 }
 
 VectorWork fc_bias_bwd_work(const ExecContext& ctx, int64_t N, int64_t OC) {
   VectorWork w = vwork(ctx, OpKind::fc_bwd_weights, Phase::backward_weights, OC);
   w.adds = double(N * OC) + double(OC);
-  w.dram_read_bytes = kF32 * double(N * OC + OC);
-  w.dram_write_bytes = kF32 * double(OC);
+  read_tensor(w, TensorRole::diff_dst, double(N * OC), kStoredF32);
+  read_tensor(w, TensorRole::diff_bias, double(OC), kStoredF32);  // accumulated into
+  write_tensor(w, TensorRole::diff_bias, double(OC), kStoredF32);
   w.sram_read_bytes = kF32 * double(N * OC + OC);
   w.sram_write_bytes = kF32 * double(OC);
   w.groups = OC;

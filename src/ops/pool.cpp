@@ -4,6 +4,7 @@
 
 #include "kernels/formats.h"
 #include "kernels/vector_unit.h"
+#include "src/ops/storage.h"
 #include "src/ops/vector_op_util.h"
 
 namespace st {
@@ -92,8 +93,9 @@ VectorWork pool_fwd_work(const ExecContext& ctx, const PoolDesc& d, int64_t N, i
     w.adds = welems;
     w.divs = outs;
   }
-  w.dram_read_bytes = w.producer_read_bytes = kF32 * double(g.N * g.C * g.IH * g.IW);
-  w.dram_write_bytes = kF32 * outs + (is_max ? ws_bytes_per_entry(d) * outs : 0);
+  read_tensor(w, TensorRole::src, double(g.N * g.C * g.IH * g.IW), kStoredF32, /*producer=*/true);
+  write_tensor(w, TensorRole::dst, outs, kStoredF32);
+  if (is_max) write_tensor(w, TensorRole::workspace, outs, int(ws_bytes_per_entry(d)));  // argmax indices
   w.sram_read_bytes = kF32 * welems;  // every window element enters a lane
   w.sram_write_bytes = w.dram_write_bytes;
   return w;
@@ -110,17 +112,18 @@ VectorWork pool_bwd_work(const ExecContext& ctx, const PoolDesc& d, int64_t N, i
                        Phase::backward_data, g.N * g.C * g.IH * g.IW);
   if (is_max) {
     w.adds = outs;  // one scatter-add per output
-    w.dram_read_bytes = kF32 * outs + ws_bytes_per_entry(d) * outs;
+    read_tensor(w, TensorRole::diff_dst, outs, kStoredF32);
+    read_tensor(w, TensorRole::workspace, outs, int(ws_bytes_per_entry(d)));
     w.sram_read_bytes = kF32 * outs + ws_bytes_per_entry(d) * outs + kF32 * outs;  // + read-modify
   } else {
     const double welems = window_elems(d, g) * double(planes);
     w.adds = welems;
     w.divs = outs;
-    w.dram_read_bytes = kF32 * outs;
+    read_tensor(w, TensorRole::diff_dst, outs, kStoredF32);
     w.sram_read_bytes = kF32 * outs + kF32 * welems;  // diff_dst + read-modify-write of diff_src
   }
   // diff_src is zero-filled, then every scatter-add writes it back.
-  w.dram_write_bytes = kF32 * ins;
+  write_tensor(w, TensorRole::diff_src, ins, kStoredF32);
   w.sram_write_bytes = kF32 * ins + kF32 * (is_max ? outs : w.adds);
   return w;
 }

@@ -1,6 +1,7 @@
 #include "src/ops/relu.h"
 
 #include "kernels/formats.h"
+#include "src/ops/storage.h"
 #include "src/ops/vector_op_util.h"
 
 namespace st {
@@ -9,8 +10,8 @@ using namespace opdetail;
 VectorWork relu_fwd_work(const ExecContext& ctx, int64_t n, bool producer_on_chip) {
   VectorWork w = vwork(ctx, OpKind::relu_fwd, Phase::forward, n);
   w.cmps = double(n);
-  w.dram_read_bytes = w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * n;
+  read_tensor(w, TensorRole::src, double(n), kStoredF32, /*producer=*/true);
+  write_tensor(w, TensorRole::dst, double(n), kStoredF32);
   w.sram_read_bytes = kF32 * n;
   w.sram_write_bytes = kF32 * n;
   w.fused_with_producer = producer_on_chip;
@@ -20,8 +21,9 @@ VectorWork relu_fwd_work(const ExecContext& ctx, int64_t n, bool producer_on_chi
 VectorWork relu_bwd_work(const ExecContext& ctx, int64_t n) {
   VectorWork w = vwork(ctx, OpKind::relu_bwd, Phase::backward_data, n);
   w.cmps = double(n);
-  w.dram_read_bytes = 2 * kF32 * n;
-  w.dram_write_bytes = kF32 * n;
+  read_tensor(w, TensorRole::src, double(n), kStoredF32);
+  read_tensor(w, TensorRole::diff_dst, double(n), kStoredF32);
+  write_tensor(w, TensorRole::diff_src, double(n), kStoredF32);
   w.sram_read_bytes = 2 * kF32 * n;
   w.sram_write_bytes = kF32 * n;
   return w;

@@ -1,5 +1,6 @@
 #include "src/ops/residual_add.h"
 
+#include "src/ops/storage.h"
 #include "src/ops/vector_op_util.h"
 
 namespace st {
@@ -9,8 +10,6 @@ namespace {
 VectorWork add_work_of(const ExecContext& ctx, OpKind k, Phase p, int64_t n) {
   VectorWork w = vwork(ctx, k, p, n);
   w.adds = double(n);
-  w.dram_read_bytes = 2 * kF32 * n;
-  w.dram_write_bytes = kF32 * n;
   w.sram_read_bytes = 2 * kF32 * n;
   w.sram_write_bytes = kF32 * n;
   return w;
@@ -19,13 +18,20 @@ VectorWork add_work_of(const ExecContext& ctx, OpKind k, Phase p, int64_t n) {
 
 VectorWork add_fwd_work(const ExecContext& ctx, int64_t n, bool producer_on_chip) {
   VectorWork w = add_work_of(ctx, OpKind::add_fwd, Phase::forward, n);
-  w.producer_read_bytes = kF32 * n;  // src0: the main branch's BN output
+  read_tensor(w, TensorRole::src, double(n), kStoredF32, /*producer=*/true);  // the main branch's BN output
+  read_tensor(w, TensorRole::src1, double(n), kStoredF32);                    // the shortcut
+  write_tensor(w, TensorRole::dst, double(n), kStoredF32);
   w.fused_with_producer = producer_on_chip;
   return w;
 }
 
 VectorWork add_bwd_work(const ExecContext& ctx, int64_t n) {
-  return add_work_of(ctx, OpKind::add_bwd, Phase::backward_data, n);
+  // A second gradient reaching a tensor is added into the first: diff_src += diff_dst.
+  VectorWork w = add_work_of(ctx, OpKind::add_bwd, Phase::backward_data, n);
+  read_tensor(w, TensorRole::diff_dst, double(n), kStoredF32);
+  read_tensor(w, TensorRole::diff_src, double(n), kStoredF32);
+  write_tensor(w, TensorRole::diff_src, double(n), kStoredF32);
+  return w;
 }
 
 void add_fwd(const ExecContext& ctx, const Tensor& src0, const Tensor& src1, Tensor& dst,

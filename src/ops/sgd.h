@@ -8,6 +8,9 @@
 // every operand to the array's input format on entry (kernels/systolic.h, round_to), which is the
 // cast to bf16/fp16 for compute; the update itself is always fp32. diff_wei is only read (the
 // caller zeroes gradients before the next step). `velocity` gets wei's shape (zeros) if it has not.
+// `gemm_operand`: the parameter is a conv / fc weight, read by the array. With spec storage.weights =
+// "copy" the update also writes its array-format copy (src/ops/storage.h; the cost counts it, the
+// numerics need not: rounding once at the copy equals rounding at the array edge).
 #include <cstdint>
 
 #include "src/base/tensor.h"
@@ -22,8 +25,8 @@ struct SgdParams {
 };
 
 void sgd_update(const ExecContext& ctx, const SgdParams& p, Tensor& wei, const Tensor& diff_wei,
-                Tensor& velocity);
+                Tensor& velocity, bool gemm_operand);
 // The work sgd_update describes for a parameter of n elements, without tensors.
-VectorWork sgd_update_work(const ExecContext& ctx, int64_t n);
+VectorWork sgd_update_work(const ExecContext& ctx, int64_t n, bool gemm_operand);
 
 }  // namespace st

@@ -1,18 +1,17 @@
 #include "src/ops/shortcut.h"
 
-namespace st {
+#include "src/ops/storage.h"
 
-namespace {
-constexpr double kF32 = 4;  // bytes of an fp32 element: activations and gradients are stored in fp32
-}  // namespace
+namespace st {
 
 VectorWork shortcut_a_fwd_work(const ExecContext& ctx, int64_t n, int64_t c_in, int64_t c_out, int64_t h_out,
                                int64_t w_out) {
   VectorWork w;
   w.tag = Tag{ctx.layer, OpKind::shortcut_fwd, Phase::forward};
   w.elements = n * c_out * h_out * w_out;
-  w.dram_read_bytes = kF32 * n * c_in * h_out * w_out;
-  w.dram_write_bytes = kF32 * w.elements;
+  // The strided gather reads a subset of src.
+  read_tensor(w, TensorRole::src, double(n * c_in * h_out * w_out), kStoredF32, false, /*partial=*/true);
+  write_tensor(w, TensorRole::dst, double(w.elements), kStoredF32);
   return w;
 }
 
@@ -21,8 +20,9 @@ VectorWork shortcut_a_bwd_work(const ExecContext& ctx, int64_t n, int64_t c_in, 
   VectorWork w;
   w.tag = Tag{ctx.layer, OpKind::shortcut_bwd, Phase::backward_data};
   w.elements = n * c_in * h_in * w_in;
-  w.dram_read_bytes = kF32 * n * c_in * h_out * w_out;
-  w.dram_write_bytes = kF32 * w.elements;
+  // Only the first c_in channels of diff_dst flow back (the zero-padded ones have no source).
+  read_tensor(w, TensorRole::diff_dst, double(n * c_in * h_out * w_out), kStoredF32, false, /*partial=*/true);
+  write_tensor(w, TensorRole::diff_src, double(w.elements), kStoredF32);
   return w;
 }
 

@@ -4,12 +4,15 @@
 
 #include "kernels/formats.h"
 #include "kernels/vector_unit.h"
+#include "src/ops/storage.h"
 #include "src/ops/vector_op_util.h"
 
 namespace st {
 using namespace opdetail;
 
 namespace {
+constexpr int kLabelBytes = 4;  // int32 class indices
+
 void check(const Tensor& t, const std::vector<int32_t>& labels, const char* op) {
   if (t.rank() < 2) throw UserError(std::string(op) + ": logits must be (N, K), got " + t.shape_str());
   if (int64_t(labels.size()) != t.dim(0))
@@ -31,9 +34,10 @@ VectorWork softmax_xent_fwd_work(const ExecContext& ctx, int64_t N, int64_t K) {
   w.divs = n + 1;
   w.passes = 3;               // max, exp-sum, normalize
   w.groups = N;
-  w.dram_read_bytes = kF32 * n + 4 * rows;  // logits, labels
-  w.producer_read_bytes = kF32 * n;
-  w.dram_write_bytes = kF32 * n + kF32;     // probs, loss
+  read_tensor(w, TensorRole::src, n, kStoredF32, /*producer=*/true);  // logits
+  read_tensor(w, TensorRole::labels, rows, kLabelBytes);
+  write_tensor(w, TensorRole::dst, n, kStoredF32);                     // probabilities
+  write_tensor(w, TensorRole::loss, 1, kStoredF32);
   w.sram_read_bytes = kF32 * 3 * n;
   w.sram_write_bytes = kF32 * 2 * n;
   return w;
@@ -45,8 +49,9 @@ VectorWork softmax_xent_bwd_work(const ExecContext& ctx, int64_t N, int64_t K) {
   w.adds = n;
   w.muls = n;
   w.divs = 1;
-  w.dram_read_bytes = kF32 * n + 4 * double(N);
-  w.dram_write_bytes = kF32 * n;
+  read_tensor(w, TensorRole::dst, n, kStoredF32);  // the forward's probabilities
+  read_tensor(w, TensorRole::labels, double(N), kLabelBytes);
+  write_tensor(w, TensorRole::diff_src, n, kStoredF32);
   w.sram_read_bytes = kF32 * n + 4 * double(N);
   w.sram_write_bytes = kF32 * n;
   return w;

@@ -133,21 +133,21 @@ void backward(const NetDesc& net, const ExecContext& ctx0, Lowering l) {
 // Network::sgd_step: one update per trainable parameter, in ParamSet (node) order, tagged with the
 // parameter's name.
 void update(const NetDesc& net, const ExecContext& ctx0) {
-  auto sgd = [&](const std::string& name, int64_t n) {
+  auto sgd = [&](const std::string& name, int64_t n, bool gemm_operand = false) {
     ExecContext ctx = ctx0;
     ctx.layer = name;
-    ctx.emit(sgd_update_work(ctx, n));
+    ctx.emit(sgd_update_work(ctx, n, gemm_operand));
   };
   for (size_t i = 0; i < net.nodes.size(); ++i) {
     const NodeDesc& n = net.nodes[i];
     const Shape4 in = n.inputs.empty() ? Shape4{} : net.in_shape(static_cast<int>(i));
     if (n.kind == NodeKind::conv) {
-      sgd(n.name + ".weight", n.out.c * in.c * n.kh * n.kw);
+      sgd(n.name + ".weight", n.out.c * in.c * n.kh * n.kw, true);
     } else if (n.kind == NodeKind::bn) {
       sgd(n.name + ".gamma", n.out.c);
       sgd(n.name + ".beta", n.out.c);
     } else if (n.kind == NodeKind::fc) {
-      sgd(n.name + ".weight", n.out.c * in.c * in.h * in.w);
+      sgd(n.name + ".weight", n.out.c * in.c * in.h * in.w, true);
       sgd(n.name + ".bias", n.out.c);
     }
   }

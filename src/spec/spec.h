@@ -51,6 +51,19 @@ struct VectorSpec {
   double dram_link_bits_per_cycle = 0;  // 0 = share the global DRAM link; >0 = own link (SimDIT)
 };
 
+// Where the tensors live in DRAM, in which format (README "Storage formats"). Activations and
+// gradients are always stored in fp32 (what the numerics hold: the array rounds its operands to its
+// format at its edge, so storing them narrower would change the numbers). The weights are a choice:
+//   copy:   the SGD update writes the fp32 master and an array-format copy (one cast per element and
+//           step, on the way out); the GEMMs read the copy (Micikevicius et al., ICLR 2018).
+//   master: the GEMMs read the fp32 master and cast it on every DMA fill of the weight buffer.
+// Rounding once at the copy equals rounding at the array edge, so the numerics are the same either way.
+enum class WeightStorage : uint8_t { copy, master };
+
+struct StorageSpec {
+  WeightStorage weights = WeightStorage::copy;
+};
+
 // pJ per event. Defaults and sources: reference/energy.md (Horowitz ISSCC 2014; Accelergy/CACTI).
 struct EnergyTable {
   double mac_bf16 = 1.5, mac_fp16 = 1.5, mac_fp32 = 4.6, mac_int8 = 0.3;
@@ -61,6 +74,9 @@ struct EnergyTable {
   double sram_alpha_narrow = 0.5, sram_alpha_wide = 0.6;  // capacity exponent (<256-bit, >=256-bit)
   double vec_add = 0.9, vec_mul = 3.7, vec_fma = 4.6, vec_cmp = 0.03, vec_div = 25, vec_exp = 30,
          vec_rsqrt = 25;
+  double cast = 0.1;                 // one element converted fp32 -> array format (or back) by the DMA
+                                     // cast unit: a round-to-nearest-even is an integer add of the
+                                     // rounding bias and a truncation, ~ Horowitz's int32 add (estimate)
   double logic_leakage_mw = 10;      // whole-chip logic leakage
   double sram_leakage_mw_per_mib = 0.25;
 };
@@ -75,6 +91,7 @@ struct Spec {
   BufferSpec ifmap, weight, output;
   DramSpec dram;
   VectorSpec vector;
+  StorageSpec storage;
   EnergyTable energy;
 
   double dram_bytes_per_cycle() const { return dram.bandwidth_gbps / clock_ghz; }

@@ -161,10 +161,18 @@ void read_energy(Section s, EnergyTable& e) {
   s.real("vec_div", e.vec_div, 0, hi);
   s.real("vec_exp", e.vec_exp, 0, hi);
   s.real("vec_rsqrt", e.vec_rsqrt, 0, hi);
+  s.real("cast", e.cast, 0, hi);
   s.real("logic_leakage_mw", e.logic_leakage_mw, 0, hi);
   s.real("sram_leakage_mw_per_mib", e.sram_leakage_mw_per_mib, 0, hi);
   s.finish();
 }
+
+std::optional<WeightStorage> parse_weight_storage(std::string_view s) {
+  if (s == "copy") return WeightStorage::copy;
+  if (s == "master") return WeightStorage::master;
+  return std::nullopt;
+}
+std::string_view weight_storage_name(WeightStorage w) { return w == WeightStorage::copy ? "copy" : "master"; }
 
 std::optional<int> parse_node(int64_t nm) {
   if (nm == 45 || nm == 28 || nm == 16) return int(nm);
@@ -267,6 +275,11 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
     v.real("dram_link_bits_per_cycle", vs.dram_link_bits_per_cycle, 0, kMaxLinkBits);
     v.finish();
   }
+  {
+    Section st = top.sub("storage");
+    st.choice("weights", spec.storage.weights, parse_weight_storage, "\"copy\", \"master\"");
+    st.finish();
+  }
   read_energy(top.sub("energy"), spec.energy);
   top.finish();
   return spec;
@@ -302,12 +315,14 @@ EnergyTable default_energy_table(int tech_nm) {
     e.sram_read_64b_32kib = 9;
     e.vec_add = 0.46; e.vec_mul = 1.9; e.vec_fma = 2.35; e.vec_cmp = 0.015;
     e.vec_div = 13; e.vec_exp = 15; e.vec_rsqrt = 13;
+    e.cast = 0.051;
   } else if (tech_nm == 16) {
     e.mac_bf16 = 0.27; e.mac_fp16 = 0.27; e.mac_fp32 = 0.83; e.mac_int8 = 0.054;
     e.pe_reg_write_per_bit = 0.002; e.pe_hop_16 = 0.03; e.pe_hop_32 = 0.06;
     e.sram_read_64b_32kib = 4.4;
     e.vec_add = 0.16; e.vec_mul = 0.67; e.vec_fma = 0.83; e.vec_cmp = 0.005;
     e.vec_div = 4.5; e.vec_exp = 5.4; e.vec_rsqrt = 4.5;
+    e.cast = 0.018;
   }
   return e;
 }
@@ -376,6 +391,8 @@ std::string spec_to_toml(const Spec& s) {
   line("double_buffered", b(s.vector.double_buffered));
   line("fuse_with_conv", b(s.vector.fuse_with_conv));
   line("dram_link_bits_per_cycle", real(s.vector.dram_link_bits_per_cycle));
+  o += "\n[storage]\n";
+  line("weights", toml_str(weight_storage_name(s.storage.weights)));
   const EnergyTable& e = s.energy;
   o += "\n[energy]\n";
   line("mac_bf16", real(e.mac_bf16));
@@ -396,6 +413,7 @@ std::string spec_to_toml(const Spec& s) {
   line("vec_div", real(e.vec_div));
   line("vec_exp", real(e.vec_exp));
   line("vec_rsqrt", real(e.vec_rsqrt));
+  line("cast", real(e.cast));
   line("logic_leakage_mw", real(e.logic_leakage_mw));
   line("sram_leakage_mw_per_mib", real(e.sram_leakage_mw_per_mib));
   return o;

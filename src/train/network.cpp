@@ -210,7 +210,8 @@ void Network::sgd_step(const ExecContext& ctx0, const SgdParams& p) {
   for (auto& [name, g] : grads_) {
     ExecContext ctx = ctx0;
     ctx.layer = name;
-    sgd_update(ctx, p, params_.at(name), g, velocity_.at(name));
+    // conv and fc weights ("X.weight") are the array's operands (src/ops/storage.h).
+    sgd_update(ctx, p, params_.at(name), g, velocity_.at(name), name.ends_with(".weight"));
   }
 }
 
