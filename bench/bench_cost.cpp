@@ -5,6 +5,8 @@
 // The same for the vector unit: every vector op of a ResNet-50 training step (batch 32, 224x224:
 // BN, ReLU, pooling, adds, loss, SGD) through cost_vector and through its reference
 // (src/costref/vector_ref.cpp, docs/vector-schedule.md), reported per op.
+// And every GEMM of a ResNet-50 training step as the projection emits them (im2col-like operands
+// with their footprints, halo kept or re-fetched), against the same GEMMs costed by shares.
 // For comparison (in words only, SCALE-Sim is not installed here): SCALE-Sim v2 simulates a layer by
 // generating cycle-by-cycle address traces, which its users report as seconds to minutes per layer.
 #include <benchmark/benchmark.h>
@@ -111,6 +113,41 @@ std::vector<st::VectorWork> resnet50_vector_ops(const st::Spec& spec) {
   return sink.works;
 }
 
+// Every GEMM of one ResNet-50 training step (batch 32, bp-im2col) as the projection emits them, whose
+// im2col-like operands carry their address generators; `halo` 0: footprints with the halo kept, 1:
+// re-fetched, 2: generators stripped (each tile its share of the backing store: the model before
+// footprints), so the price of the footprints is measured in the same run.
+struct GemmSink : st::WorkSink {
+  std::vector<st::GemmWork> works;
+  void gemm(const st::GemmWork& w) override { works.push_back(w); }
+  void vector(const st::VectorWork&) override {}
+};
+void BM_CostResNet50TrainGemms(benchmark::State& state, const char* preset, int halo) {
+  st::Spec spec = st::load_spec(preset);
+  spec.ifmap.halo = spec.weight.halo = halo == 1 ? st::Halo::refetch : st::Halo::keep;
+  st::ResNetOptions o;
+  o.name = "resnet50";
+  o.in_c = 3;
+  o.in_h = o.in_w = 224;
+  o.batch = 32;
+  o.classes = 1000;
+  GemmSink sink;
+  st::describe_step(st::build_resnet(o), st::ExecContext{&spec, &sink, ""}, st::Lowering::bp_im2col,
+                    st::StepMode::train);
+  if (halo == 2)
+    for (st::GemmWork& w : sink.works) w.a.generator = w.b.generator = nullptr;
+  double cycles = 0;
+  for (auto _ : state)
+    for (const auto& w : sink.works) {
+      cycles += st::cost_gemm(w, spec).get("cycles.total");
+      benchmark::DoNotOptimize(cycles);
+    }
+  state.SetItemsProcessed(int64_t(state.iterations() * sink.works.size()));
+  state.counters["gemms"] = double(sink.works.size());
+  state.counters["per_gemm"] = benchmark::Counter(double(state.iterations() * sink.works.size()),
+                                                  benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 void per_op_counters(benchmark::State& state, size_t ops) {
   state.SetItemsProcessed(int64_t(state.iterations() * ops));
   state.counters["ops"] = double(ops);
@@ -140,6 +177,12 @@ BENCHMARK_CAPTURE(BM_CostResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Uni
 BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, tpu_like, "tpu-like")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_ReferenceResNet50Convs, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostResNet50TrainGemms, tpu_like_keep, "tpu-like", 0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostResNet50TrainGemms, tpu_like_refetch, "tpu-like", 1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostResNet50TrainGemms, tpu_like_shares, "tpu-like", 2)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostResNet50TrainGemms, simdit_16x16_keep, "simdit-16x16", 0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostResNet50TrainGemms, simdit_16x16_refetch, "simdit-16x16", 1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_CostResNet50TrainGemms, simdit_16x16_shares, "simdit-16x16", 2)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_CostVectorResNet50Step, tpu_like, "tpu-like")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CostVectorResNet50Step, simdit_16x16, "simdit-16x16")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CostVectorResNet50Step, bp_im2col_16x16, "bp-im2col-16x16")->Unit(benchmark::kMicrosecond);
