@@ -94,6 +94,17 @@ void BM_ReferenceResNet50Convs(benchmark::State& state, const char* preset) {
   state.counters["steps_per_s"] = benchmark::Counter(steps, benchmark::Counter::kIsRate);
 }
 
+// ResNet-50 at 224x224, batch 32, 1000 classes.
+st::ResNetOptions resnet50_b32() {
+  st::ResNetOptions o;
+  o.name = "resnet50";
+  o.in_c = 3;
+  o.in_h = o.in_w = 224;
+  o.batch = 32;
+  o.classes = 1000;
+  return o;
+}
+
 // The vector ops of one ResNet-50 training step, as the projection emits them.
 struct VectorSink : st::WorkSink {
   std::vector<st::VectorWork> works;
@@ -101,12 +112,7 @@ struct VectorSink : st::WorkSink {
   void vector(const st::VectorWork& w) override { works.push_back(w); }
 };
 std::vector<st::VectorWork> resnet50_vector_ops(const st::Spec& spec) {
-  st::ResNetOptions o;
-  o.name = "resnet50";
-  o.in_c = 3;
-  o.in_h = o.in_w = 224;
-  o.batch = 32;
-  o.classes = 1000;
+  const st::ResNetOptions o = resnet50_b32();
   VectorSink sink;
   st::describe_step(st::build_resnet(o), st::ExecContext{&spec, &sink, ""}, st::Lowering::bp_im2col,
                     st::StepMode::train);
@@ -125,12 +131,7 @@ struct GemmSink : st::WorkSink {
 void BM_CostResNet50TrainGemms(benchmark::State& state, const char* preset, int halo) {
   st::Spec spec = st::load_spec(preset);
   spec.ifmap.halo = spec.weight.halo = halo == 1 ? st::Halo::refetch : st::Halo::keep;
-  st::ResNetOptions o;
-  o.name = "resnet50";
-  o.in_c = 3;
-  o.in_h = o.in_w = 224;
-  o.batch = 32;
-  o.classes = 1000;
+  const st::ResNetOptions o = resnet50_b32();
   GemmSink sink;
   st::describe_step(st::build_resnet(o), st::ExecContext{&spec, &sink, ""}, st::Lowering::bp_im2col,
                     st::StepMode::train);
