@@ -1,8 +1,12 @@
 // Ledger (cache, aggregates) and reports (table, JSON, CSV, derived figures).
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
+#include "src/ops/conv.h"
+#include "kernels/address_gen.h"
 #include "src/spec/spec_toml.h"
 
 namespace st {
@@ -16,6 +20,28 @@ GemmWork conv_like(const std::string& layer, int64_t M, int64_t N, int64_t K, Op
   w.b = operand_desc(K, N, 2, double(K * N), 1);
   w.c = operand_desc(M, N, 4, double(M * N), 1);
   return w;
+}
+
+// Two descriptions equal in every count but read through different generators (here the same conv
+// with its padding moved from the top to the bottom) are different costs: the key tells them apart.
+TEST(Ledger, GeneratedOperandsAreKeyedByTheirGenerator) {
+  const Spec spec = load_spec("simdit-16x16");
+  ConvDesc d;
+  d.N = 2, d.C = 8, d.H = d.W = 12, d.K = 8, d.R = d.S = 3, d.pt = d.pb = d.pl = d.pr = 1;
+  const GemmWork w1 = conv_work(d, Direction::fwd, Lowering::bp_im2col, spec, "x")[0];
+  GemmWork w2 = w1;
+  ConvDesc moved = d;
+  moved.pt = 0, moved.pb = 2;
+  GeneratorRecipe r = *w1.a.generator;
+  r.conv = moved;
+  w2.a.generator = std::make_shared<const GeneratorRecipe>(r);
+  EXPECT_NE(cost_key(w1), cost_key(w2));
+  EXPECT_EQ(cost_key(w1), cost_key(conv_work(d, Direction::fwd, Lowering::bp_im2col, spec, "y")[0]));
+  Ledger l(spec);
+  l.gemm(w1);
+  l.gemm(w2);
+  EXPECT_EQ(l.cache_entries(), 2u);
+  EXPECT_EQ(l.cache_hits(), 0u);
 }
 
 TEST(Ledger, CachesByShapeAndAggregates) {

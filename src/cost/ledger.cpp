@@ -2,6 +2,9 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
+
+#include "kernels/address_gen.h"
 
 namespace st {
 
@@ -15,6 +18,19 @@ void put(std::string& k, const T&... v) {
 void put_operand(std::string& k, const OperandDesc& o) {
   put(k, o.rows, o.cols, o.elem_bytes, o.dram_bytes(), o.dram_elems, o.sram_elems_per_virtual, o.fetched_fraction,
       o.extra_storage_bytes, o.extra_dram_write_bytes, o.extra_dram_read_bytes);
+  // A generated operand's footprints depend on its generator (the conv's geometry), not only on
+  // the counts above.
+  put(k, o.generator != nullptr);
+  if (!o.generator) return;
+  const GeneratorRecipe& r = *o.generator;
+  const ConvDesc& d = r.conv;
+  put(k, r.kind);
+  put(k, o.generator_transposed, d.N, d.C, d.H, d.W, d.K, d.R, d.S, d.sh, d.sw, d.pt, d.pl, d.pb, d.pr);
+  put(k, r.out_h, r.out_w, r.stride_h, r.stride_w);
+  for (const std::vector<int64_t>* v : {&r.taps_h, &r.taps_w, &r.rows_h, &r.rows_w}) {
+    put(k, v->size());
+    for (int64_t x : *v) put(k, x);
+  }
 }
 }  // namespace
 
