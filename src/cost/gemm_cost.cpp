@@ -484,6 +484,9 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
     c_out_sram = c_elems * w.c.elem_bytes + spill;
     c_in_sram = spill + (w.accumulate_into_c ? c_elems * w.c.elem_bytes : 0.0);
     casts = (w.a.casts() ? a_elems : 0.0) + (w.b.casts() ? b_elems : 0.0) + (w.c.casts() ? c_moved : 0.0);
+    // A materialized copy written in another format than the tensor it reads: each element read, once.
+    for (const OperandDesc* o : {&w.a, &w.b, &w.c})
+      casts += double(o->materialize_casts(std::llround(o->extra_dram_read_bytes)));
   }
   if (plan) {
     plan->tile_m = e.t[kM];
