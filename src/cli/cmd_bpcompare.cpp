@@ -1,6 +1,7 @@
 // systrain bpcompare: the backward pass (dX + dW) of every conv layer of a topology under the three
 // lowerings (explicit im2col, BP-im2col, zero-skip), costed by the cost model in timing-only mode:
 // cycles, DRAM bytes, SRAM bytes, extra storage, MACs issued, and each mode's reduction vs explicit.
+// The stem (the first layer) counts dW only, as training computes it, unless --include-stem-dx.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -10,9 +11,9 @@
 #include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
-#include "src/cost/cost_model.h"
 #include "src/io/output_file.h"
 #include "src/ops/conv.h"
+#include "src/project/backward_cost.h"
 #include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 #include "src/topology/conv_topology.h"
@@ -24,29 +25,10 @@ struct Args {
   std::string topology = "resnet18", spec, csv, json;
   int64_t batch = 0;
   bool batch_given = false;
+  bool include_stem_dx = false;
 };
 
-struct Figures {
-  double cycles = 0, dram = 0, sram = 0, extra = 0, macs = 0;
-  Figures& operator+=(const Figures& o) {
-    cycles += o.cycles; dram += o.dram; sram += o.sram; extra += o.extra; macs += o.macs;
-    return *this;
-  }
-};
-
-Figures backward_figures(const ConvLayer& layer, Lowering l, const Spec& spec) {
-  Figures f;
-  for (Direction dir : {Direction::bwd_data, Direction::bwd_weights})
-    for (const GemmWork& w : conv_work(layer.desc, dir, l, spec, layer.name)) {
-      const Stats s = cost_gemm(w, spec);
-      f.cycles += s.get("cycles.total");
-      f.dram += s.sum_prefix("bytes.dram.");
-      f.sram += s.sum_prefix("bytes.sram.");
-      f.extra += s.get("storage.extra");
-      f.macs += s.get("macs.issued");
-    }
-  return f;
-}
+using Figures = BackwardFigures;
 
 double reduction(double base, double x) { return base > 0 ? 100.0 * (1.0 - x / base) : 0.0; }
 
@@ -80,11 +62,17 @@ int run(const Args& a) {
   fmt::print("bpcompare: {} ({} conv layers, batch {}) on {} ({}x{} {} {}), backward = dX + dW\n",
              a.topology, layers.size(), layers.front().desc.N, spec.name, spec.array.rows,
              spec.array.cols, to_string(spec.array.dataflow), to_string(spec.array.format));
+  if (a.include_stem_dx)
+    fmt::print("stem {}: dX included (--include-stem-dx), which training never computes; marked [+dX]\n",
+               layers.front().name);
+  else
+    fmt::print("stem {}: dW only (training computes no gradient of the input; --include-stem-dx adds its dX)\n",
+               layers.front().name);
   fmt::print("{:<22} {:>13} {:>13} {:>13} {:>9} {:>9} {:>11} {:>11} {:>11} {:>11} {:>9}\n", "layer",
              "cyc explicit", "cyc bp", "cyc zskip", "DRAM MB", "bp MB", "SRAM MB", "bp SRAM MB",
              "extra MB", "MMAC expl", "MMAC zs");
   if (want_csv) {
-    csv << "layer";
+    csv << "layer,dx_included";
     for (Lowering l : kAllLowerings)
       for (const char* k : {"cycles", "dram_bytes", "sram_bytes", "extra_storage_bytes", "macs"})
         csv << "," << to_string(l) << "." << k;
@@ -92,27 +80,30 @@ int run(const Args& a) {
   }
   nlohmann::json jl = nlohmann::json::array();
   Figures tot[3];
-  for (const auto& layer : layers) {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const ConvLayer& layer = layers[i];
+    const bool with_dx = backward_computes_dx(i, a.include_stem_dx);
     Figures f[3];
-    nlohmann::json j = {{"name", layer.name}, {"problem", layer.desc.str()}};
+    nlohmann::json j = {{"name", layer.name}, {"problem", layer.desc.str()}, {"dx_included", with_dx}};
     for (Lowering l : kAllLowerings) {
-      f[int(l)] = backward_figures(layer, l, spec);
+      f[int(l)] = backward_figures(layer, l, spec, with_dx);
       tot[int(l)] += f[int(l)];
       j[std::string(to_string(l))] = to_json(f[int(l)]);
     }
     jl.push_back(j);
     fmt::print("{:<22} {:>13.0f} {:>13.0f} {:>13.0f} {:>9.2f} {:>9.2f} {:>11.2f} {:>11.2f} {:>11.2f} {:>11.1f} {:>9.1f}\n",
-               layer.name, f[0].cycles, f[1].cycles, f[2].cycles, f[0].dram / 1e6, f[1].dram / 1e6,
+               i == 0 && with_dx ? layer.name + " [+dX]" : layer.name, f[0].cycles, f[1].cycles, f[2].cycles, f[0].dram / 1e6, f[1].dram / 1e6,
                f[0].sram / 1e6, f[1].sram / 1e6, f[0].extra / 1e6, f[0].macs / 1e6, f[2].macs / 1e6);
     if (want_csv) {
-      csv << layer.name;
+      csv << layer.name << "," << (with_dx ? 1 : 0);
       for (const auto& x : f)
         csv << "," << x.cycles << "," << x.dram << "," << x.sram << "," << x.extra << "," << x.macs;
       csv << "\n";
     }
   }
-  fmt::print("\ntotals (backward, all layers)\n{:<12} {:>16} {:>16} {:>16} {:>16} {:>16}\n", "mode",
-             "cycles", "DRAM bytes", "SRAM bytes", "extra storage", "MACs");
+  fmt::print("\ntotals (backward, all layers{})\n{:<12} {:>16} {:>16} {:>16} {:>16} {:>16}\n",
+             a.include_stem_dx ? ", the stem's dX included" : "; the stem: dW only", "mode", "cycles", "DRAM bytes",
+             "SRAM bytes", "extra storage", "MACs");
   nlohmann::json jt;
   for (Lowering l : kAllLowerings) {
     const Figures& f = tot[int(l)];
@@ -137,6 +128,7 @@ int run(const Args& a) {
     // Layer names come from the user's file: a byte that is not UTF-8 is replaced (U+FFFD), not fatal.
     outputs.add_text(a.json,
                      nlohmann::json{{"topology", a.topology}, {"spec", spec.name}, {"batch", layers.front().desc.N},
+                                    {"stem_dx_included", a.include_stem_dx},
                                     {"layers", jl}, {"totals", jt}}
                              .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
                          "\n",
@@ -156,6 +148,9 @@ const Registrar kReg{Command{
       sub.add_option("--spec", a->spec, "accelerator preset name or TOML file (default tpu-like)");
       sub.add_option("--csv", a->csv, "write the per-layer figures as CSV");
       sub.add_option("--json", a->json, "write layers and totals as JSON");
+      sub.add_flag("--include-stem-dx", a->include_stem_dx,
+                   "also cost the first layer's dX (the gradient of the network's input, which training never "
+                   "computes); labelled [+dX]");
       return [a, batch] {
         a->batch_given = batch->count() > 0;
         return run(*a);
