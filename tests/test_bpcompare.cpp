@@ -63,7 +63,7 @@ TEST(BpcompareCli, StemDxLeftOutByDefaultIncludedAndLabelledOnRequest) {
     const auto j = nlohmann::json::parse(read_file(t / "a.json"));
     EXPECT_EQ(j.at("stem_dx_included").get<bool>(), include);
     ASSERT_EQ(j.at("layers").size(), layers.size());
-    BackwardFigures tot[3];
+    BackwardFigures tot[3], shared;
     for (size_t i = 0; i < layers.size(); ++i) {
       const auto& jl = j["layers"][i];
       const bool with_dx = i > 0 || include;
@@ -73,8 +73,12 @@ TEST(BpcompareCli, StemDxLeftOutByDefaultIncludedAndLabelledOnRequest) {
         tot[int(l)] += f;
         expect_figures(jl.at(std::string(to_string(l))), f, layers[i].name);
       }
+      const BackwardFigures f = bp_im2col_on_explicit_plan(layers[i], spec, with_dx);
+      shared += f;
+      expect_figures(jl.at("bp-im2col_on_explicit_plan"), f, layers[i].name);
     }
     for (Lowering l : kAllLowerings) expect_figures(j["totals"].at(std::string(to_string(l))), tot[int(l)], "totals");
+    expect_figures(j["totals"].at("bp-im2col_on_explicit_plan"), shared, "totals");
     // Labelled where a reader looks: the stem's row and the header of the text, the CSV column.
     const std::string stem_row = layers[0].name + " [+dX]";
     EXPECT_EQ(r.output.find(stem_row) != std::string::npos, include) << r.output;

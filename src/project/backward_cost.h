@@ -23,6 +23,12 @@ struct BackwardFigures {
 inline bool backward_computes_dx(size_t index, bool include_stem_dx) { return index > 0 || include_stem_dx; }
 
 // dW (and dX when `with_dx`) of one layer: every GEMM of conv_work costed by cost_gemm and summed.
+// Each GEMM on the plan the tiler picks for it in this lowering.
 BackwardFigures backward_figures(const ConvLayer& layer, Lowering l, const Spec& spec, bool with_dx);
+// The same for BP-im2col with each GEMM on the plan the tiler picks for explicit im2col's (same GEMM
+// shapes; BP-im2col's operands never need more buffer than explicit's), so that a difference from
+// explicit is the lowering's alone, not the tiler's. (Zero-skip's GEMMs have other shapes: no shared
+// plan.)
+BackwardFigures bp_im2col_on_explicit_plan(const ConvLayer& layer, const Spec& spec, bool with_dx);
 
 }  // namespace st
