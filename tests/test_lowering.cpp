@@ -62,11 +62,91 @@ TEST(Lowering, WorkedExampleGemmWorkMacs) {
   EXPECT_EQ(macs(Direction::bwd_weights, Lowering::explicit_im2col, false), 223027200);
   EXPECT_EQ(macs(Direction::bwd_weights, Lowering::zero_skip, false), 57802752);
   EXPECT_EQ(macs(Direction::fwd, Lowering::bp_im2col, false), 57802752);
-  // Explicit materializes U_pad: extra storage is its zero space, in dY's format (fp32 in DRAM:
-  // src/ops/storage.h), which the array reads as bf16 after a cast on the fill.
+  // Explicit materializes U_pad for the array, in its format (bf16): built from dY (fp32 in DRAM:
+  // src/ops/storage.h), cast once as it is written; it lives beside dY, so all of it is extra.
   const auto w = conv_work(kExample, Direction::bwd_data, Lowering::explicit_im2col, spec);
-  EXPECT_EQ(w[0].a.extra_storage_bytes, (430592.0 - 100352.0) * 4);
+  EXPECT_EQ(w[0].a.extra_storage_bytes, 430592.0 * 2);
+  EXPECT_EQ(w[0].a.extra_dram_write_bytes, 430592.0 * 2);
+  EXPECT_EQ(w[0].a.extra_dram_read_bytes, 100352.0 * 4);
   EXPECT_EQ(w[0].a.elem_bytes, 2);
+  EXPECT_EQ(w[0].a.dram_elem_bytes, 2);
+}
+
+// Explicit builds U_pad / the dilated dY only where it differs from dY. Where it is dY byte for byte
+// (dW at stride 1, dX of a 1x1 stride-1 pad-0 conv) explicit reads dY as BP-im2col does: the same
+// description, so the same DRAM bytes and no extra storage. Where it differs (an inserted zero or a
+// zero border) explicit still builds it, and moves more.
+TEST(Lowering, ExplicitMaterializesOnlyWhatDiffersFromDy) {
+  Spec spec;
+  spec.array.rows = spec.array.cols = 16;
+  auto dram = [&](const std::vector<GemmWork>& ws) {
+    double b = 0;
+    for (const GemmWork& w : ws) b += cost_gemm(w, spec).sum_prefix("bytes.dram.");
+    return b;
+  };
+  auto extra = [](const std::vector<GemmWork>& ws) {
+    double b = 0;
+    for (const GemmWork& w : ws)
+      for (const OperandDesc* o : {&w.a, &w.b, &w.c})
+        b += o->extra_storage_bytes + o->extra_dram_read_bytes + o->extra_dram_write_bytes;
+    return b;
+  };
+  int identical = 0, built = 0;
+  for (const auto& layer : resnet50_convs(1))
+    for (Direction dir : {Direction::bwd_data, Direction::bwd_weights}) {
+      const ConvDesc& d = layer.desc;
+      const std::string what = layer.name + " " + std::string(to_string(dir));
+      const auto we = conv_work(d, dir, Lowering::explicit_im2col, spec);
+      const auto wb = conv_work(d, dir, Lowering::bp_im2col, spec);
+      ASSERT_EQ(we.size(), 1u) << what;
+      const OperandDesc &e = we[0].a, &b = wb[0].a;
+      const bool stride1 = d.sh == 1 && d.sw == 1;
+      const bool same = dir == Direction::bwd_weights
+                            ? stride1
+                            : stride1 && d.R == 1 && d.S == 1 && d.pt + d.pl + d.pb + d.pr == 0;
+      if (same) {
+        ++identical;
+        EXPECT_EQ(extra(we), 0) << what;
+        EXPECT_EQ(e.dram_elems, b.dram_elems) << what;
+        EXPECT_EQ(e.dram_bytes(), b.dram_bytes()) << what;   // dY as its producer wrote it
+        EXPECT_EQ(e.fetched_fraction, b.fetched_fraction) << what;
+        EXPECT_EQ(e.generator != nullptr, b.generator != nullptr) << what;
+        if (e.generator) {
+          EXPECT_EQ(int(e.generator->kind), int(b.generator->kind)) << what;   // compact dY
+        }
+        EXPECT_EQ(dram(we), dram(wb)) << what;
+      } else {
+        ++built;
+        EXPECT_GT(e.extra_storage_bytes, 0) << what;
+        EXPECT_EQ(e.dram_bytes(), e.elem_bytes) << what;              // the copy is in the array format
+        EXPECT_EQ(e.extra_read_bytes(), b.dram_bytes()) << what;      // built from dY in its own format
+        EXPECT_EQ(e.materialize_casts(std::llround(e.extra_dram_read_bytes)), b.dram_elems) << what;
+        if (dir == Direction::bwd_data) {
+          EXPECT_EQ(int(e.generator->kind), int(GeneratorRecipe::Kind::dx_explicit)) << what;
+        }
+        // (Not "explicit moves more DRAM": its tiles re-read a 2-byte copy where BP-im2col's re-read
+        // the 4-byte dY, which can outweigh the build on a padded stride-1 dX; README "bpcompare".)
+      }
+    }
+  // ResNet-50: every stride-1 dW and the stride-1 1x1 dX are dY itself.
+  EXPECT_GT(identical, 53);
+  EXPECT_GT(built, 10);
+}
+
+// The materialization's cast is charged: reading dY (fp32) and writing the copy (bf16) converts each
+// element of dY once, in the fast model and in the cost reference alike (CostReference suites).
+TEST(Lowering, ExplicitMaterializationCastsEachElementOfDyOnce) {
+  Spec spec;
+  spec.array.rows = spec.array.cols = 16;
+  const ConvCounts cnt = conv_counts(kExample);
+  for (Direction dir : {Direction::bwd_data, Direction::bwd_weights}) {
+    const GemmWork w = conv_work(kExample, dir, Lowering::explicit_im2col, spec)[0];
+    GemmWork same_format = w;   // a copy that kept dY's format would cast nothing while building
+    same_format.a.extra_read_elem_bytes = 0;
+    const Stats s = cost_gemm(w, spec), t = cost_gemm(same_format, spec);
+    EXPECT_EQ(s.get("casts") - t.get("casts"), double(cnt.dy));
+    EXPECT_DOUBLE_EQ(s.get("energy.cast") - t.get("energy.cast"), double(cnt.dy) * spec.energy.cast);
+  }
 }
 
 std::vector<ConvDesc> shapes() {

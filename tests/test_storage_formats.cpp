@@ -217,10 +217,11 @@ void book_step(const std::vector<Item>& items, Book& book, std::string& errors) 
         continue;
       }
       if (o.extra_dram_read_bytes > 0) {
-        // Explicit lowering: the tensor is read once to materialize the zero-inserted / padded copy,
-        // which the tiles then read.
+        // Explicit lowering: the tensor is read once (in its own format) to materialize the
+        // zero-inserted / padded copy (in the copy's format), which the tiles then read.
         const std::string mat = w.tag.layer + " " + std::string(to_string(w.tag.kind)) + "#materialized";
-        book.add(t, {op, unit, false, o.extra_dram_read_bytes / b, b, part});
+        const int rb = o.extra_read_bytes();
+        book.add(t, {op, unit, false, o.extra_dram_read_bytes / rb, rb, part});
         book.add(mat, {op, unit, true, o.extra_dram_write_bytes / b, b, false});
         book.add(mat, {op, unit, false, D, b, false});
       } else {

@@ -1,6 +1,9 @@
 // systrain bpcompare: the backward pass (dX + dW) of every conv layer of a topology under the three
 // lowerings (explicit im2col, BP-im2col, zero-skip), costed by the cost model in timing-only mode:
 // cycles, DRAM bytes, SRAM bytes, extra storage, MACs issued, and each mode's reduction vs explicit.
+// The stem (the first layer) counts dW only, as training computes it, unless --include-stem-dx.
+// Two views: each mode on the plans the tiler picks for it, and BP-im2col on explicit's plans (the
+// same GEMMs), where a difference from explicit is the lowering's alone.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -10,9 +13,9 @@
 #include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/cli/outputs.h"
-#include "src/cost/cost_model.h"
 #include "src/io/output_file.h"
 #include "src/ops/conv.h"
+#include "src/project/backward_cost.h"
 #include "src/project/work_limits.h"
 #include "src/spec/spec_toml.h"
 #include "src/topology/conv_topology.h"
@@ -24,31 +27,14 @@ struct Args {
   std::string topology = "resnet18", spec, csv, json;
   int64_t batch = 0;
   bool batch_given = false;
+  bool include_stem_dx = false;
 };
 
-struct Figures {
-  double cycles = 0, dram = 0, sram = 0, extra = 0, macs = 0;
-  Figures& operator+=(const Figures& o) {
-    cycles += o.cycles; dram += o.dram; sram += o.sram; extra += o.extra; macs += o.macs;
-    return *this;
-  }
-};
-
-Figures backward_figures(const ConvLayer& layer, Lowering l, const Spec& spec) {
-  Figures f;
-  for (Direction dir : {Direction::bwd_data, Direction::bwd_weights})
-    for (const GemmWork& w : conv_work(layer.desc, dir, l, spec, layer.name)) {
-      const Stats s = cost_gemm(w, spec);
-      f.cycles += s.get("cycles.total");
-      f.dram += s.sum_prefix("bytes.dram.");
-      f.sram += s.sum_prefix("bytes.sram.");
-      f.extra += s.get("storage.extra");
-      f.macs += s.get("macs.issued");
-    }
-  return f;
-}
+using Figures = BackwardFigures;
 
 double reduction(double base, double x) { return base > 0 ? 100.0 * (1.0 - x / base) : 0.0; }
+
+constexpr const char* kShared = "bp-im2col_on_explicit_plan";   // the shared-plan view's key
 
 nlohmann::json to_json(const Figures& f) {
   return {{"cycles", f.cycles}, {"dram_bytes", f.dram}, {"sram_bytes", f.sram},
@@ -80,63 +66,85 @@ int run(const Args& a) {
   fmt::print("bpcompare: {} ({} conv layers, batch {}) on {} ({}x{} {} {}), backward = dX + dW\n",
              a.topology, layers.size(), layers.front().desc.N, spec.name, spec.array.rows,
              spec.array.cols, to_string(spec.array.dataflow), to_string(spec.array.format));
+  if (a.include_stem_dx)
+    fmt::print("stem {}: dX included (--include-stem-dx), which training never computes; marked [+dX]\n",
+               layers.front().name);
+  else
+    fmt::print("stem {}: dW only (training computes no gradient of the input; --include-stem-dx adds its dX)\n",
+               layers.front().name);
   fmt::print("{:<22} {:>13} {:>13} {:>13} {:>9} {:>9} {:>11} {:>11} {:>11} {:>11} {:>9}\n", "layer",
              "cyc explicit", "cyc bp", "cyc zskip", "DRAM MB", "bp MB", "SRAM MB", "bp SRAM MB",
              "extra MB", "MMAC expl", "MMAC zs");
   if (want_csv) {
-    csv << "layer";
+    csv << "layer,dx_included";
     for (Lowering l : kAllLowerings)
       for (const char* k : {"cycles", "dram_bytes", "sram_bytes", "extra_storage_bytes", "macs"})
         csv << "," << to_string(l) << "." << k;
+    for (const char* k : {"cycles", "dram_bytes", "sram_bytes", "extra_storage_bytes", "macs"})
+      csv << "," << kShared << "." << k;
     csv << "\n";
   }
   nlohmann::json jl = nlohmann::json::array();
-  Figures tot[3];
-  for (const auto& layer : layers) {
+  Figures tot[3], tot_shared;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const ConvLayer& layer = layers[i];
+    const bool with_dx = backward_computes_dx(i, a.include_stem_dx);
     Figures f[3];
-    nlohmann::json j = {{"name", layer.name}, {"problem", layer.desc.str()}};
+    nlohmann::json j = {{"name", layer.name}, {"problem", layer.desc.str()}, {"dx_included", with_dx}};
     for (Lowering l : kAllLowerings) {
-      f[int(l)] = backward_figures(layer, l, spec);
+      f[int(l)] = backward_figures(layer, l, spec, with_dx);
       tot[int(l)] += f[int(l)];
       j[std::string(to_string(l))] = to_json(f[int(l)]);
     }
+    const Figures shared = bp_im2col_on_explicit_plan(layer, spec, with_dx);
+    tot_shared += shared;
+    j[kShared] = to_json(shared);
     jl.push_back(j);
     fmt::print("{:<22} {:>13.0f} {:>13.0f} {:>13.0f} {:>9.2f} {:>9.2f} {:>11.2f} {:>11.2f} {:>11.2f} {:>11.1f} {:>9.1f}\n",
-               layer.name, f[0].cycles, f[1].cycles, f[2].cycles, f[0].dram / 1e6, f[1].dram / 1e6,
+               i == 0 && with_dx ? layer.name + " [+dX]" : layer.name, f[0].cycles, f[1].cycles, f[2].cycles, f[0].dram / 1e6, f[1].dram / 1e6,
                f[0].sram / 1e6, f[1].sram / 1e6, f[0].extra / 1e6, f[0].macs / 1e6, f[2].macs / 1e6);
     if (want_csv) {
-      csv << layer.name;
-      for (const auto& x : f)
-        csv << "," << x.cycles << "," << x.dram << "," << x.sram << "," << x.extra << "," << x.macs;
+      csv << layer.name << "," << (with_dx ? 1 : 0);
+      for (const Figures* x : std::initializer_list<const Figures*>{&f[0], &f[1], &f[2], &shared})
+        csv << "," << x->cycles << "," << x->dram << "," << x->sram << "," << x->extra << "," << x->macs;
       csv << "\n";
     }
   }
-  fmt::print("\ntotals (backward, all layers)\n{:<12} {:>16} {:>16} {:>16} {:>16} {:>16}\n", "mode",
-             "cycles", "DRAM bytes", "SRAM bytes", "extra storage", "MACs");
+  fmt::print("\ntotals (backward, all layers{})\n{:<28} {:>16} {:>16} {:>16} {:>16} {:>16}\n",
+             a.include_stem_dx ? ", the stem's dX included" : "; the stem: dW only", "mode", "cycles", "DRAM bytes",
+             "SRAM bytes", "extra storage", "MACs");
   nlohmann::json jt;
+  auto total_row = [&](const std::string& name, const Figures& f) {
+    fmt::print("{:<28} {:>16.0f} {:>16.0f} {:>16.0f} {:>16.0f} {:>16.0f}\n", name, f.cycles, f.dram, f.sram, f.extra,
+               f.macs);
+  };
   for (Lowering l : kAllLowerings) {
-    const Figures& f = tot[int(l)];
-    fmt::print("{:<12} {:>16.0f} {:>16.0f} {:>16.0f} {:>16.0f} {:>16.0f}\n", to_string(l), f.cycles,
-               f.dram, f.sram, f.extra, f.macs);
-    jt[std::string(to_string(l))] = to_json(f);
+    total_row(std::string(to_string(l)), tot[int(l)]);
+    jt[std::string(to_string(l))] = to_json(tot[int(l)]);
   }
-  fmt::print("\nreduction vs explicit\n");
-  for (Lowering l : {Lowering::bp_im2col, Lowering::zero_skip}) {
-    const Figures &b = tot[0], &f = tot[int(l)];
-    fmt::print("{:<12} cycles {:6.1f}%  DRAM {:6.1f}%  SRAM {:6.1f}%  extra storage {:6.1f}%  MACs {:6.1f}%\n",
-               to_string(l), reduction(b.cycles, f.cycles), reduction(b.dram, f.dram),
-               reduction(b.sram, f.sram), reduction(b.extra, f.extra), reduction(b.macs, f.macs));
-    jt["reduction_vs_explicit"][std::string(to_string(l))] = {
+  total_row("bp-im2col, explicit's plan", tot_shared);
+  jt[kShared] = to_json(tot_shared);
+  fmt::print("\nreduction vs explicit (each mode on its own plans; last line: on explicit's plans)\n");
+  auto reduction_row = [&](const std::string& name, const std::string& key, const Figures& f) {
+    const Figures& b = tot[0];
+    fmt::print("{:<28} cycles {:6.1f}%  DRAM {:6.1f}%  SRAM {:6.1f}%  extra storage {:6.1f}%  MACs {:6.1f}%\n", name,
+               reduction(b.cycles, f.cycles), reduction(b.dram, f.dram), reduction(b.sram, f.sram),
+               reduction(b.extra, f.extra), reduction(b.macs, f.macs));
+    jt["reduction_vs_explicit"][key] = {
         {"cycles", reduction(b.cycles, f.cycles)}, {"dram_bytes", reduction(b.dram, f.dram)},
         {"sram_bytes", reduction(b.sram, f.sram)}, {"extra_storage_bytes", reduction(b.extra, f.extra)},
         {"macs", reduction(b.macs, f.macs)}};
-  }
+  };
+  for (Lowering l : {Lowering::bp_im2col, Lowering::zero_skip})
+    reduction_row(std::string(to_string(l)), std::string(to_string(l)), tot[int(l)]);
+  reduction_row("bp-im2col, explicit's plan", kShared, tot_shared);
   io::OutputSet outputs;
   if (want_csv) outputs.add_text(a.csv, csv.str(), "--csv");
   if (!a.json.empty())
     // Layer names come from the user's file: a byte that is not UTF-8 is replaced (U+FFFD), not fatal.
     outputs.add_text(a.json,
                      nlohmann::json{{"topology", a.topology}, {"spec", spec.name}, {"batch", layers.front().desc.N},
+                                    {"stem_dx_included", a.include_stem_dx},
                                     {"layers", jl}, {"totals", jt}}
                              .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
                          "\n",
@@ -156,6 +164,9 @@ const Registrar kReg{Command{
       sub.add_option("--spec", a->spec, "accelerator preset name or TOML file (default tpu-like)");
       sub.add_option("--csv", a->csv, "write the per-layer figures as CSV");
       sub.add_option("--json", a->json, "write layers and totals as JSON");
+      sub.add_flag("--include-stem-dx", a->include_stem_dx,
+                   "also cost the first layer's dX (the gradient of the network's input, which training never "
+                   "computes); labelled [+dX]");
       return [a, batch] {
         a->batch_given = batch->count() > 0;
         return run(*a);

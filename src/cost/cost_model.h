@@ -12,6 +12,10 @@ namespace st {
 
 // Cost of one GEMM on the array (src/cost/gemm_cost.cpp).
 Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);
+// The cost of one GEMM (sub_gemms 1) on a given plan, no search: its tiles (clamped to the GEMM's
+// extents) and loop order, whether they fit the buffers or not. bpcompare costs BP-im2col on
+// explicit's plan with it, so a difference is the lowering's alone.
+Stats cost_gemm_on_plan(const GemmWork& w, const Spec& spec, const GemmPlan& forced, GemmPlan* plan = nullptr);
 // The tiler's reference: the same search without lower-bound pruning (slower, same results and
 // plan; tests compare the two). cost_gemm_search chooses.
 Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan = nullptr);

@@ -349,9 +349,28 @@ constexpr double kExactCycles = 0x1p50;   // beyond this the closed form times t
 // Such a tiling can never win (nor tie: ties are broken by DRAM bytes, but it is strictly slower), so
 // the choice is the same as the exhaustive search's (tests/test_dse.cpp proves it on many shapes and
 // specs); pruned candidates still count as evaluated, by the bound.
-Eval search(const Problem& p, int64_t& evaluated, bool prune) {
+// `forced`: no search, that plan's tiles (clamped to the extents) and loop order, fit or not.
+Eval search(const Problem& p, int64_t& evaluated, bool prune, const GemmPlan* forced = nullptr) {
   static constexpr int kOrders[6][3] = {{kM, kN, kK}, {kN, kM, kK}, {kM, kK, kN},
                                         {kK, kM, kN}, {kN, kK, kM}, {kK, kN, kM}};
+  if (forced) {
+    const std::string& lo = forced->loop_order;
+    auto dim = [&](size_t i) {
+      const char c = i < lo.size() ? lo[i] : '?';
+      if (c != 'm' && c != 'n' && c != 'k') throw std::invalid_argument("cost model: bad loop order '" + lo + "'");
+      return c == 'm' ? kM : c == 'n' ? kN : kK;
+    };
+    const int o[3] = {dim(0), dim(2), dim(4)};
+    if (lo.size() != 5 || o[0] == o[1] || o[0] == o[2] || o[1] == o[2])
+      throw std::invalid_argument("cost model: bad loop order '" + lo + "'");
+    auto tile = [&](int d, int64_t t) { return std::clamp<int64_t>(t, 1, p.ext[size_t(d)]); };
+    const Split s[3] = {split(p.ext[kM], tile(kM, forced->tile_m)), split(p.ext[kN], tile(kN, forced->tile_n)),
+                        split(p.ext[kK], tile(kK, forced->tile_k))};
+    double compute, folds;
+    tile_compute(p.spec->array, s, compute, folds);
+    evaluated = 1;
+    return evaluate(p, s, compute, folds, exposed(p, s), o);
+  }
   const auto cm = candidates(p.ext[kM], p.gran[kM]);
   const auto cn = candidates(p.ext[kN], p.gran[kN]);
   const auto ck = candidates(p.ext[kK], p.gran[kK]);
@@ -396,13 +415,14 @@ namespace {
 
 const char* dim_name(int d) { return d == kM ? "m" : d == kN ? "n" : "k"; }
 
-Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, CostMutation mutation) {
+Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, CostMutation mutation,
+               const GemmPlan* forced = nullptr) {
   Stats s;
   const GemmShape& g = w.shape;
   if (g.M <= 0 || g.N <= 0 || g.K <= 0) return s;
   const Problem p = make_problem(w, spec, mutation);
   int64_t evaluated = 0;
-  Eval e = search(p, evaluated, prune);
+  Eval e = search(p, evaluated, prune, forced);
   // Beyond 2^50 cycles (a GEMM no layer limit lets through; doubles stop being exact at 2^53 and the
   // schedule's int64 times could overflow) the closed form is the timing: no stall causes.
   const bool closed_form = e.total + e.compute > kExactCycles;
@@ -484,6 +504,9 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
     c_out_sram = c_elems * w.c.elem_bytes + spill;
     c_in_sram = spill + (w.accumulate_into_c ? c_elems * w.c.elem_bytes : 0.0);
     casts = (w.a.casts() ? a_elems : 0.0) + (w.b.casts() ? b_elems : 0.0) + (w.c.casts() ? c_moved : 0.0);
+    // A materialized copy written in another format than the tensor it reads: each element read, once.
+    for (const OperandDesc* o : {&w.a, &w.b, &w.c})
+      casts += double(o->materialize_casts(std::llround(o->extra_dram_read_bytes)));
   }
   if (plan) {
     plan->tile_m = e.t[kM];
@@ -584,6 +607,11 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
 
 Stats cost_gemm(const GemmWork& w, const Spec& spec, GemmPlan* plan) {
   return cost_gemm_search(w, spec, plan, /*prune=*/true);
+}
+
+Stats cost_gemm_on_plan(const GemmWork& w, const Spec& spec, const GemmPlan& forced, GemmPlan* plan) {
+  if (w.sub_gemms > 1) throw std::invalid_argument("cost model: a forced plan for a GEMM of sub-GEMMs");
+  return cost_one(w, spec, plan, /*prune=*/false, CostMutation::none, &forced);
 }
 
 Stats cost_gemm_exhaustive(const GemmWork& w, const Spec& spec, GemmPlan* plan) {

@@ -17,7 +17,7 @@ void put(std::string& k, const T&... v) {
 }
 void put_operand(std::string& k, const OperandDesc& o) {
   put(k, o.rows, o.cols, o.elem_bytes, o.dram_bytes(), o.dram_elems, o.sram_elems_per_virtual, o.fetched_fraction,
-      o.extra_storage_bytes, o.extra_dram_write_bytes, o.extra_dram_read_bytes);
+      o.extra_storage_bytes, o.extra_dram_write_bytes, o.extra_dram_read_bytes, o.extra_read_bytes());
   // A generated operand's footprints depend on its generator (the conv's geometry), not only on
   // the counts above.
   put(k, o.generator != nullptr);

@@ -28,7 +28,7 @@ const std::vector<CounterInfo>& counter_registry() {
       {"bytes.dram.write.*", "bytes", "bytes written to DRAM, by tensor role"},
       {"bytes.sram.*", "bytes", "bytes read/written in an on-chip buffer (sram.BUFFER.read|write)"},
       {"bytes.edge.*", "bytes", "operand bytes entering the array edge, by role (zeros injected included)"},
-      {"storage.extra", "bytes", "peak DRAM bytes of materialized zero-space (explicit lowering)"},
+      {"storage.extra", "bytes", "DRAM bytes of the copies explicit lowering materializes (U_pad, dilated dY)"},
       {"casts", "elements", "elements the DMA converted between a tensor's DRAM format and the on-chip one"},
       {"energy.*", "pJ", "energy by component (mac, pe, sram.BUFFER, dram, vector, cast, leakage)"},
   };

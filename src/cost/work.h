@@ -62,7 +62,8 @@ struct OperandDesc {
   double extra_storage_bytes = 0;      // materialized zero-space kept in DRAM for this operand
   double extra_dram_write_bytes = 0;   // bytes written to DRAM to materialize it (explicit lowering)
   double extra_dram_read_bytes = 0;    // bytes read from DRAM to materialize it (explicit lowering)
-  // (extra_*: in dram_elem_bytes; the materialized copy keeps the format of the tensor it copies)
+  // (extra_storage / extra_dram_write: the copy, in dram_elem_bytes; extra_dram_read: the tensor it is
+  // built from, in extra_read_bytes())
   // (the two below come last, so positional initializers of the fields above keep working)
   int dram_elem_bytes = 0;             // bytes per element of the backing tensor in DRAM, the format its
                                        // producer wrote (0: elem_bytes). Every DRAM byte of the operand is
@@ -71,6 +72,16 @@ struct OperandDesc {
   TensorRole tensor = TensorRole::src; // which tensor of the op backs it (not a cost input)
   int dram_bytes() const { return dram_elem_bytes > 0 ? dram_elem_bytes : elem_bytes; }
   bool casts() const { return dram_bytes() != elem_bytes; }
+  // Bytes per element of the tensor a materialization reads (its producer's format), where the copy
+  // (dram_elem_bytes) is written in another: the copy then casts every element it reads, once
+  // (materialize_casts; docs/cost-schedule.md "Casts"). 0: the copy keeps the format it reads.
+  int extra_read_elem_bytes = 0;
+  int extra_read_bytes() const { return extra_read_elem_bytes > 0 ? extra_read_elem_bytes : dram_bytes(); }
+  // Elements the materialization casts of `read_bytes` bytes it reads (the whole extra_dram_read_bytes,
+  // or a sub-GEMM's share of it).
+  int64_t materialize_casts(int64_t read_bytes) const {
+    return extra_read_bytes() != dram_bytes() ? read_bytes / extra_read_bytes() : 0;
+  }
   // Set when the array reads the operand through a convolution's address generator (im2col of X,
   // BP-im2col's dY operands, the zero-skip phases, the materialized U_pad): the generator the
   // numerics use, and whether the operand is its transpose (the generator's rows, channel x tap,

@@ -219,6 +219,7 @@ class Simulator final : public DmaClient {
       case RequestKind::mat_read:
       case RequestKind::mat_write:
         (d.kind == RequestKind::mat_read ? tally_.mat_read : tally_.mat_write)[size_t(d.operand)] += d.bytes;
+        tally_.casts += d.casts;   // a copy written in another format than it reads (the read casts)
         if (++mat_completed_ == mat_.size()) materialized(now);
         break;
       case RequestKind::load:
@@ -535,6 +536,7 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
       d.operand = op;
       d.link = 0;
       d.bytes = bytes;
+      if (kind == RequestKind::mat_read) d.casts = od[op]->materialize_casts(bytes);
       mat.push_back(d);
     }
   bool used[4] = {!mat.empty(), false, false, false};

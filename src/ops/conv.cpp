@@ -294,15 +294,21 @@ OperandDesc operand(int64_t rows, int64_t cols, int eb, Backing t, double dram_e
   return o;
 }
 
-// Materialized zero-space of the explicit mode: `stored` elements written for `compact` real ones, in
-// the format of the tensor it copies (the tile loads then read the copy, and cast it as they would
-// have cast the compact tensor).
-void materialized(OperandDesc& o, double stored, double compact) {
+// The explicit mode's materialized copy (U_pad for dX, the dilated dY for dW): built where it differs
+// from dY, as a traditional im2col baseline must (`stored` elements, zeros included, for `compact`
+// real ones). It exists only for the array, so it is written in the array's format: the build reads
+// dY in its DRAM format (`src_bytes`), casts each element once and writes the copy in elem_bytes;
+// the tiles then read the copy as it is (no cast on the fill). It lives beside dY (the layer's other
+// backward GEMM still reads dY), so all of it is extra storage.
+void materialized(OperandDesc& o, double stored, double compact, int src_bytes) {
+  o.dram_elems = stored;
+  o.dram_elem_bytes = o.elem_bytes;
+  o.extra_read_elem_bytes = src_bytes;
   o.sram_elems_per_virtual = std::min(1.0, stored / (double(o.rows) * double(o.cols)));
   o.fetched_fraction = 1.0;
-  o.extra_storage_bytes = (stored - compact) * o.dram_bytes();
+  o.extra_storage_bytes = stored * o.dram_bytes();
   o.extra_dram_write_bytes = stored * o.dram_bytes();
-  o.extra_dram_read_bytes = compact * o.dram_bytes();
+  o.extra_dram_read_bytes = compact * src_bytes;
 }
 
 // The operand is read through `r`'s address generator (transposed: the generator's rows are the
@@ -371,9 +377,12 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       const int64_t M = d.N * d.H * d.W;
       GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, KRS}, cb, TensorRole::diff_src);
       w.a = operand(M, KRS, eb, dy_t, dy, double(cnt.bprime_nonzero));
-      if (l == Lowering::explicit_im2col) {
-        w.a.dram_elems = double(cnt.dy_padded);
-        materialized(w.a, double(cnt.dy_padded), dy);
+      // U_pad holds dY and, unless the stride is 1 and the padding R-1 / S-1 - pad is 0 on every side
+      // (1x1, stride 1, pad 0), inserted zeros and a zero border. Where it holds no zero it is dY
+      // itself, byte for byte (U_pad is never smaller than dY and contains all of it), so explicit
+      // reads dY as BP-im2col does.
+      if (l == Lowering::explicit_im2col && double(cnt.dy_padded) != dy) {
+        materialized(w.a, double(cnt.dy_padded), dy, dy_t.stored);
         generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_explicit));
       } else {
         generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_bp));
@@ -428,9 +437,10 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   GemmWork w = gemm(layer, OpKind::conv_bwd_weights, Phase::backward_weights, {d.K, CRS, Kred}, cb,
                     TensorRole::diff_wei);
   w.a = operand(d.K, Kred, eb, dy_t, dy, dy);
-  if (l == Lowering::explicit_im2col) {
-    w.a.dram_elems = double(cnt.dy_inserted);
-    materialized(w.a, double(cnt.dy_inserted), dy);
+  // The dilated dY is dY itself where no zero is inserted (stride 1, or one output row / column per
+  // strided axis): explicit then reads dY as BP-im2col does.
+  if (l == Lowering::explicit_im2col && double(cnt.dy_inserted) != dy) {
+    materialized(w.a, double(cnt.dy_inserted), dy, dy_t.stored);
   } else if (!zero_free && (d.sh > 1 || d.sw > 1)) {
     generated(w.a, recipe(d, GeneratorRecipe::Kind::dilated_dy), /*transposed=*/false);
   }

@@ -37,16 +37,22 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
 // tensors. One GemmWork per GEMM issued (zero-skip dX: one per non-empty stride phase).
 // Operand semantics (src/cost/work.h OperandDesc), elem_bytes = the array format's bytes:
 //   dram_elems              elements of the backing tensor one pass reads: compact X / dY / W,
-//                           or the materialized U_pad / U of the explicit mode
+//                           or the materialized U_pad / U of the explicit mode (where it differs
+//                           from dY)
 //   sram_elems_per_virtual  min(1, backing elements / virtual elements): im2col reuse; the
 //                           explicit mode's zeros are in the backing tensor, so they count
 //   fetched_fraction        explicit: 1 for dY-derived operands (zeros travel); bp-im2col and
 //                           zero-skip: non-zero elements / virtual elements (zeros generated at the
 //                           edge). X operands (padding only) use the non-zero fraction in every mode,
 //                           so the modes differ only where the paper says they do (dY).
-//   extra_storage_bytes     explicit: (U_pad or U elements - dY elements) * elem_bytes
-//   extra_dram_write_bytes  explicit: U_pad / U written once (all elements)
-//   extra_dram_read_bytes   explicit: the compact dY read once to build it
+//   extra_storage_bytes     explicit: all of U_pad / U, in the array format (dram_elem_bytes =
+//                           elem_bytes: the copy is written for the array, cast once as it is built)
+//   extra_dram_write_bytes  explicit: U_pad / U written once (all elements, array format)
+//   extra_dram_read_bytes   explicit: the compact dY read once to build it (its DRAM format,
+//                           extra_read_elem_bytes; each element read is cast: materialize_casts)
+//   Explicit materializes only a U_pad / U that differs from dY (an inserted zero or a zero border);
+//   where it is dY byte for byte (dW at stride 1; dX of a 1x1 stride-1 pad-0 conv) explicit's
+//   description is BP-im2col's: dY read directly, nothing extra.
 // The forward GEMM is the same in every mode (the paper changes backprop only).
 std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, const Spec& spec,
                                 const std::string& layer = "");
