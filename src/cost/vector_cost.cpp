@@ -283,8 +283,9 @@ class Schedule {
     now.tally = tally_;
     now.requests = requests_;
     for (int per = 1; per <= kMaxPeriod; ++per) {
+      if (k - per < 0) continue;  // (before indexing: a negative remainder is no slot)
       const Snapshot& then = history_[size_t((k - per) % (kMaxPeriod + 1))];
-      if (k - per < 0 || then.k != k - per || then.n != now.n) continue;
+      if (then.k != k - per || then.n != now.n) continue;
       if (then.k + 2 - banks_ < rb) continue;  // the period began in the previous run
       const int64_t periods = (re - 1 - k) / per;
       if (periods < 1 || !std::equal(now.v.begin(), now.v.begin() + now.n, then.v.begin())) continue;
