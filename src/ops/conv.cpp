@@ -59,9 +59,11 @@ OperandSource source(const AddressGenerator& gen, const float* backing, bool k_m
           false, /*rounded=*/true};
 }
 
-bool all_finite(const Tensor& t) {
+// Whether every value of `t` is finite as the array sees it: after rounding to the array's input
+// format (an fp16 array turns a finite 70000 into Inf, and then 0 x Inf = NaN on the array).
+bool all_finite_on_array(const ArrayConfig& cfg, const Tensor& t) {
   for (int64_t i = 0; i < t.size(); ++i)
-    if (!std::isfinite(t[i])) return false;
+    if (!std::isfinite(round_to(cfg.format, t[i], cfg.subnormals))) return false;
   return true;
 }
 
@@ -168,9 +170,9 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
   // taps receive nothing (+0). For BP-im2col the modeled array multiplies the inserted zeros of the
   // full B'; the host drops them (they are the other phases' taps, zero for every pixel of this
   // phase) and keeps the array's chunks of the full (k, r', t') order (systolic_gemm `chunks`), which
-  // gives the bits of the full GEMM unless a weight is Inf/NaN (0 x Inf = NaN), checked first.
+  // gives the bits of the full GEMM unless a weight is Inf/NaN once rounded to the array format (0 x Inf = NaN), checked first.
   const bool strided = d.sh > 1 || d.sw > 1;
-  const bool bp_phased = l == Lowering::bp_im2col && strided && all_finite(wei);
+  const bool bp_phased = l == Lowering::bp_im2col && strided && all_finite_on_array(cfg, wei);
   if (l == Lowering::zero_skip || bp_phased) {
     diff_src.zero();
     const float* dy = rounded_backing(cfg, diff_dst.data(), diff_dst.size());
@@ -235,9 +237,9 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
   // BP-im2col with a stride: the dilated dY's inserted zeros are whole zero columns of the GEMM's A
   // (the same for every output channel). The modeled array multiplies them; the host drops them
   // and keeps the array's chunk boundaries (systolic_gemm `chunks`), which gives the same bits
-  // unless an X value they meet is Inf/NaN (0 x Inf = NaN on the array), checked first.
+  // unless an X value they meet is Inf/NaN once rounded to the array format (0 x Inf = NaN on the array), checked first.
   const bool strided = d.sh > 1 || d.sw > 1;
-  const bool skip_inserted = l == Lowering::bp_im2col && strided && all_finite(src);
+  const bool skip_inserted = l == Lowering::bp_im2col && strided && all_finite_on_array(cfg, src);
   const bool zero_free = l == Lowering::zero_skip || skip_inserted;
   // Reduction extent: N P Q (zero-free) or N Pd Qd (the dilated dY, zeros included).
   const int64_t oh = zero_free ? d.P() : d.Pd(), ow = zero_free ? d.Q() : d.Qd();
