@@ -14,8 +14,9 @@
 //   WS/IS: K is cut into chunks of R. In chunk j a partial sum runs down a column, s_j = mac chain
 //          over the chunk's k in increasing order starting at +0; PEs of a partly filled chunk pass
 //          the sum through untouched. The accumulator memory then does out = ((+0 + s_0) + s_1) + ...
-//   mac(acc, a, b) = fma(a, b, acc) when fused, round(round(a*b) + acc) when unfused (fp32 only:
-//   bf16/fp16 products are exact in fp32, so fused and unfused agree for them).
+//   mac(acc, a, b) = fma(a, b, acc) when fused, round(round(a*b) + acc) when unfused, for every
+//   float format (fp16 products are exact in fp32, so there the two agree; a bf16 product below
+//   fp32's normal range is not, and there they differ).
 // Operands are rounded to the input format on entry (round_to). With Subnormals::flush, operands
 // and every MAC / accumulator result that is subnormal become zeros of the same sign.
 // Output NaNs are written as the canonical quiet NaN. int8: int32 accumulation, wrapping modulo 2^32.
@@ -39,7 +40,7 @@ struct ArrayConfig {
   int cols = 32;
   Dataflow dataflow = Dataflow::ws;
   Format format = Format::bf16;        // input (operand) format; accumulator is fp32 (int32 for int8)
-  bool fused_mac = true;               // fp32 only: fused multiply-add or multiply then add
+  bool fused_mac = true;               // fused multiply-add, or multiply then add (every float format)
   Subnormals subnormals = Subnormals::keep;
 };
 

@@ -283,7 +283,7 @@ void run_tiles(const ArrayConfig& cfg, const GemmShape& g, const Side& A, const 
   }
 
   const bool chunked = cfg.dataflow != Dataflow::os;
-  const bool fused = cfg.fused_mac || cfg.format != Format::fp32;
+  const bool fused = cfg.fused_mac;  // every float format (an fp16 product is exact either way)
   const bool flush = cfg.subnormals == Subnormals::flush;
   MicroFn fn = pick_micro<kMR>(fused, flush, chunked);
   // Cache blocking over k: a block is a run of whole array chunks (WS/IS: R k's each, or the

@@ -27,7 +27,7 @@ struct Case {
   std::string name() const {
     std::string s = fmt::format("m{}n{}k{}_{}x{}_{}_{}", g.M, g.N, g.K, cfg.rows, cfg.cols,
                                 to_string(cfg.dataflow), to_string(cfg.format));
-    if (cfg.format == Format::fp32 && !cfg.fused_mac) s += "_unfused";
+    if (cfg.format != Format::int8 && !cfg.fused_mac) s += "_unfused";
     if (cfg.subnormals == Subnormals::flush) s += "_ftz";
     if (specials) s += "_infnan";
     return s;
@@ -67,7 +67,7 @@ std::vector<Case> make_cases() {
     c.cfg.cols = a[1];
     c.cfg.dataflow = flows[i % 3];
     c.cfg.format = formats[(i / 3) % 4];
-    c.cfg.fused_mac = !(c.cfg.format == Format::fp32 && (i / 12) % 2 == 1);
+    c.cfg.fused_mac = !(c.cfg.format != Format::int8 && (i / 12) % 2 == 1);
     c.cfg.subnormals = (i % 5 == 4) ? Subnormals::flush : Subnormals::keep;
     c.g = {pick(dims), pick(dims), pick(dims)};
     c.specials = (i % 7 == 3);
@@ -193,6 +193,41 @@ TEST(Systolic, AccumulationOrderIsTheDataflows) {
   std::vector<float> B3 = {1.0f, e, e, 0.0f};
   systolic_gemm(ws, g, {A.data(), 4}, {B3.data(), 1}, &out_ws, 1);  // (1 + e) + (e + 0) = 1 (ties) + e = 1
   EXPECT_EQ(out_ws, 1.0f);
+}
+
+// `fused_mac` holds for bf16 too (issue 14). A bf16 product below fp32's normal range is not exact in
+// fp32: x = 1.5 * 2^-70, y = 1.5 * 2^-78 (both bf16) give 4.5 ulp of 2^-149. After a first product
+// of exactly 3 ulp, the fused MAC rounds 3 + 4.5 = 7.5 once (ties to even: 8 ulp); unfused, the
+// product rounds first (4.5 -> 4) and 3 + 4 = 7 ulp. fp16 products are always exact in fp32, so
+// there the two agree. Fast kernel and PE-level reference agree in every case.
+TEST(Systolic, FusedMacIsHonouredForBf16) {
+  const float u = std::ldexp(1.0f, -149);
+  const float x = 1.5f * std::ldexp(1.0f, -70), y = 1.5f * std::ldexp(1.0f, -78);
+  const float three_a = 1.5f * std::ldexp(1.0f, -74), three_b = std::ldexp(1.0f, -74);  // 1.5 * 2^-148 = 3 ulp
+  ASSERT_EQ(three_a * three_b, 3 * u);
+  ASSERT_EQ(round_to(Format::bf16, x), x);
+  ASSERT_EQ(round_to(Format::bf16, y), y);
+  std::vector<float> A = {three_a, x}, B = {three_b, y};  // (1x2) (2x1)
+  const GemmShape g{1, 1, 2};
+  for (Dataflow flow : {Dataflow::os, Dataflow::ws, Dataflow::is}) {
+    for (bool fused : {true, false}) {
+      ArrayConfig cfg{4, 4, flow, Format::bf16};
+      cfg.fused_mac = fused;
+      float fast = 0, ref = 0;
+      systolic_gemm(cfg, g, {A.data(), 2}, {B.data(), 1}, &fast, 1);
+      systolic_gemm_reference(cfg, g, {A.data(), 2}, {B.data(), 1}, &ref, 1);
+      EXPECT_EQ(fast, fused ? 8 * u : 7 * u) << to_string(flow) << " fused " << fused;
+      EXPECT_EQ(ref, fast) << to_string(flow) << " fused " << fused;
+    }
+  }
+  // fp16: exact products, the same bits either way.
+  std::vector<float> A16 = {0.1f, -3.7f, 65.5f}, B16 = {7.25f, 0.013f, -0.5f};
+  float f1 = 0, f0 = 0;
+  ArrayConfig h{4, 4, Dataflow::ws, Format::fp16};
+  systolic_gemm(h, {1, 1, 3}, {A16.data(), 3}, {B16.data(), 1}, &f1, 1);
+  h.fused_mac = false;
+  systolic_gemm(h, {1, 1, 3}, {A16.data(), 3}, {B16.data(), 1}, &f0, 1);
+  EXPECT_EQ(f1, f0);
 }
 
 TEST(Systolic, TransposedViewsReadTheSameMatrix) {
