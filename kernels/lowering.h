@@ -25,8 +25,10 @@
 //
 // Bits: explicit and bp_im2col consume identical virtual matrices, so their results are bitwise
 // equal for every dataflow. zero_skip only drops products that are exactly zero (an inserted zero
-// times a weight). The accumulator starts at +0 and +0 + (+-0) = +0, so it can never hold -0 and a
-// dropped zero never changes it: with OS (one chain over k) the bits are always equal. WS/IS cut k
+// times a weight). The accumulator starts at +0 and +0 + (+-0) = +0, and a dropped zero never changes
+// a sum that is not -0: with OS (one chain over k) the bits are equal, except that a fused MAC whose
+// product underflows (fp32, bf16), or flush mode, can leave -0, which a dropped +0 product would have
+// turned into +0 (the sign of a zero result; issue 14, open). WS/IS cut k
 // into chunks of the array rows; dropping zeros regroups the non-zero terms into different chunks
 // and the rounding can differ, unless the full reduction fits in one chunk (K_red <= rows), or the
 // arithmetic is exact (small integers). Exception: a non-finite weight times an inserted zero is a

@@ -98,9 +98,12 @@ struct GemmOperand {
 // `chunks` (WS/IS only; ignored for OS): the array chunks of a reduction from which products known
 // to be exactly zero were removed (a zero operand times a finite value). Chunk j of the original
 // reduction (R consecutive k's) kept chunks[j] of them; the kept k's are the GEMM's K, in order
-// (sum of chunks == K, each <= rows). Dropping such a product never changes a chain (the running
-// sum is never -0, and x + (+-0) = x), so the result has the bits of the full reduction while the
-// host skips the zeros. Without `chunks`, every chunk is R k's.
+// (sum of chunks == K, each <= rows). Dropping such a product does not change a chain whose running
+// sum is not -0 (x + (+-0) = x), so the result has the bits of the full reduction while the host
+// skips the zeros, with one known exception (issue 14, open): a fused MAC (fp32, bf16) whose product
+// underflows gives -0 on a +0 sum (and flush mode can flush a negative result to -0); a dropped +0
+// product would have turned that -0 into +0, so an output that ends at zero can differ in the sign
+// of that zero. Without `chunks`, every chunk is R k's.
 void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand& A, const GemmOperand& B,
                    float* C, int64_t ldc, const std::vector<int32_t>* chunks = nullptr);
 
