@@ -6,6 +6,8 @@
 #include <queue>
 #include <vector>
 
+#include "src/base/error.h"
+
 namespace st::costref {
 
 struct Request;
@@ -48,5 +50,24 @@ class EventQueue {
   std::priority_queue<Event, std::vector<Event>, Later> q_;
   uint64_t seq_ = 0;
 };
+
+// Runs a simulation to its end: `pump` (every unit retries what it waits for), then each event in
+// time order, never backwards, `now` advanced to it, handed to the compute unit (`start`, `end`) or,
+// for a transfer, to `dma(event)`, and `pump` again.
+template <class Start, class End, class Dma, class Pump>
+void run_events(EventQueue& q, int64_t& now, Start start, End end, Dma dma, Pump pump) {
+  pump();
+  while (!q.empty()) {
+    const Event e = q.pop();
+    ST_INVARIANT(e.time >= now);
+    now = e.time;
+    switch (e.kind) {
+      case EventKind::compute_start: start(); break;
+      case EventKind::compute_end: end(); break;
+      default: dma(e);
+    }
+    pump();
+  }
+}
 
 }  // namespace st::costref

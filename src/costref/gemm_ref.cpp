@@ -149,18 +149,8 @@ class Simulator final : public DmaClient {
     if (mat_.empty()) materialized(base);
     else mat_done_ = false;
 
-    pump();
-    while (!events_.empty()) {
-      const Event e = events_.pop();
-      ST_INVARIANT(e.time >= now_);
-      now_ = e.time;
-      switch (e.kind) {
-        case EventKind::compute_start: compute_start(); break;
-        case EventKind::compute_end: compute_end(); break;
-        default: engines_[e.req->desc.link]->on_event(e, events_, *this);
-      }
-      pump();
-    }
+    run_events(events_, now_, [&] { compute_start(); }, [&] { compute_end(); },
+               [&](const Event& e) { engines_[e.req->desc.link]->on_event(e, events_, *this); }, [&] { pump(); });
     bool idle = mat_done_ && !have_cur_ && !busy_;
     for (const auto& e : engines_) idle = idle && (!e || e->idle());
     if (!idle)

@@ -74,18 +74,8 @@ class Simulator final : public DmaClient {
       bank_[size_t(j)].occupant = j;
       bank_free_for(j, 0);
     }
-    pump();
-    while (!events_.empty()) {
-      const Event e = events_.pop();
-      ST_INVARIANT(e.time >= now_);
-      now_ = e.time;
-      switch (e.kind) {
-        case EventKind::compute_start: compute_start(); break;
-        case EventKind::compute_end: compute_end(); break;
-        default: engine_.on_event(e, events_, *this);
-      }
-      pump();
-    }
+    run_events(events_, now_, [&] { compute_start(); }, [&] { compute_end(); },
+               [&](const Event& e) { engine_.on_event(e, events_, *this); }, [&] { pump(); });
     if (!(engine_.idle() && step_ == steps() && !busy_))
       throw std::logic_error("vector cost reference: the schedule deadlocked (a rule of docs/vector-schedule.md "
                              "waits on something that never happens)");
