@@ -31,6 +31,10 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                                 "override the format's tolerance: a relative error in (0, 1); 0 keeps the format's");
                  sub.add_option("--dump", c->dump, "write batch, parameters, gradients, loss and network to HDF5");
                  sub.add_option("--json", *json, "write the result as JSON");
+                 sub.add_option("--loss-scale", c->loss_scale,
+                                "loss scale S (a power of two): backward with the loss gradient x S, gradients x 1/S "
+                                "before the comparison")
+                     ->capture_default_str();
                  sub.add_flag("--force", c->force, "run even when the estimated work is beyond the limit");
                  return [c, json] {
                    // Both outputs are checked before the networks run; --dump is HDF5 (a regular file).

@@ -40,6 +40,10 @@ struct GradcheckConfig {
   std::string dump;                // HDF5 file
   double tolerance = 0;            // 0: by format; else a relative error in (0, 1)
   bool force = false;              // run even beyond the work limit (kMaxGradcheckMacs)
+  // fp16 loss scaling (src/train/loss_scale.h): the emulator's backward runs with the loss gradient
+  // x S, its gradients are x 1/S before the comparison (parameters: the grad_unscale pass;
+  // activation gradients: on the host). A power of two in [1, 2^64]; 1: off.
+  double loss_scale = 1;
 };
 
 // A gradcheck runs up to four real networks (emulator, oneDNN reference, fp32 reference, emulator in
