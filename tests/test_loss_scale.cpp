@@ -37,6 +37,7 @@ TEST(LossScaleParse, AcceptsTheDocumentedForms) {
   const LossScaleConfig s = parse_loss_scale("static:1000", 7, true);
   EXPECT_EQ(s.mode, LossScaleMode::static_scale);
   EXPECT_EQ(s.initial_scale, 1000);
+  EXPECT_EQ(parse_loss_scale("static:16777217", 7, true).initial_scale, 16777216);  // rounded to fp32
   const LossScaleConfig d = parse_loss_scale("dynamic:1024", 5, false);
   EXPECT_EQ(d.mode, LossScaleMode::dynamic);
   EXPECT_EQ(d.initial_scale, 1024);

@@ -64,7 +64,7 @@ LossScaleConfig parse_loss_scale(const std::string& flag, int64_t growth_interva
   if (kind == "static") c.mode = LossScaleMode::static_scale;
   else if (kind == "dynamic" && power_of_two(s)) c.mode = LossScaleMode::dynamic;
   else bad(flag);
-  c.initial_scale = s;
+  c.initial_scale = static_cast<float>(s);  // the scale the step multiplies by (fp32)
   return c;
 }
 

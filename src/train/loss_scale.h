@@ -28,7 +28,7 @@ enum class LossScaleMode : uint8_t { none, static_scale, dynamic };
 
 struct LossScaleConfig {
   LossScaleMode mode = LossScaleMode::none;
-  double initial_scale = 1;         // static: S; dynamic: S0
+  double initial_scale = 1;         // static: S (rounded to fp32); dynamic: S0
   int64_t growth_interval = 2000;   // dynamic only
   bool on() const { return mode != LossScaleMode::none; }
   // Canonical text, e.g. "none", "static:1024", "dynamic:65536,interval=2000" (the checkpoint's plan).
