@@ -20,6 +20,7 @@
 #include "tests/util/cli_run.h"
 #include "tests/util/onednn_util.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/train_config.h"
 
 using namespace st;
 namespace fs = std::filesystem;
@@ -254,8 +255,7 @@ TEST(LossScaleNetwork, CostRecordsHaveTheUnscalePassOnlyWhenOn) {
 
 // ---- training ----
 
-const char* kFmnist = "/usr/share/datasets/fashion-mnist";
-bool have_fmnist() { return fs::exists(fs::path(kFmnist) / "train-images-idx3-ubyte.gz"); }
+using test::have_fmnist;
 
 std::string fp16_spec(const test::TempDir& t) {
   const std::string p = t / "fp16.toml";
@@ -264,17 +264,8 @@ std::string fp16_spec(const test::TempDir& t) {
 }
 
 TrainConfig small(const std::string& out, const std::string& spec) {
-  TrainConfig c;
-  c.model = "resnet8";
-  c.width = 0.5;
-  c.limit_train = 512;
-  c.limit_test = 128;
-  c.batch = 32;
+  TrainConfig c = test::small_train_config(out);
   c.epochs = 1;  // 16 steps
-  c.lr = 0.05;
-  c.out_dir = out;
-  c.quiet = true;
-  c.evaluate = false;
   c.spec = spec;
   return c;
 }
