@@ -25,7 +25,7 @@ inline constexpr size_t kMaxBandPoints = 256;
 // explicit (own plans).
 struct BandSaving {
   std::string_view view;      // "bp-im2col", "bp-im2col_on_explicit_plan", "zero-skip"
-  std::string_view figure;    // a backward_figure_fields() name
+  std::string_view figure;    // a figure_value() name
 };
 const std::vector<BandSaving>& band_savings();
 double band_saving(const BackwardComparison& c, const BandSaving& s);

@@ -33,6 +33,15 @@ BackwardFigures& BackwardFigures::operator+=(const BackwardFigures& o) {
   return *this;
 }
 
+double figure_value(const BackwardFigures& f, std::string_view name) {
+  if (const auto plus = name.find('+'); plus != std::string_view::npos)
+    return figure_value(f, name.substr(0, plus)) + figure_value(f, name.substr(plus + 1));
+  for (const auto& [n, m] : backward_figure_fields())
+    if (n == name) return f.*m;
+  ST_INVARIANT(!"unknown backward figure");
+  return 0;
+}
+
 double reduction_percent(double base, double x) { return base > 0 ? 100.0 * (1.0 - x / base) : 0.0; }
 
 namespace {

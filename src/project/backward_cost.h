@@ -30,6 +30,9 @@ struct BackwardFigures {
 
 // Every figure with its name in JSON and CSV, in output order.
 const std::vector<std::pair<std::string_view, double BackwardFigures::*>>& backward_figure_fields();
+// The figure of that name, or the sum of two ("dram_diff_dst_bytes+dram_copy_bytes"); an unknown name
+// is a bug.
+double figure_value(const BackwardFigures& f, std::string_view name);
 
 // Whether the backward of layer `index` of a topology computes dX. The first layer (the stem) reads
 // the network's input, whose gradient training never computes (src/train/network.cpp, the
