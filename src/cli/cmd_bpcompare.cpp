@@ -250,6 +250,7 @@ int run(const Args& a) {
   std::vector<dse::Axis> axes;
   for (const std::string& e : a.band_axes) axes.push_back(dse::parse_band_axis(e));
   if (want_band && axes.empty()) axes = dse::default_band_axes();
+  const double points = double(dse::band_points(axes));
   // Outputs are checked before the work and written whole (together) after it.
   check_outputs({{a.csv, "--csv"}, {a.json, "--json"}, {a.band_csv, "--band-csv"}});
   const Spec spec = load_spec(a.spec);
@@ -263,8 +264,6 @@ int run(const Args& a) {
                                                : fmt::format("layer {}", layer.name));
     steps += conv_costing_steps(layer.desc);
   }
-  double points = 1;
-  for (const dse::Axis& x : axes) points *= double(x.values.size());
   if (steps * (want_band ? points + 1 : 1) > kMaxCostingSteps)
     throw UserError(fmt::format("costing topology '{}' takes about {:.2g} host steps (linear in every layer's height "
                                 "and width{}), more than the limit of {:.2g} (about ten seconds); use smaller layers{}",

@@ -63,13 +63,18 @@ double band_saving(const BackwardComparison& c, const BandSaving& s) {
   return reduction_percent(figure_value(c.total[int(Lowering::explicit_im2col)], s.figure), figure_value(x, s.figure));
 }
 
-std::vector<BandPoint> backward_band(const std::vector<ConvLayer>& layers, const Spec& base,
-                                     const std::vector<Axis>& axes, bool include_stem_dx) {
+size_t band_points(const std::vector<Axis>& axes) {
   double n = 1;
   for (const Axis& a : axes) n *= double(a.values.size());
   if (n > double(kMaxBandPoints))
     throw UserError(fmt::format("--band-axis: {:.0f} grid points, more than the {} a band allows; use fewer values", n,
                                 kMaxBandPoints));
+  return size_t(n);
+}
+
+std::vector<BandPoint> backward_band(const std::vector<ConvLayer>& layers, const Spec& base,
+                                     const std::vector<Axis>& axes, bool include_stem_dx) {
+  band_points(axes);
   std::vector<BandPoint> out;
   for (DesignPoint& p : as_band_option([&] { return sweep_points(base, axes); })) {
     BandPoint b{std::move(p), {}};

@@ -20,6 +20,8 @@ std::vector<Axis> default_band_axes();
 Axis parse_band_axis(const std::string& expr);
 // Grids larger than this are refused (a band is a summary, not a design-space exploration).
 inline constexpr size_t kMaxBandPoints = 256;
+// The number of grid points of `axes`; a UserError beyond kMaxBandPoints.
+size_t band_points(const std::vector<Axis>& axes);
 
 // The savings a band reports: per view, per figure, 100 * (1 - view / explicit) on that point's own
 // explicit (own plans).
