@@ -28,7 +28,9 @@
 // times a weight). The accumulator starts at +0 and +0 + (+-0) = +0, and a dropped zero never changes
 // a sum that is not -0: with OS (one chain over k) the bits are equal, except that a fused MAC whose
 // product underflows (fp32, bf16), or flush mode, can leave -0, which a dropped +0 product would have
-// turned into +0 (the sign of a zero result; issue 14, open). WS/IS cut k
+// turned into +0 (the sign of a zero result: zero-skip hardware computes its own chain, so that -0 is
+// its result; BP-im2col's host skip paths recompute every -0 output with the full chain and keep
+// explicit's bits, src/ops/conv.cpp). WS/IS cut k
 // into chunks of the array rows; dropping zeros regroups the non-zero terms into different chunks
 // and the rounding can differ, unless the full reduction fits in one chunk (K_red <= rows), or the
 // arithmetic is exact (small integers). Exception: a non-finite weight times an inserted zero is a

@@ -100,12 +100,23 @@ struct GemmOperand {
 // reduction (R consecutive k's) kept chunks[j] of them; the kept k's are the GEMM's K, in order
 // (sum of chunks == K, each <= rows). Dropping such a product does not change a chain whose running
 // sum is not -0 (x + (+-0) = x), so the result has the bits of the full reduction while the host
-// skips the zeros, with one known exception (issue 14, open): a fused MAC (fp32, bf16) whose product
-// underflows gives -0 on a +0 sum (and flush mode can flush a negative result to -0); a dropped +0
-// product would have turned that -0 into +0, so an output that ends at zero can differ in the sign
-// of that zero. Without `chunks`, every chunk is R k's.
+// skips the zeros, with one exception: a fused MAC (fp32, bf16) whose product underflows gives -0 on
+// a +0 sum (and flush mode can flush a negative result to -0); a dropped +0 product would have
+// turned that -0 into +0. A zero sum forgets the sign of its zero as soon as a non-zero term arrives,
+// so only an output that ENDS at zero can differ (in the sign of that zero): callers that need the
+// full reduction's bits recompute those outputs with systolic_output (src/ops/conv.cpp does). Without
+// `chunks`, every chunk is R k's.
 void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand& A, const GemmOperand& B,
                    float* C, int64_t ldc, const std::vector<int32_t>* chunks = nullptr);
+
+// One output of a GEMM alone, in the array's order (OS: one chain over k from +0; WS/IS: chunks of
+// `rows` k's, each from +0, the chunk sums added in order from +0), from operands already in the
+// array's format: a(k) * b(k) for k = 0..K-1 (float formats). The bits systolic_gemm gives that output
+// without `chunks` (tested). The host skip paths of strided BP-im2col recompute with it every output
+// whose skipped chain ended at a zero: only there can the dropped zero products change a bit (the
+// sign of that zero; see `chunks` above).
+float systolic_output(const ArrayConfig& cfg, int64_t K, const std::function<float(int64_t)>& a,
+                      const std::function<float(int64_t)>& b);
 
 // int8 operands, int32 accumulation (wrapping). Row-major, no transposes; order-independent.
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,

@@ -397,4 +397,17 @@ void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* 
   }
 }
 
+float systolic_output(const ArrayConfig& cfg, int64_t K, const std::function<float(int64_t)>& a,
+                      const std::function<float(int64_t)>& b) {
+  ST_INVARIANT(cfg.format != Format::int8);
+  const int64_t chunk = cfg.dataflow == Dataflow::os ? std::max<int64_t>(K, 1) : cfg.rows;
+  float out = 0.0f;
+  for (int64_t k0 = 0; k0 < K; k0 += chunk) {
+    float s = 0.0f;
+    for (int64_t k = k0; k < std::min(K, k0 + chunk); ++k) s = pe_mac(s, a(k), b(k), cfg.fused_mac, cfg.subnormals);
+    out = cfg.dataflow == Dataflow::os ? s : pe_add(out, s, cfg.subnormals);
+  }
+  return out != out ? bits_f32(kCanonicalNaN) : out;
+}
+
 }  // namespace st

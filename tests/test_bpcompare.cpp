@@ -3,11 +3,13 @@
 // the projection compute it; --include-stem-dx adds its dX and labels it (text, CSV and JSON).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
+#include "src/dse/bp_band.h"
 #include "src/project/backward_cost.h"
 #include "src/spec/spec_toml.h"
 #include "tests/util/cli_run.h"
@@ -26,12 +28,11 @@ std::string read_file(const std::string& p) {
   return ss.str();
 }
 
+// Every figure (the totals and their per-role refinements), exactly.
 void expect_figures(const nlohmann::json& j, const BackwardFigures& f, const std::string& what) {
-  EXPECT_EQ(j.at("cycles").get<double>(), f.cycles) << what;
-  EXPECT_EQ(j.at("dram_bytes").get<double>(), f.dram) << what;
-  EXPECT_EQ(j.at("sram_bytes").get<double>(), f.sram) << what;
-  EXPECT_EQ(j.at("extra_storage_bytes").get<double>(), f.extra) << what;
-  EXPECT_EQ(j.at("macs").get<double>(), f.macs) << what;
+  ASSERT_EQ(j.size(), backward_figure_fields().size()) << what;
+  for (const auto& [name, m] : backward_figure_fields())
+    EXPECT_EQ(j.at(std::string(name)).get<double>(), f.*m) << what << " " << name;
 }
 
 TEST(BackwardCost, TheStemComputesDwOnlyUnlessAsked) {
@@ -47,6 +48,56 @@ TEST(BackwardCost, TheStemComputesDwOnlyUnlessAsked) {
     EXPECT_LT(dw.dram, all.dram);
     EXPECT_LT(dw.macs, all.macs);
   }
+}
+
+// The per-role figures refine the totals: the DRAM bytes by tensor sum to the DRAM total, the lowered
+// operand's SRAM reads and writes and the other buffers' bytes to the SRAM total. The roles are the
+// right ones: BP-im2col and zero-skip have no copy; explicit's copy is written once (at least its
+// extra storage) and read by the tiles, and building it reads dY; dY, W and dX are each moved.
+TEST(BackwardCost, PerRoleFiguresSumToTheTotalsTheyRefine) {
+  int strided = 0;
+  for (const std::string& preset : preset_names()) {
+    const Spec spec = load_spec(preset);
+    const auto layers = resnet18_convs(1);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const bool with_dx = backward_computes_dx(i, false);
+      const BackwardFigures f[4] = {backward_figures(layers[i], Lowering::explicit_im2col, spec, with_dx),
+                                    backward_figures(layers[i], Lowering::bp_im2col, spec, with_dx),
+                                    backward_figures(layers[i], Lowering::zero_skip, spec, with_dx),
+                                    bp_im2col_on_explicit_plan(layers[i], spec, with_dx)};
+      const std::string what = preset + " " + layers[i].name;
+      for (int v = 0; v < 4; ++v) {
+        const BackwardFigures& x = f[v];
+        const double dram = x.dram_src + x.dram_wei + x.dram_diff_dst + x.dram_diff_src + x.dram_diff_wei + x.dram_copy;
+        const double sram = x.sram_lowered_read + x.sram_lowered_write + x.sram_other;
+        EXPECT_NEAR(dram, x.dram, 1e-12 * x.dram) << what << " view " << v;
+        EXPECT_NEAR(sram, x.sram, 1e-12 * x.sram) << what << " view " << v;
+        for (double role : {x.dram_src, x.dram_diff_dst, x.sram_lowered_read, x.sram_lowered_write, x.sram_other})
+          EXPECT_GT(role, 0) << what << " view " << v;
+        EXPECT_EQ(x.dram_wei > 0, with_dx) << what;         // W is read by dX only
+        EXPECT_EQ(x.dram_diff_src > 0, with_dx) << what;    // dX is written by dX only
+        EXPECT_GT(x.dram_diff_wei, 0) << what;               // dW accumulates: read and written
+        if (v != 0) {
+          EXPECT_EQ(x.dram_copy, 0) << what << " view " << v;
+        }
+      }
+      const BackwardFigures& e = f[0];
+      EXPECT_EQ(e.dram_copy > 0, e.extra > 0) << what;
+      if (e.extra > 0) {
+        EXPECT_GT(e.dram_copy, e.extra) << what;   // written whole, then read
+      }
+      if (layers[i].desc.sh > 1) {
+        ++strided;
+        EXPECT_GT(e.dram_copy, 0) << what;   // inserted zeros: explicit builds the dilated dY
+      }
+      // Only A's backing changes between the lowerings on one plan: X, W, dX and dW move alike.
+      for (double BackwardFigures::*m : {&BackwardFigures::dram_src, &BackwardFigures::dram_wei,
+                                         &BackwardFigures::dram_diff_src, &BackwardFigures::dram_diff_wei,
+                                         &BackwardFigures::sram_other})
+        EXPECT_EQ(f[3].*m, e.*m) << what;
+    }
+  }
+  EXPECT_GT(strided, 0);
 }
 
 // The CLI's figures, layer by layer, are the library's with the stem's dX left out (default) or in
@@ -86,6 +137,70 @@ TEST(BpcompareCli, StemDxLeftOutByDefaultIncludedAndLabelledOnRequest) {
     const std::string csv = read_file(t / "a.csv");
     EXPECT_EQ(csv.rfind("layer,dx_included,", 0), 0u);
     EXPECT_NE(csv.find("\n" + layers[0].name + (include ? ",1," : ",0,")), std::string::npos) << csv;
+  }
+}
+
+// --band: the grid's savings bracket this spec's (the preset's 16 GB/s and 64 KiB are on the default
+// grid), the grid point at the preset's own values is the comparison without --band, figure for
+// figure, and the printed min / max are those of the points. JSON and CSV carry every point.
+TEST(BpcompareCli, BandBracketsThePresetsPointWhichIsOnTheGrid) {
+  NEED_BIN();
+  TempDir t;
+  const auto r = run_cli("bpcompare --topology resnet18 --spec bp-im2col-16x16 --band --json '" + (t / "a.json") +
+                         "' --band-csv '" + (t / "b.csv") + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(t / "a.json"));
+  const auto& band = j.at("band");
+  const auto& pts = band.at("points");
+  ASSERT_EQ(pts.size(), 16u);
+  int at_preset = 0;
+  for (const auto& p : pts) {
+    if (p.at("params").at("dram_gbps") != "16" || p.at("params").at("buffers_kib") != "64") continue;
+    ++at_preset;
+    for (const char* view : {"explicit", "bp-im2col", "zero-skip", "bp-im2col_on_explicit_plan"})
+      EXPECT_EQ(p.at("totals").at(view), j.at("totals").at(view)) << view;
+  }
+  EXPECT_EQ(at_preset, 1);
+  int differ = 0;
+  for (const dse::BandSaving& s : dse::band_savings()) {
+    const auto& sum = band.at("savings_vs_explicit").at(std::string(s.view)).at(std::string(s.figure));
+    const double lo = sum.at("min"), hi = sum.at("max"), point = sum.at("point");
+    double want_lo = 1e300, want_hi = -1e300;
+    for (const auto& p : pts) {
+      const double x = p.at("savings_vs_explicit").at(std::string(s.view)).at(std::string(s.figure));
+      want_lo = std::min(want_lo, x), want_hi = std::max(want_hi, x);
+    }
+    EXPECT_EQ(lo, want_lo) << s.view << " " << s.figure;
+    EXPECT_EQ(hi, want_hi) << s.view << " " << s.figure;
+    EXPECT_LE(lo, point) << s.view << " " << s.figure;
+    EXPECT_LE(point, hi) << s.view << " " << s.figure;
+    differ += lo < hi;
+  }
+  EXPECT_GT(differ, 0);   // the grid moves some saving: a band, not a point
+  EXPECT_NE(r.output.find("band over 16 grid points"), std::string::npos) << r.output;
+  const std::string csv = read_file(t / "b.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 17) << csv;
+  EXPECT_EQ(csv.rfind("dram_gbps,buffers_kib,point,saving.", 0), 0u) << csv;
+}
+
+// Bad --band-axis input: one clear message naming the option, exit 2, no output file.
+TEST(BpcompareCli, BadBandInputIsOneClearMessage) {
+  NEED_BIN();
+  TempDir t;
+  const std::string out = " --json '" + (t / "o.json") + "' --band-csv '" + (t / "o.csv") + "'";
+  const std::pair<const char*, const char*> cases[] = {
+      {"--band-axis array=32x32", "--band-axis 'array=32x32': 'array' is not a memory parameter"},
+      {"--band-axis vector_kib=64", "'vector_kib' is not a memory parameter"},
+      {"--band-axis dram_gbps", "--band-axis 'dram_gbps': expected KEY=VALUES"},
+      {"--band-axis dram_gbps=fast", "--band-axis 'dram_gbps=fast': value 'fast' is not a number"},
+      {"--band-axis dram_gbps=0", "--band-axis 'dram_gbps=0' (value 0)"},
+      {"--band-axis dram_gbps=1..1000:+1", "more than the 256 a band allows"},
+      {"--band-axis dram_gbps=8 --band-axis dram_gbps=16", "swept twice"},
+  };
+  for (const auto& [args, needle] : cases) {
+    const auto r = run_cli(std::string("bpcompare --topology resnet18 ") + args + out);
+    EXPECT_TRUE(test::is_user_error(r, needle)) << args;
+    EXPECT_TRUE(test::dir_entries(t.path).empty()) << args;
   }
 }
 

@@ -252,6 +252,47 @@ TEST(CostReference, Long_EveryResNet18And50LayerAgreesAtBatch32) {
   every_layer_agrees(resnet50_convs(32), "ResNet-50 b32");
 }
 
+// The materialization part of the DRAM bytes (extra.dram.*, which bpcompare's per-tensor figures use)
+// is one of the compared counters: both models report it, equal, for explicit's copies (dX and dW of a
+// strided conv: the build's read of dY and its write of the copy) and zero-skip's zero-fill of dX, it
+// refines bytes.dram.* (never more), and a difference in it alone is a disagreement.
+TEST(CostReference, MaterializationCountersAreComparedAndCanFail) {
+  const Spec spec = load_spec("bp-im2col-16x16");
+  std::vector<std::pair<std::string, GemmWork>> cases;
+  for (const ConvLayer& layer : resnet18_convs(1)) {
+    if (layer.desc.sh < 2 || layer.name == resnet18_convs(1).front().name) continue;
+    for (Direction dir : {Direction::bwd_data, Direction::bwd_weights})
+      for (const GemmWork& w : conv_work(layer.desc, dir, Lowering::explicit_im2col, spec, layer.name))
+        cases.emplace_back(layer.name + " explicit", w);
+    if (layer.desc.R == 1)   // 1x1 stride 2: three of the four dX phases meet no tap (zero-filled)
+      cases.emplace_back(layer.name + " zero-skip", conv_work(layer.desc, Direction::bwd_data, Lowering::zero_skip, spec,
+                                                                 layer.name).front());
+  }
+  int reads = 0, writes = 0, fills = 0;
+  for (const auto& [what, w] : cases) {
+    GemmPlan plan;
+    const Stats fast = cost_gemm(w, spec, &plan);
+    const costref::Result ref = costref::simulate_gemm(w, spec, plan);
+    const bool generated = w.a.generator || w.b.generator;
+    EXPECT_TRUE(costref::disagreements(fast.values(), ref.counters, generated).empty()) << what;
+    for (const char* role : {"ifmap", "output"})
+      for (const char* dir : {"read", "write"}) {
+        const std::string k = std::string("extra.dram.") + dir + "." + role;
+        if (fast.get(k) == 0) continue;
+        EXPECT_EQ(ref.counters.count(k), 1u) << what << " " << k;
+        EXPECT_LE(fast.get(k), fast.get(std::string("bytes.dram.") + dir + "." + role)) << what << " " << k;
+        auto changed = fast.values();
+        changed[k] += 1;
+        EXPECT_FALSE(costref::disagreements(changed, ref.counters, generated).empty()) << what << " " << k;
+        (std::string(role) == "output" ? fills : std::string(dir) == "read" ? reads : writes) += 1;
+      }
+    EXPECT_EQ(fast.get("extra.dram.read.ifmap"), double(std::llround(w.a.extra_dram_read_bytes))) << what;
+  }
+  EXPECT_GT(reads, 0);
+  EXPECT_EQ(reads, writes);
+  EXPECT_GT(fills, 0);
+}
+
 // The comparison can fail: every deliberate error in the fast model is caught on the random set.
 TEST(CostReference, MutationsOfTheFastModelAreCaught) {
   for (CostMutation m : {CostMutation::average_edge_tiles, CostMutation::ws_preload_per_m_tile,

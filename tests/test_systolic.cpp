@@ -230,6 +230,31 @@ TEST(Systolic, FusedMacIsHonouredForBf16) {
   EXPECT_EQ(f1, f0);
 }
 
+// systolic_output (one output alone, the host skip paths' recompute) has the GEMM's bits, in every
+// float format, dataflow, MAC and subnormal mode, with zeros and underflowing products in the chain.
+TEST(Systolic, OneOutputAloneHasTheGemmsBits) {
+  std::mt19937_64 rng(21);
+  std::uniform_real_distribution<float> u(-2, 2);
+  for (Format f : {Format::fp32, Format::bf16, Format::fp16})
+    for (Dataflow df : {Dataflow::os, Dataflow::ws, Dataflow::is})
+      for (bool fused : {true, false})
+        for (Subnormals sub : {Subnormals::keep, Subnormals::flush}) {
+          ArrayConfig cfg{3, 4, df, f, fused, sub};
+          const int64_t M = 4, N = 5, K = 10;
+          std::vector<float> A(M * K), B(K * N), C(M * N);
+          for (auto& v : A) v = rng() % 4 == 0 ? 0.0f : u(rng) * (rng() % 3 == 0 ? 1e-25f : 1.0f);
+          for (auto& v : B) v = rng() % 4 == 0 ? -0.0f : u(rng) * (rng() % 3 == 0 ? 1e-25f : 1.0f);
+          systolic_gemm(cfg, GemmShape{M, N, K}, MatView{A.data(), K, false}, MatView{B.data(), N, false}, C.data(), N);
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+              const float one = systolic_output(
+                  cfg, K, [&](int64_t k) { return round_to(f, A[m * K + k], sub); },
+                  [&](int64_t k) { return round_to(f, B[k * N + n], sub); });
+              EXPECT_EQ(f32_bits(one), f32_bits(C[m * N + n])) << to_string(f) << " " << to_string(df) << " " << m << "," << n;
+            }
+        }
+}
+
 TEST(Systolic, TransposedViewsReadTheSameMatrix) {
   std::mt19937_64 rng(5);
   GemmShape g{19, 23, 37};

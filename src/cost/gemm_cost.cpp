@@ -39,6 +39,7 @@ namespace st {
 namespace {
 
 constexpr int kAccBytes = 4;           // partial sums / accumulators are fp32 or int32
+constexpr const char* kRoleName[3] = {"ifmap", "weight", "output"};   // counter names of A, B, C
 constexpr int kMaxCandidates = 10;     // tile sizes tried per dimension
 constexpr int kMinTimeTile = 8;        // smallest tile of the dimension streamed in time
 enum Dim { kM = 0, kN = 1, kK = 2 };
@@ -545,6 +546,11 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   if (extra_w[0] > 0) s.add("bytes.dram.write.ifmap", extra_w[0]);
   if (extra_w[1] > 0) s.add("bytes.dram.write.weight", extra_w[1]);
   s.add("bytes.dram.write.output", e.dram_c_write + extra_w[2]);
+  // Of which outside the tiles (materialization, zero-fill): a refinement, not more DRAM bytes.
+  for (int op = 0; op < 3; ++op) {
+    if (extra_r[op] > 0) s.add(std::string("extra.dram.read.") + kRoleName[op], extra_r[op]);
+    if (extra_w[op] > 0) s.add(std::string("extra.dram.write.") + kRoleName[op], extra_w[op]);
+  }
   const double extra_storage = w.a.extra_storage_bytes + w.b.extra_storage_bytes + w.c.extra_storage_bytes;
   if (extra_storage > 0) s.add("storage.extra", extra_storage);
 

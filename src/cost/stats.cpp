@@ -26,6 +26,8 @@ const std::vector<CounterInfo>& counter_registry() {
       {"vector.elements", "elements", "elements produced by the vector unit"},
       {"bytes.dram.read.*", "bytes", "bytes read from DRAM, by tensor role"},
       {"bytes.dram.write.*", "bytes", "bytes written to DRAM, by tensor role"},
+      {"extra.dram.read.*", "bytes", "of bytes.dram.read.ROLE, the part read outside the tile loads: explicit lowering's materialization reading the tensor it copies"},
+      {"extra.dram.write.*", "bytes", "of bytes.dram.write.ROLE, the part written outside the tile stores: explicit's materialized copy, zero-skip's zero-fill of dX"},
       {"bytes.sram.*", "bytes", "bytes read/written in an on-chip buffer (sram.BUFFER.read|write)"},
       {"bytes.edge.*", "bytes", "operand bytes entering the array edge, by role (zeros injected included)"},
       {"storage.extra", "bytes", "DRAM bytes of the copies explicit lowering materializes (U_pad, dilated dY)"},

@@ -567,6 +567,11 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
   if (wr_a > 0) put("bytes.dram.write.ifmap", wr_a);
   if (wr_b > 0) put("bytes.dram.write.weight", wr_b);
   put("bytes.dram.write.output", wr_c);
+  for (int op = 0; op < 3; ++op) {   // of which outside the tiles (materialization, zero-fill)
+    const std::string role = op == kA ? "ifmap" : op == kB ? "weight" : "output";
+    if (one.mat_read[size_t(op)] > 0) out["extra.dram.read." + role] = double(one.mat_read[size_t(op)]) * nd;
+    if (one.mat_write[size_t(op)] > 0) out["extra.dram.write." + role] = double(one.mat_write[size_t(op)]) * nd;
+  }
   const double extra_storage = n > 1 ? w.a.extra_storage_bytes / nd + w.b.extra_storage_bytes / nd +
                                            w.c.extra_storage_bytes / nd
                                      : w.a.extra_storage_bytes + w.b.extra_storage_bytes + w.c.extra_storage_bytes;

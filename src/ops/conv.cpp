@@ -96,6 +96,24 @@ std::vector<int32_t> phase_chunks(const ConvDesc& d, const std::vector<int64_t>&
   return chunks;
 }
 
+// The host skip paths of strided BP-im2col drop products of an inserted zero, which the array
+// computes. Those products are +0 x w; added to a zero running sum they can only turn a -0 into +0
+// (+0 + -0 = +0), never a +0 into -0, and a non-zero sum ignores them. So an output of the skipped
+// GEMM equals the array's full chain unless it is -0 (a fused MAC's underflowing product, or a
+// flushed negative result, left a -0 that an inserted zero would have made +0), and exactly those
+// outputs are recomputed here with the full chain (systolic_output). `a(k, m)` / `b(k, n)`: the full
+// GEMM's operands in the array's format.
+template <class A, class B>
+void recompute_negative_zeros(const ArrayConfig& cfg, int64_t K, int64_t count, const std::function<float&(int64_t)>& out,
+                              const std::function<std::pair<int64_t, int64_t>(int64_t)>& mn, A a, B b) {
+  for (int64_t i = 0; i < count; ++i) {
+    float& v = out(i);
+    if (!(v == 0.0f && std::signbit(v))) continue;
+    const auto [m, n] = mn(i);
+    v = systolic_output(cfg, K, [&](int64_t k) { return a(k, m); }, [&](int64_t k) { return b(k, n); });
+  }
+}
+
 // One stride phase (ph, pw) of the strided dX (zero-skip, and BP-im2col's host path): the kernel taps
 // that reach it and the input rows / columns it produces (lowering.h's phase_taps / phase_rows), and
 // its sub-GEMM's shape M = N x rows x cols, K = K x taps. The numerics and the work description both
@@ -197,6 +215,32 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
             for (int64_t iw = 0; iw < nw; ++iw)
               ds[((n * d.C + c) * d.H + rh[ih]) * d.W + rw[iw]] = out[((n * nh + ih) * nw + iw) * d.C + c];
     }
+    if (bp_phased) {  // the full B'^T (rows k = (k, r', t'), columns m = (n, h, w)) against W'
+      const AddressGenerator full = AddressGenerator::dx_bp(d);
+      std::vector<float> wp;  // W' (KRS x C) in the array's format, built when a -0 needs it
+      const int64_t KRS = d.K * d.R * d.S;
+      recompute_negative_zeros(
+          cfg, KRS, diff_src.size(), [&](int64_t i) -> float& { return diff_src[i]; },
+          [&](int64_t i) {
+            const int64_t n = i / (d.C * HW), c = i / HW % d.C;
+            return std::pair<int64_t, int64_t>{n * HW + i % HW, c};
+          },
+          [&](int64_t k, int64_t m) {
+            const int64_t j = full.index(k, m);
+            return j < 0 ? 0.0f : dy[j];
+          },
+          [&](int64_t k, int64_t c) {
+            if (wp.empty()) {
+              std::vector<int64_t> all_h, all_w;
+              for (int64_t r = d.R - 1; r >= 0; --r) all_h.push_back(r);
+              for (int64_t t = d.S - 1; t >= 0; --t) all_w.push_back(t);
+              wp.resize(static_cast<size_t>(KRS * d.C));
+              pack_dx_b(d, wei.data(), all_h, all_w, wp.data());
+              round_array(cfg.format, cfg.subnormals, wp.data(), int64_t(wp.size()));
+            }
+            return wp[k * d.C + c];
+          });
+    }
     emit_all(ctx, d, Direction::bwd_data, l);
     return;
   }
@@ -264,6 +308,21 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
   float* out = scratch_floats(ScratchSlot::conv_out, d.K * CRS);  // (K, CRS) = diff_wei's layout
   systolic_gemm(cfg, GemmShape{d.K, CRS, Kred}, MatView{a, Kred, false}, windows, out, CRS,
                 skip_inserted ? &chunks : nullptr);
+  if (skip_inserted) {  // the full GEMM: dilated dY (K x N Pd Qd) against the stride-1 X windows
+    const AddressGenerator dilated = AddressGenerator::dilated_dy(d), win = AddressGenerator::im2col(d, d.Pd(), d.Qd(), 1, 1);
+    const float* xr = rounded_backing(cfg, src.data(), src.size());
+    recompute_negative_zeros(
+        cfg, d.N * d.Pd() * d.Qd(), d.K * CRS, [&](int64_t i) -> float& { return out[i]; },
+        [&](int64_t i) { return std::pair<int64_t, int64_t>{i / CRS, i % CRS}; },
+        [&](int64_t q, int64_t k) {
+          const int64_t j = dilated.index(k, q);
+          return j < 0 ? 0.0f : round_to(cfg.format, diff_dst[j], cfg.subnormals);
+        },
+        [&](int64_t q, int64_t crs) {
+          const int64_t j = win.index(crs, q);
+          return j < 0 ? 0.0f : xr[j];
+        });
+  }
   float* dw = diff_wei.data();
   for (int64_t i = 0; i < d.K * CRS; ++i) dw[i] = dw[i] + out[i];
   emit_all(ctx, d, Direction::bwd_weights, l);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "src/base/error.h"
@@ -13,6 +14,7 @@
 #include "src/train/network.h"
 #include "src/train/onednn_net.h"
 #include "src/train/param_set.h"
+#include "src/train/plain_net.h"
 
 namespace st {
 namespace {
@@ -109,19 +111,79 @@ nlohmann::json GradcheckResult::to_json() const {
   nlohmann::json t = nlohmann::json::array();
   for (const auto& e : errors)
     t.push_back({{"name", e.name}, {"max_rel_error", e.max_rel_error}, {"tolerance", e.tolerance}, {"passed", e.passed}});
-  return {{"passed", passed}, {"max_rel_error", max_rel_error}, {"format_error_vs_fp32", format_error},
-          {"order_matched_max_rel_error", order_matched_max_rel_error}, {"pass_rule", rule}, {"loss", loss}, {"reference_loss", reference_loss},
-          {"tensors", t}};
+  auto listed = [](const KinkReport& rep) {
+    nlohmann::json k = nlohmann::json::array();
+    for (const auto& e : rep.kinks)
+      k.push_back({{"node", e.node}, {"index", e.index}, {"emu", e.emu}, {"ref", e.ref}, {"bound", e.bound}, {"within", e.within}});
+    return k;
+  };
+  return {{"passed", passed},
+          {"max_rel_error", max_rel_error},
+          {"loss", loss},
+          {"reference_loss", reference_loss},
+          {"spec_loss", spec_loss},
+          {"tensors", t},
+          {"kinks", {{"relu_flips", kinks.relu_flips}, {"pool_flips", kinks.pool_flips},
+                     {"beyond_bound", kinks.beyond_bound}, {"untransplanted_max_rel_error", untransplanted_max_rel_error},
+                     {"listed", listed(kinks)}}},
+          {"spec_order_max_rel_error", spec_order_max_rel_error},
+          {"spec_order_flips", spec_order_flips},
+          {"spec_order_kinks", {{"relu_flips", spec_order_kinks.relu_flips}, {"pool_flips", spec_order_kinks.pool_flips},
+                                {"beyond_bound", spec_order_kinks.beyond_bound}, {"listed", listed(spec_order_kinks)}}},
+          {"spec_order_transplanted_max_rel_error", spec_order_transplanted_max_rel_error},
+          {"format_error_vs_fp32", format_error},
+          {"same_order", {{"run", same_order.run}, {"passed", same_order.passed}, {"tensors", same_order.tensors},
+                          {"differing", same_order.differing}, {"gemm", same_order.gemm}}}};
 }
+
+void gradcheck_batch(const NetDesc& desc, uint64_t seed, Tensor& images, std::vector<int32_t>& labels) {
+  images = Tensor({desc.batch, desc.in_c, desc.in_h, desc.in_w});
+  const uint64_t key = splitmix64(seed ^ 0x6772616463686b31ull);
+  for (int64_t i = 0; i < images.size(); ++i) images[i] = static_cast<float>(counter_normal(key, i));
+  labels.assign(static_cast<size_t>(desc.batch), 0);
+  for (int64_t n = 0; n < desc.batch; ++n)
+    labels[n] = static_cast<int32_t>(splitmix64(key + 0x9e3779b97f4a7c15ull * (n + 1)) % desc.classes);
+}
+
+namespace {
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), static_cast<size_t>(a.size()) * sizeof(float)) == 0;
+}
+
+// Step 2: every tensor of the emulator's run against the same-order reference network, bitwise.
+SameOrderResult same_order_check(const NetDesc& desc, const Network& emu, float emu_loss, const PlainNet& ref,
+                                 float ref_loss) {
+  SameOrderResult s;
+  s.run = true;
+  auto check = [&](const std::string& name, bool equal) {
+    ++s.tensors;
+    if (!equal) s.differing.push_back(name);
+  };
+  check("loss", std::memcmp(&emu_loss, &ref_loss, sizeof(float)) == 0);
+  for (const auto& [name, g] : ref.grads()) check(name, same_bits(emu.grads().at(name), g));
+  for (const auto& n : desc.nodes) {
+    if (n.kind == NodeKind::input || n.kind == NodeKind::loss) continue;
+    check("out:" + n.name, same_bits(emu.activation(n.name), ref.activation(n.name)));
+    check("act:" + n.name, same_bits(emu.activation_grad(n.name), ref.activation_grad(n.name)));
+  }
+  s.passed = s.differing.empty();
+  return s;
+}
+
+}  // namespace
 
 GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   Spec spec = load_spec(cfg.spec);
   if (!cfg.format.empty()) {
     auto f = parse_format(cfg.format);
-    if (!f || *f == Format::int8) throw UserError(fmt::format("--format must be fp32, bf16 or fp16 (got '{}')", cfg.format));
+    if (!f || *f == Format::int8)
+      throw UserError(fmt::format("--format must be fp32, bf16 or fp16 (got '{}'; int8 is inference-only)", cfg.format));
     spec.array.format = *f;
   }
-  if (spec.array.format == Format::int8) throw UserError("gradcheck needs a floating-point operand format, not int8");
+  if (spec.array.format == Format::int8)
+    throw UserError(fmt::format("spec '{}' uses int8 operands, which are inference-only here: gradcheck needs fp32, bf16 "
+                                "or fp16 (--format)", cfg.spec));
   const Lowering lowering = lowering_from_flag(cfg.lowering);
   if (cfg.batch < 1 || cfg.batch > 512) throw UserError(fmt::format("--batch must be in 1..512 (got {})", cfg.batch));
   if (cfg.channels < 0) throw UserError(fmt::format("--channels must be positive, or 0 for the model's default (got {})", cfg.channels));
@@ -133,6 +195,9 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   if (int e = 0; !(cfg.loss_scale >= 1 && cfg.loss_scale <= 0x1p64 && std::frexp(cfg.loss_scale, &e) == 0.5))
     throw UserError(fmt::format("--loss-scale must be a power of two in [1, 2^64] (got {})", cfg.loss_scale));
   if (!(cfg.width > 0 && cfg.width <= 16)) throw UserError(fmt::format("--width must be in (0, 16] (got {})", cfg.width));
+  if (cfg.pe_level && !cfg.same_order) throw UserError("--pe-level selects the GEMM of --same-order: pass both");
+  if (cfg.same_order && cfg.loss_scale != 1)
+    throw UserError("--loss-scale and --same-order: the same-order reference network runs without loss scaling");
   if (!cfg.dump.empty()) io::check_output(cfg.dump, "--dump", io::OutputKind::regular_only);
 
   const bool imagenet = cfg.model == "resnet18" || cfg.model == "resnet34" || cfg.model == "resnet50";
@@ -145,22 +210,15 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   ro.in_h = ro.in_w = cfg.input > 0 ? cfg.input : (imagenet ? 32 : 16);
   ro.classes = cfg.classes;
   NetDesc desc = build_resnet(ro);
-  // The emulator and the oneDNN reference; in a reduced format an fp32 reference too, and with WS / IS
-  // the emulator once more in OS order.
-  const int networks = 2 + (spec.array.format != Format::fp32 ? 1 : 0) +
-                       (spec.array.format != Format::fp32 && spec.array.dataflow != Dataflow::os ? 1 : 0);
+  const bool reduced = spec.array.format != Format::fp32, spec_is_os = spec.array.dataflow == Dataflow::os;
+  const int networks = 3 + (spec_is_os ? 0 : 1) + (reduced ? 1 : 0) + (cfg.same_order ? 10 : 0);
   check_gradcheck_work(cfg, desc, networks);
   ParamSet params = init_params(desc, cfg.seed);
+  Tensor images;
+  std::vector<int32_t> labels;
+  gradcheck_batch(desc, cfg.seed, images, labels);
 
-  // The batch: standard-normal images and uniform labels from the seed (counter-based, portable).
-  Tensor images({desc.batch, desc.in_c, desc.in_h, desc.in_w});
-  const uint64_t key = splitmix64(cfg.seed ^ 0x6772616463686b31ull);
-  for (int64_t i = 0; i < images.size(); ++i) images[i] = static_cast<float>(counter_normal(key, i));
-  std::vector<int32_t> labels(desc.batch);
-  for (int64_t n = 0; n < desc.batch; ++n)
-    labels[n] = static_cast<int32_t>(splitmix64(key + 0x9e3779b97f4a7c15ull * (n + 1)) % desc.classes);
-
-  // One forward/backward of the emulated network under `sp`; returns the network (its gradients).
+  // One forward/backward of the emulated network under `sp`.
   auto run_emulator = [&](const Spec& sp, float& loss) {
     auto net = std::make_unique<Network>(desc, params, lowering);
     const ExecContext ctx{&sp, nullptr, ""};
@@ -174,13 +232,19 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
     return net;
   };
   GradcheckResult r;
-  float loss = 0;
-  const std::unique_ptr<Network> net = run_emulator(spec, loss);
-  r.loss = loss;
-  // The reference rounds conv / fc operands to the array's format, as the array does: what remains
-  // is the order of accumulation, so the check stays tight in bf16 and fp16 too.
+  float spec_loss = 0, os_loss = 0;
+  const std::unique_ptr<Network> net = run_emulator(spec, spec_loss);
+  // Step 1 judges the emulator in oneDNN's order of accumulation (OS), everything else the spec's.
+  Spec os = spec;
+  os.array.dataflow = Dataflow::os;
+  std::unique_ptr<Network> os_run;
+  if (!spec_is_os) os_run = run_emulator(os, os_loss);
+  else os_loss = spec_loss;
+  const Network& judged = spec_is_os ? *net : *os_run;
+  r.loss = os_loss;
+  r.spec_loss = spec_loss;
   OneDnnNet ref(desc, params, spec.array.format);
-  r.reference_loss = ref.forward_backward(images, labels);
+  double ref_loss = ref.forward_backward(images, labels);
 
   const double tol = cfg.tolerance > 0 ? cfg.tolerance : format_tolerance(spec.array.format);
   // Per-tensor errors of an emulated network against the reference: loss, parameter gradients,
@@ -191,7 +255,7 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
       out.push_back({name, e, tol, e <= tol});
       worst = std::max(worst, e);
     };
-    add("loss", std::fabs(emu_loss - r.reference_loss) / std::max(1e-30, std::fabs(r.reference_loss)));
+    add("loss", std::fabs(emu_loss - ref_loss) / std::max(1e-30, std::fabs(ref_loss)));
     for (const auto& [name, g] : ref.grads()) add(name, normwise_error(emu.grads().at(name), g));
     for (const auto& n : desc.nodes) {
       if (n.kind == NodeKind::input || n.kind == NodeKind::loss) continue;
@@ -200,35 +264,78 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
     }
     return worst;
   };
-  r.max_rel_error = compare(*net, r.loss, r.errors);
-  r.passed = r.max_rel_error <= tol;
-  r.rule = "direct";
-  if (spec.array.format != Format::fp32) {
-    // How far the format itself moves the gradients from an all-fp32 network.
+  auto emu_decisions = [&](const Network& emu) {
+    return decisions_of(desc, [&](int id) -> const Tensor& { return emu.activation(id); },
+                        [&](int id) { return emu.maxpool_argmax(id); });
+  };
+  const ForwardDecisions ref_decisions =
+      decisions_of(desc, [&](int id) -> const Tensor& { return ref.activation(id); });
+  auto flips = [&](const Network& emu, const ForwardDecisions& d) {
+    return compare_decisions(desc, d, ref_decisions, [&](int id) -> const Tensor& { return emu.activation(id); },
+                             [&](int id) -> const Tensor& { return ref.activation(id); }, tol);
+  };
+
+  // The spec's own order against the reference, for the report (before any transplant).
+  ForwardDecisions spec_decisions;
+  if (!spec_is_os) {
+    std::vector<TensorError> unused;
+    r.spec_order_max_rel_error = compare(*net, spec_loss, unused);
+    spec_decisions = emu_decisions(*net);
+    r.spec_order_kinks = flips(*net, spec_decisions);
+    r.spec_order_flips = r.spec_order_kinks.flips();
+  }
+
+  // Step 1: the OS run, its kinks found and checked, then judged against the reference with the
+  // emulator's decisions transplanted.
+  ForwardDecisions judged_decisions = emu_decisions(judged);
+  if (cfg.inject_wrong_decision) {
+    for (size_t id = 0; id < desc.nodes.size(); ++id) {
+      if (desc.nodes[id].kind != NodeKind::relu) continue;
+      const Tensor& x = judged.activation(desc.nodes[id].inputs[0]);
+      int64_t far = 0;
+      for (int64_t i = 1; i < x.size(); ++i)
+        if (std::fabs(x[i]) > std::fabs(x[far])) far = i;
+      judged_decisions.relu[id][far] ^= 1;
+      break;
+    }
+  }
+  r.kinks = flips(judged, judged_decisions);
+  if (r.kinks.flips() > 0) {
+    std::vector<TensorError> before;
+    r.untransplanted_max_rel_error = compare(judged, os_loss, before);
+    ref.transplant(&judged_decisions);
+    ref_loss = ref.forward_backward(images, labels);
+  }
+  r.reference_loss = ref_loss;
+  r.max_rel_error = compare(judged, os_loss, r.errors);
+  if (r.spec_order_flips > 0) {  // the spec's run with its own decisions transplanted, for the report
+    ref.transplant(&spec_decisions);
+    ref_loss = ref.forward_backward(images, labels);
+    std::vector<TensorError> unused;
+    r.spec_order_transplanted_max_rel_error = compare(*net, spec_loss, unused);
+  } else if (!spec_is_os && r.kinks.flips() > 0) {  // --dump's reference: the spec run's own decisions
+    ref.transplant(nullptr);
+    ref.forward_backward(images, labels);
+  }
+  ref.transplant(nullptr);
+
+  // How far the format itself moves the spec's gradients from an all-fp32 network.
+  if (reduced) {
     OneDnnNet ref32(desc, params);
     ref32.forward_backward(images, labels);
     for (const auto& [name, g] : ref32.grads())
       r.format_error = std::max(r.format_error, normwise_error(net->grads().at(name), g));
-    // WS / IS restart every partial sum each `rows` k's; oneDNN sums each output in one chain, as
-    // OS does. In a reduced format that fp32-level difference is chaotic: wherever it moves a value
-    // across a bf16/fp16 rounding boundary, the next layer's operand changes by a whole ulp, and BN
-    // backward amplifies it layer after layer (a narrow ResNet-18 in bf16 ends ~0.2 apart). So the
-    // emulator is also run with the reference's order (OS, same format): that run checks every op
-    // of the network tightly. The spec's own order then passes when its deviation is below the
-    // format's own effect (the distance to an all-fp32 network).
-    if (spec.array.dataflow != Dataflow::os) {
-      Spec os = spec;
-      os.array.dataflow = Dataflow::os;
-      float os_loss = 0;
-      const std::unique_ptr<Network> matched = run_emulator(os, os_loss);
-      std::vector<TensorError> unused;
-      r.order_matched_max_rel_error = compare(*matched, os_loss, unused);
-      if (!r.passed && r.order_matched_max_rel_error <= tol && r.max_rel_error < r.format_error) {
-        r.passed = true;
-        r.rule = "order-matched";
-      }
-    }
   }
+
+  // Step 2: the spec's own run against the same-order reference network, bit for bit.
+  if (cfg.same_order) {
+    PlainNet plain(desc, params, spec, lowering, cfg.pe_level ? PlainGemm::pe_level : PlainGemm::loop);
+    const float plain_loss = plain.forward_backward(images, labels);
+    r.same_order = same_order_check(desc, *net, spec_loss, plain, plain_loss);
+    r.same_order.gemm = cfg.pe_level ? "PE-level" : "plain loop";
+  }
+
+  r.passed = r.max_rel_error <= tol && r.kinks.beyond_bound == 0 && (!r.same_order.run || r.same_order.passed);
 
   if (!cfg.dump.empty()) {
     h5::AtomicFile out(cfg.dump);
@@ -238,7 +345,7 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
     for (const auto& [name, t] : params) f.write_tensor("params/" + name, t);
     for (const auto& [name, g] : net->grads()) f.write_tensor("grads/" + name, g);
     for (const auto& [name, g] : ref.grads()) f.write_tensor("reference_grads/" + name, g);
-    f.write_scalar<double>("loss", r.loss);
+    f.write_scalar<double>("loss", spec_loss);
     f.write_scalar<double>("reference_loss", r.reference_loss);
     dump_network(f, desc);
     f.write_string("spec", spec_to_toml(spec));

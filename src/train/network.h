@@ -60,6 +60,11 @@ class Network {
   const Tensor& activation(const std::string& node) const;
   const Tensor& activation_grad(const std::string& node) const;
   const Tensor& probabilities() const { return probs_; }
+  // Node `id`'s output, and for a max-pool node the winners its last forward recorded (else null).
+  const Tensor& activation(int id) const { return act_[static_cast<size_t>(id)]; }
+  const std::vector<int32_t>* maxpool_argmax(int id) const {
+    return net_.node(id).kind == NodeKind::maxpool ? &pool_ws_[static_cast<size_t>(id)].argmax : nullptr;
+  }
 
  private:
   int node_id(const std::string& name) const;

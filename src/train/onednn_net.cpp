@@ -349,9 +349,44 @@ void OneDnnNet::accumulate_diff(int producer, const Tensor& d) {
   }
 }
 
+void OneDnnNet::transplant(const ForwardDecisions* d) {
+  if (d) {
+    const size_t n = net_.nodes.size();
+    if (d->relu.size() != n || d->maxpool.size() != n)
+      throw UserError("transplanted decisions are of another network");
+    for (size_t id = 0; id < n; ++id) {
+      const NodeDesc& nd = net_.nodes[id];
+      const int64_t want = nd.kind == NodeKind::relu ? net_.nodes[nd.inputs[0]].out.size()
+                           : nd.kind == NodeKind::maxpool ? nd.out.size() : 0;
+      const size_t have = nd.kind == NodeKind::relu ? d->relu[id].size() : d->maxpool[id].size();
+      if ((nd.kind == NodeKind::relu || nd.kind == NodeKind::maxpool) && int64_t(have) != want)
+        throw UserError(fmt::format("transplanted decisions of {} have {} entries, the node needs {}", nd.name, have, want));
+    }
+  }
+  decisions_ = d;
+}
+
+bool OneDnnNet::transplanted(int id) const {
+  const NodeKind k = net_.nodes[id].kind;
+  return decisions_ && (k == NodeKind::relu || k == NodeKind::maxpool);
+}
+
 void OneDnnNet::forward(int id, const std::vector<int32_t>& labels) {
   const NodeDesc& nd = net_.nodes[id];
   Node& node = *nodes_[id];
+  if (transplanted(id)) {
+    const Tensor& x = act_[nd.inputs[0]];
+    Tensor& y = act_[id];
+    if (nd.kind == NodeKind::relu) {
+      const auto& m = decisions_->relu[id];
+      for (int64_t i = 0; i < y.size(); ++i) y[i] = m[i] ? x[i] : 0.0f;
+    } else {
+      const auto& w = decisions_->maxpool[id];
+      const int64_t plane = x.dim(2) * x.dim(3), outs = y.dim(2) * y.dim(3);
+      for (int64_t o = 0; o < y.size(); ++o) y[o] = x[o / outs * plane + w[o]];
+    }
+    return;
+  }
   switch (nd.kind) {
     case NodeKind::input: return;
     case NodeKind::shortcut_a: {
@@ -428,6 +463,22 @@ void OneDnnNet::backward(int id, const std::vector<int32_t>& labels) {
       return;
     }
     default: break;
+  }
+  if (transplanted(id)) {
+    const Tensor& dy = diff_[id];
+    const Tensor& x = act_[in];
+    Tensor dx({x.dim(0), x.dim(1), x.dim(2), x.dim(3)});
+    if (nd.kind == NodeKind::relu) {
+      const auto& m = decisions_->relu[id];
+      for (int64_t i = 0; i < dx.size(); ++i) dx[i] = m[i] ? dy[i] : 0.0f;
+    } else {
+      dx.zero();
+      const auto& w = decisions_->maxpool[id];
+      const int64_t plane = x.dim(2) * x.dim(3), outs = dy.dim(2) * dy.dim(3);
+      for (int64_t o = 0; o < dy.size(); ++o) dx[o / outs * plane + w[o]] += dy[o];
+    }
+    accumulate_diff(in, dx);
+    return;
   }
   if (node.ddst_of) round_copy(*node.ddst_of, node.r_ddst);
   Node::run(node.pre_bwd, strm_);

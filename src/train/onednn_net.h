@@ -27,6 +27,7 @@
 
 #include "models/netdesc.h"
 #include "src/base/tensor.h"
+#include "src/train/kinks.h"
 #include "src/train/param_set.h"
 
 namespace st {
@@ -64,6 +65,7 @@ class OneDnnNet {
   const ParamSet& grads() const { return grads_; }
   // Output of a node (N, C, H, W); for the loss node the per-sample cross-entropy (N, 1, 1, 1).
   const Tensor& activation(const std::string& node_name) const;
+  const Tensor& activation(int id) const { return act_[static_cast<size_t>(id)]; }
   // d loss / d (output of the node), same shape as activation(node_name).
   const Tensor& activation_grad(const std::string& node_name) const;
   // Softmax probabilities of the last forward (N, classes).
@@ -73,6 +75,13 @@ class OneDnnNet {
   const Tensor& bn_batch_var(const std::string& node_name) const;
 
   static constexpr float kBnEpsilon = 1e-5f;
+
+  // Decisions transplanted from another run (gradcheck's kinks, src/train/kinks.h): with `d` set, every
+  // ReLU passes exactly where d.relu says (forward y = mask ? x : 0, backward dx = mask ? dy : 0) and
+  // every max pool takes d.maxpool's winners (forward y = x[winner], backward dy scatter-added to the
+  // winner in output order), on the host instead of oneDNN's primitives. nullptr: the network's own
+  // decisions. `d` must outlive the calls that use it.
+  void transplant(const ForwardDecisions* d);
 
  private:
   struct Node;  // per-node primitives and memories (onednn_net.cpp)
@@ -87,8 +96,11 @@ class OneDnnNet {
   void backward(int id, const std::vector<int32_t>& labels);
   void accumulate_diff(int producer, const Tensor& d);
 
+  bool transplanted(int id) const;
+
   NetDesc net_;
   ParamSet params_, grads_;
+  const ForwardDecisions* decisions_ = nullptr;
   dnnl::engine eng_;
   dnnl::stream strm_;
   std::vector<Tensor> act_, diff_;          // per node: output and d loss / d output
