@@ -19,30 +19,15 @@
 #include "src/train/trainer.h"
 #include "tests/util/cli_run.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/train_config.h"
 
 using namespace st;
 namespace fs = std::filesystem;
 
 namespace {
 
-const char* kFmnist = "/usr/share/datasets/fashion-mnist";
-
-bool have_fmnist() { return fs::exists(fs::path(kFmnist) / "train-images-idx3-ubyte.gz"); }
-
-TrainConfig small_config(const std::string& out) {
-  TrainConfig c;
-  c.model = "resnet8";
-  c.width = 0.5;
-  c.limit_train = 512;
-  c.limit_test = 128;
-  c.batch = 32;
-  c.epochs = 2;  // horizon 32 steps
-  c.lr = 0.05;
-  c.out_dir = out;
-  c.quiet = true;
-  c.evaluate = false;
-  return c;
-}
+using test::have_fmnist;
+TrainConfig small_config(const std::string& out) { return test::small_train_config(out); }
 
 std::string tmpdir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_train_" + name);

@@ -22,6 +22,7 @@
 #include "src/costref/vector_ref.h"
 #include "src/ops/batchnorm.h"
 #include "src/ops/fc.h"
+#include "src/ops/grad_unscale.h"
 #include "src/ops/pool.h"
 #include "src/ops/relu.h"
 #include "src/ops/residual_add.h"
@@ -91,7 +92,7 @@ Spec random_spec(std::mt19937_64& rng) {
 VectorWork random_work(std::mt19937_64& rng) {
   auto in = [&](int64_t lo, int64_t hi) { return lo + int64_t(rng() % uint64_t(hi - lo + 1)); };
   VectorWork w;
-  w.tag.kind = OpKind(in(int64_t(OpKind::bn_fwd), int64_t(OpKind::shortcut_bwd)));
+  w.tag.kind = OpKind(in(int64_t(OpKind::bn_fwd), int64_t(OpKind::grad_unscale)));
   w.elements = in(1, rng() % 4 == 0 ? 20000 : 3000);
   const double n = double(w.elements);
   auto some = [&](double scale) { return rng() % 3 == 0 ? 0.0 : double(in(0, int64_t(scale * n) + 3)); };
@@ -122,7 +123,7 @@ std::vector<VectorWork> real_works(std::mt19937_64& rng, const Spec& spec) {
           pool_fwd_work(ctx, pd, N, C, H, W), pool_bwd_work(ctx, pd, N, C, H, W), sgd_update_work(ctx, n, n % 2 == 0),
           softmax_xent_fwd_work(ctx, N, C), softmax_xent_bwd_work(ctx, N, C), fc_bias_fwd_work(ctx, N, C),
           fc_bias_bwd_work(ctx, N, C), shortcut_a_fwd_work(ctx, N, C, 2 * C, H, W),
-          shortcut_a_bwd_work(ctx, N, C, H, W, (H + 1) / 2, (W + 1) / 2)};
+          shortcut_a_bwd_work(ctx, N, C, H, W, (H + 1) / 2, (W + 1) / 2), grad_unscale_work(ctx, n)};
 }
 
 TEST(VectorCostReference, RandomDescriptionsAgree) {
@@ -154,7 +155,7 @@ TEST(VectorCostReference, RealOpsOnRandomShapesAgree) {
       if (!f.empty() && fails.size() < 20000) fails += f + "\n";
     }
   }
-  EXPECT_EQ(compared, 60 * 16);
+  EXPECT_EQ(compared, 60 * 17);
   EXPECT_TRUE(fails.empty()) << fails;
 }
 

@@ -77,6 +77,10 @@ Registrar reg{{"gradcheck", "Check every gradient of one training step against a
                                 "override the format's tolerance: a relative error in (0, 1); 0 keeps the format's");
                  sub.add_option("--dump", c->dump, "write batch, parameters, gradients, loss and network to HDF5");
                  sub.add_option("--json", *json, "write the result as JSON");
+                 sub.add_option("--loss-scale", c->loss_scale,
+                                "loss scale S (a power of two): backward with the loss gradient x S, gradients x 1/S "
+                                "before the comparison")
+                     ->capture_default_str();
                  sub.add_flag("--force", c->force, "run even when the estimated work is beyond the limit");
                  sub.add_flag("--same-order", c->same_order,
                               "also check the spec's own run bit for bit against the same-order reference network (slow)");

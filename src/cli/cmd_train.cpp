@@ -19,6 +19,13 @@ void print_report(const nlohmann::json& r) {
   fmt::print("  steps run            {:>14}\n", r["steps"].get<int64_t>());
   if (num("test_accuracy") >= 0) fmt::print("  test accuracy        {:>13.2f}%\n", 100 * num("test_accuracy"));
   fmt::print("  final loss           {:>14.4f}\n", num("final_loss"));
+  if (r.contains("loss_scale")) {
+    const auto& l = r["loss_scale"];
+    fmt::print("  loss scale           {} -> {} (range {}..{}; {} growths, {} backoffs), {} skipped steps\n",
+               l["initial_scale"].get<double>(), l["final_scale"].get<double>(), l["min_scale"].get<double>(),
+               l["max_scale"].get<double>(), l["growths"].get<int64_t>(), l["backoffs"].get<int64_t>(),
+               l["skipped_steps"].get<int64_t>());
+  }
   fmt::print("  host throughput      {:>10.1f} img/s ({:.1f} s training)\n", num("images_per_second"),
              num("host_train_seconds"));
   if (!r.contains("cycles")) return;
@@ -59,6 +66,13 @@ Registrar reg{{"train", "Train a ResNet on a dataset on the modeled accelerator 
                  sub.add_option("--warmup-steps", c->warmup_steps, "linear warm-up steps of the cosine schedule (-1: auto)");
                  sub.add_option("--spec", c->spec, "accelerator preset name or TOML file")->capture_default_str();
                  sub.add_option("--lowering", c->lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
+                 sub.add_option("--loss-scale", c->loss_scale,
+                                "loss scaling: none | static:S | dynamic | dynamic:S0 (S0 a power of two, default 65536); "
+                                "auto: dynamic for an fp16 spec, none otherwise")
+                     ->capture_default_str();
+                 sub.add_option("--loss-scale-growth-interval", c->loss_scale_growth_interval,
+                                "dynamic loss scaling: clean steps before the scale doubles")
+                     ->capture_default_str();
                  // CLI11 reads an unsigned option with strtoull, which takes "-1" as 2^64-1: only plain
                  // decimal digits are a seed.
                  sub.add_option("--seed", c->seed, "seed of the initialization and the shuffling")

@@ -27,6 +27,7 @@ std::string_view to_string(OpKind k) {
     case OpKind::sgd_update: return "sgd_update";
     case OpKind::shortcut_fwd: return "shortcut_fwd";
     case OpKind::shortcut_bwd: return "shortcut_bwd";
+    case OpKind::grad_unscale: return "grad_unscale";
     case OpKind::kCount: break;
   }
   return "?";

@@ -15,6 +15,7 @@ namespace {
 
 constexpr const char* kFormat1 = "systrain-checkpoint-1";
 constexpr const char* kFormat2 = "systrain-checkpoint-2";
+constexpr const char* kFormat3 = "systrain-checkpoint-3";  // format 2 + loss_scaler, plan.loss_scale
 // Longest plan / spec text we read (a real one is a few kB).
 constexpr int64_t kMaxText = int64_t{1} << 24;
 // Lower bounds of what an HDF5 file of ours takes beyond its data (see check_free_space).
@@ -265,7 +266,8 @@ void write_checkpoint(const std::string& path, const ParamSet& params, const Par
     f.write_string("spec", ck.spec_toml);
     f.write<double>("series", ck.series.data(), h5::Dims{ck.step, cols});
     f.write_strings("series_columns", series_columns());
-    f.set_attr("/", "format", kFormat2);
+    if (!ck.loss_scaler.empty()) f.write<double>("loss_scaler", ck.loss_scaler);
+    f.set_attr("/", "format", ck.loss_scaler.empty() ? kFormat2 : kFormat3);
     if (before_commit) before_commit();
     out.commit();
   } catch (const UserError& e) {
@@ -284,7 +286,7 @@ Checkpoint read_checkpoint_in_process(const std::string& path, ParamSet* params,
   } catch (const UserError&) {
     format.clear();
   }
-  if (format != kFormat1 && format != kFormat2)
+  if (format != kFormat1 && format != kFormat2 && format != kFormat3)
     throw UserError(fmt::format("checkpoint '{}': not a systrain checkpoint (its 'format' attribute is {})", path,
                                 format.empty() ? std::string("missing") : "'" + printable(format) + "'"));
 
@@ -321,7 +323,22 @@ Checkpoint read_checkpoint_in_process(const std::string& path, ParamSet* params,
                       want.epoch, want.position, want.num_samples));
 
   const int64_t cols = static_cast<int64_t>(series_columns().size());
-  if (format == kFormat2) {
+  if (format == kFormat3) {
+    if (!ck.plan.contains("loss_scale") || !ck.plan["loss_scale"].is_string())
+      r.bad("plan.loss_scale", "is missing (a format-3 checkpoint is made with loss scaling)");
+    if (r.dims("loss_scaler", 8) != h5::Dims{3}) r.bad("loss_scaler", "must hold 3 values (scale, clean steps, skipped steps)");
+    try {
+      ck.loss_scaler = f.read<double>("loss_scaler");
+    } catch (const UserError& e) {
+      r.bad("loss_scaler", fmt::format("cannot be read ({})", e.what()));
+    }
+    for (int i : {1, 2})
+      if (!(ck.loss_scaler[i] >= 0 && ck.loss_scaler[i] <= double(ck.step) && std::floor(ck.loss_scaler[i]) == ck.loss_scaler[i]))
+        r.bad("loss_scaler", fmt::format("step counts must be integers in 0..{} (got {})", ck.step, ck.loss_scaler[i]));
+  } else if (ck.plan.contains("loss_scale")) {
+    r.bad("plan.loss_scale", "is only allowed in a format-3 checkpoint");
+  }
+  if (format == kFormat2 || format == kFormat3) {
     const h5::Dims d = r.dims("series", 8);
     if (d != h5::Dims{ck.step, cols})
       r.bad("series", fmt::format("must have {} rows (one per step) of {} columns", ck.step, cols));

@@ -3,13 +3,18 @@
 // HDF5 file written atomically (h5::AtomicFile: a unique temporary, then a rename), so a reader, a
 // kill -9 or a full disk sees the previous complete checkpoint or the new complete one.
 //
-// Layout (format "systrain-checkpoint-2"; format 1 is the same without `series`):
+// Layout (format "systrain-checkpoint-2"; format 1 is the same without `series`; format 3, written
+// only by a run with loss scaling, adds `loss_scaler` and plan.loss_scale, so the checkpoints of
+// every other run stay readable by earlier builds, and an earlier build refuses a format-3 one
+// instead of resuming it without its scale):
 //   params/<name>, velocity/<name>   fp32 tensors of the network (BN running statistics included)
 //   rng/iterator_state               4 x uint64: seed, epochs completed, position, samples
 //   step                             int64 scalar: steps done
 //   plan                             JSON object of everything a resumed run must agree with
 //   spec                             the resolved accelerator spec as TOML
 //   series                           (step, 8) doubles: the stats time series up to `step`
+//   loss_scaler                      (format 3) 3 doubles: scale, clean steps since the last
+//                                    growth or overflow, skipped steps (src/train/loss_scale.h)
 //
 // A checkpoint is untrusted input (a user may hand us any file): read_checkpoint validates every
 // field (type, shape, range, consistency with the plan) before it allocates or uses it, and each
@@ -37,6 +42,8 @@ struct Checkpoint {
   // The series rows of steps 1..step, row-major (step x series_columns().size()); empty when the
   // checkpoint predates the series (format 1).
   std::vector<double> series;
+  // Loss scaler state (format 3; loss_scaler.empty(): none): scale, clean steps, skipped steps.
+  std::vector<double> loss_scaler;
 };
 
 // Writes `ck` and the tensors to `path` atomically. `before_commit` (tests' fault injection) runs

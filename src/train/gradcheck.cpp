@@ -192,8 +192,12 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
   if (!(cfg.tolerance >= 0 && cfg.tolerance < 1))
     throw UserError(fmt::format("--tolerance must be a relative error in (0, 1), or 0 for the format's own (got {})",
                                 cfg.tolerance));
+  if (int e = 0; !(cfg.loss_scale >= 1 && cfg.loss_scale <= 0x1p64 && std::frexp(cfg.loss_scale, &e) == 0.5))
+    throw UserError(fmt::format("--loss-scale must be a power of two in [1, 2^64] (got {})", cfg.loss_scale));
   if (!(cfg.width > 0 && cfg.width <= 16)) throw UserError(fmt::format("--width must be in (0, 16] (got {})", cfg.width));
   if (cfg.pe_level && !cfg.same_order) throw UserError("--pe-level selects the GEMM of --same-order: pass both");
+  if (cfg.same_order && cfg.loss_scale != 1)
+    throw UserError("--loss-scale and --same-order: the same-order reference network runs without loss scaling");
   if (!cfg.dump.empty()) io::check_output(cfg.dump, "--dump", io::OutputKind::regular_only);
 
   const bool imagenet = cfg.model == "resnet18" || cfg.model == "resnet34" || cfg.model == "resnet50";
@@ -220,7 +224,11 @@ GradcheckResult gradcheck(const GradcheckConfig& cfg) {
     const ExecContext ctx{&sp, nullptr, ""};
     net->zero_grads();
     loss = net->forward(ctx, images, labels);
-    net->backward(ctx);
+    net->backward(ctx, static_cast<float>(cfg.loss_scale));
+    if (cfg.loss_scale != 1) {  // loss scaling: compare true gradients (x 1/S is exact for S = 2^k)
+      net->unscale_grads(ctx, static_cast<float>(1 / cfg.loss_scale));
+      net->rescale_activation_grads(static_cast<float>(1 / cfg.loss_scale));
+    }
     return net;
   };
   GradcheckResult r;

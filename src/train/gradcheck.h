@@ -48,6 +48,10 @@ struct GradcheckConfig {
   // Tests only: after both runs, flip the emulator's recorded decision at the ReLU input farthest from
   // zero (a wrong mask, as a bug would make), before the kinks are checked and transplanted.
   bool inject_wrong_decision = false;
+  // fp16 loss scaling (src/train/loss_scale.h): the emulator's backward runs with the loss gradient
+  // x S, its gradients are x 1/S before the comparison (parameters: the grad_unscale pass;
+  // activation gradients: on the host). A power of two in [1, 2^64]; 1: off.
+  double loss_scale = 1;
 };
 
 // A gradcheck runs up to five real networks (emulator, emulator in OS order, oneDNN reference, the

@@ -7,6 +7,7 @@
 #include "src/base/error.h"
 #include "src/ops/conv.h"
 #include "src/ops/fc.h"
+#include "src/ops/grad_unscale.h"
 #include "src/ops/relu.h"
 #include "src/ops/residual_add.h"
 #include "src/ops/shortcut.h"
@@ -140,7 +141,7 @@ void Network::deliver(const ExecContext& ctx, int producer) {
   diff_written_[producer] = true;
 }
 
-void Network::backward(const ExecContext& ctx0) {
+void Network::backward(const ExecContext& ctx0, float loss_scale) {
   std::fill(diff_written_.begin(), diff_written_.end(), false);
   for (int id = static_cast<int>(net_.nodes.size()) - 1; id >= 0; --id) {
     const NodeDesc& n = net_.node(id);
@@ -152,7 +153,7 @@ void Network::backward(const ExecContext& ctx0) {
     const Tensor& dy = diff_[id];
     switch (n.kind) {
       case NodeKind::loss:
-        softmax_xent_bwd(ctx, probs_, labels_, diff_target(p));
+        softmax_xent_bwd(ctx, probs_, labels_, diff_target(p), loss_scale);
         deliver(ctx, p);
         break;
       case NodeKind::fc:
@@ -213,6 +214,29 @@ void Network::sgd_step(const ExecContext& ctx0, const SgdParams& p) {
     // conv and fc weights ("X.weight") are the array's operands (src/ops/storage.h).
     sgd_update(ctx, p, params_.at(name), g, velocity_.at(name), name.ends_with(".weight"));
   }
+}
+
+void Network::describe_sgd_step(const ExecContext& ctx0) const {
+  for (const auto& [name, g] : grads_) {
+    ExecContext ctx = ctx0;
+    ctx.layer = name;
+    ctx.emit(sgd_update_work(ctx, g.size(), name.ends_with(".weight")));
+  }
+}
+
+bool Network::unscale_grads(const ExecContext& ctx0, float inv_scale) {
+  bool finite = true;
+  for (auto& [name, g] : grads_) {
+    ExecContext ctx = ctx0;
+    ctx.layer = name;
+    finite = grad_unscale(ctx, g, inv_scale) && finite;
+  }
+  return finite;
+}
+
+void Network::rescale_activation_grads(float factor) {
+  for (Tensor& t : diff_)
+    for (int64_t i = 0; i < t.size(); ++i) t[i] *= factor;
 }
 
 int64_t Network::correct() const {

@@ -29,11 +29,22 @@ class Network {
   // running statistics. Returns the mean cross-entropy of the batch.
   float forward(const ExecContext& ctx, const Tensor& images, const std::vector<int32_t>& labels,
                 bool training = true);
-  // Backward pass of the last training forward; adds into the parameter gradients.
-  void backward(const ExecContext& ctx);
+  // Backward pass of the last training forward; adds into the parameter gradients. `loss_scale`
+  // (fp16 loss scaling, src/train/loss_scale.h) multiplies the loss gradient, fused into the loss
+  // backward (softmax_xent_bwd's diff_loss: no extra work), so every gradient comes out scaled.
+  void backward(const ExecContext& ctx, float loss_scale = 1.0f);
+  // Multiplies every parameter gradient by inv_scale on the vector unit (grad_unscale, one op per
+  // parameter, phase update); true when all of them are finite afterwards.
+  bool unscale_grads(const ExecContext& ctx, float inv_scale);
+  // Multiplies every activation gradient by `factor` on the host, uncounted: for comparisons only
+  // (gradcheck with a loss scale), the accelerator never does it.
+  void rescale_activation_grads(float factor);
   void zero_grads();
   // One SGD step over every trainable parameter (momentum buffers kept here).
   void sgd_step(const ExecContext& ctx, const SgdParams& p);
+  // The work sgd_step describes, without running it (the costed step of a run whose first update
+  // was skipped by loss scaling is still a whole step).
+  void describe_sgd_step(const ExecContext& ctx) const;
 
   // Correct predictions (arg-max of the logits, first maximum wins) in the last forward.
   int64_t correct() const;

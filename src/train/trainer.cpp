@@ -26,6 +26,7 @@
 #include "src/project/node_ops.h"
 #include "src/spec/spec_toml.h"
 #include "src/train/checkpoint.h"
+#include "src/train/loss_scale.h"
 #include "src/train/network.h"
 
 // train() at the bottom of this file is the whole run on one page: set up, the loop, the report.
@@ -312,6 +313,15 @@ struct Series {
   double host_seconds() const { return rows.empty() || std::isnan(rows.back()) ? 0.0 : rows.back(); }
 };
 
+// plan.loss_scale is absent in the plans of runs without loss scaling (and of checkpoints made
+// before it existed). Checked before the data is loaded too (train()).
+void check_same_loss_scale(const Checkpoint& ck, const std::string& mine, const std::string& path) {
+  const std::string had = ck.plan.value("loss_scale", "none");
+  if (had != mine)
+    throw UserError(
+        fmt::format("--resume {}: the checkpoint was made with --loss-scale {}, this run has {}", path, had, mine));
+}
+
 // A checkpoint of another plan or spec would continue a different run: refused, naming the first
 // field that differs.
 void check_same_run(const Checkpoint& ck, const Plan& plan, const std::string& path) {
@@ -322,6 +332,7 @@ void check_same_run(const Checkpoint& ck, const Plan& plan, const std::string& p
       throw UserError(fmt::format("--resume {}: the checkpoint was made with {} = {}, this run has {}", path, k,
                                   ck.plan[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                                   plan.json[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  check_same_loss_scale(ck, plan.json.value("loss_scale", "none"), path);
   if (ck.spec_toml != plan.spec_toml)
     throw UserError(fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", path));
 }
@@ -331,11 +342,14 @@ void check_same_run(const Checkpoint& ck, const Plan& plan, const std::string& p
 // file is read again as a whole, so step, state and tensors come from one version of it even if
 // it was replaced meanwhile.
 int64_t restore_from_checkpoint(const TrainConfig& cfg, const Checkpoint& first, Plan& plan, Network& net,
-                                Series& series) {
+                                Series& series, LossScaler& scaler) {
   check_same_run(first, plan, cfg.resume);
   Checkpoint ck = read_checkpoint(cfg.resume, &net.params(), &net.velocity());
   check_same_run(ck, plan, cfg.resume);
   const int64_t step = ck.step;
+  if (scaler.config().on())  // check_same_run: a loss-scaled plan comes only in a format-3 checkpoint
+    scaler.restore(ck.loss_scaler.at(0), int64_t(ck.loss_scaler.at(1)), int64_t(ck.loss_scaler.at(2)), step,
+                   fmt::format("--resume {}: loss_scaler", cfg.resume));
   plan.it.restore(ck.iter);
   series.rows = std::move(ck.series);
   if (series.rows.empty())  // a format-1 checkpoint has no series: the earlier steps' values are unknown
@@ -353,6 +367,7 @@ struct StepCost {
   Ledger ledger;
   ExecContext counted, plain;
   Stats per_step;
+  Stats update;        // the step's sgd_update records: what a step skipped by loss scaling does not spend
   bool known = false;  // the first step has run
 
   explicit StepCost(const Spec& s) : spec(s), ledger(s), counted{&s, &ledger, ""}, plain{&s, nullptr, ""} {}
@@ -363,18 +378,33 @@ struct StepCost {
   void step_done() {
     if (known) return;
     per_step = ledger.total();
+    for (const StatsRecord& r : ledger.records())
+      if (r.tag.kind == OpKind::sgd_update) update += r.stats;
     known = true;
   }
-  // Cumulative over the plan (every step costs the same), so a resumed run continues the series.
-  double cycles_through(int64_t step) const { return per_step.get("cycles.total") * double(step); }
-  double energy_j_through(int64_t step) const { return derive(per_step, spec).energy_pj * 1e-12 * double(step); }
+  // `steps` steps of which `skipped` had no update (loss scaling).
+  Stats run(double steps, double skipped) const {
+    Stats s = per_step.scaled(steps);
+    if (skipped > 0) s += update.scaled(-skipped);
+    return s;
+  }
+  // Cumulative over the plan (every step costs the same, less the update of a skipped one), so a
+  // resumed run continues the series.
+  double cycles_through(int64_t step, int64_t skipped) const {
+    const double c = per_step.get("cycles.total") * double(step);
+    return skipped > 0 ? c - update.get("cycles.total") * double(skipped) : c;
+  }
+  double energy_j_through(int64_t step, int64_t skipped) const {
+    const double e = derive(per_step, spec).energy_pj * 1e-12 * double(step);
+    return skipped > 0 ? e - derive(update, spec).energy_pj * 1e-12 * double(skipped) : e;
+  }
 };
 
 // What this invocation's steps have seen, for the progress line and the report. train_seconds
 // counts only the steps themselves (not batch loading, logging, evaluation or checkpoints), so
 // img/s measures the emulator.
 struct Tally {
-  int64_t steps = 0, correct_epoch = 0, seen_epoch = 0;
+  int64_t steps = 0, correct_epoch = 0, seen_epoch = 0, skipped = 0;
   double train_seconds = 0, loss_ema = 0, last_loss = 0;
 
   void add(float loss, int64_t correct, int64_t batch) {
@@ -488,6 +518,36 @@ struct TestLog {
   }
 };
 
+// The loss scale through this invocation (report.json "loss_scale"): where it started and ended, its
+// range, the skipped steps and every change (the first kMaxChanges of them).
+struct ScaleLog {
+  static constexpr size_t kMaxChanges = 1000;
+  double initial, low, high, last;
+  int64_t skipped_before, growths = 0, backoffs = 0;
+  nlohmann::json changes = nlohmann::json::array(), skipped_at = nlohmann::json::array();
+
+  explicit ScaleLog(const LossScaler& s)
+      : initial(s.scale()), low(s.scale()), high(s.scale()), last(s.scale()), skipped_before(s.skipped_steps()) {}
+
+  void step_done(int64_t step, bool applied, const LossScaler& s) {
+    const double now = s.scale(), before = last;
+    if (!applied && skipped_at.size() < kMaxChanges) skipped_at.push_back(step);
+    if (now == before) return;
+    last = now;
+    (now > before ? growths : backoffs) += 1;
+    low = std::min(low, now);
+    high = std::max(high, now);
+    if (changes.size() < kMaxChanges) changes.push_back({{"step", step}, {"scale", now}});
+  }
+
+  nlohmann::json json(const LossScaler& s) const {
+    return {{"mode", s.config().text()}, {"initial_scale", initial}, {"final_scale", double(s.scale())},
+            {"min_scale", low}, {"max_scale", high}, {"growths", growths}, {"backoffs", backoffs},
+            {"skipped_steps", s.skipped_steps() - skipped_before}, {"skipped_steps_total", s.skipped_steps()},
+            {"skipped_at", skipped_at}, {"changes", changes}};
+  }
+};
+
 // TrainConfig::inject_nan_at_step: the divergence path needs a real NaN loss to follow.
 void poison_first_weight(Network& net) {
   for (auto& [name, t] : net.params())
@@ -516,12 +576,14 @@ void poison_first_weight(Network& net) {
 // The series first: whenever the run dies, stats.h5 holds at least the rows of the last
 // checkpoint (the checkpoint carries its own copy, which --resume continues).
 void save_checkpoint(const RunDir& run, Series& series, Network& net, const Plan& plan, int64_t step,
-                     const Fault& fault) {
+                     const Fault& fault, const LossScaler& scaler) {
   series.save();
-  write_checkpoint(run.checkpoint, net.params(), net.velocity(),
-                   Checkpoint{step, plan.it.state(), plan.json, plan.spec_toml, series.rows}, [&] {
-                     if (fault.at_checkpoint(step)) std::raise(fault.sig);
-                   });
+  Checkpoint ck{step, plan.it.state(), plan.json, plan.spec_toml, series.rows, {}};
+  if (scaler.config().on())
+    ck.loss_scaler = {double(scaler.scale()), double(scaler.clean_steps()), double(scaler.skipped_steps())};
+  write_checkpoint(run.checkpoint, net.params(), net.velocity(), ck, [&] {
+    if (fault.at_checkpoint(step)) std::raise(fault.sig);
+  });
 }
 
 // Cost of the backward conv GEMMs (dX + dW) of every conv layer under lowering `l`.
@@ -563,12 +625,13 @@ nlohmann::json report_json(const TrainConfig& cfg, const std::string& dataset, c
 
 // The accelerator's cost of the steps run: the costed step times their number (every step has the
 // same shapes), split by op kind and phase, and the backprop saving of the chosen lowering over
-// explicit im2col on the same spec and shapes.
+// explicit im2col on the same spec and shapes. `skipped` of the steps had no update (loss scaling):
+// their sgd_update work is taken out.
 void add_cost_report(nlohmann::json& rep, const TrainConfig& cfg, const StepCost& cost, const NetDesc& desc,
-                     Lowering lowering, double steps_run) {
+                     Lowering lowering, double steps_run, double skipped) {
   const Spec& spec = cost.spec;
   const Ledger& ledger = cost.ledger;
-  const Stats total = cost.per_step.scaled(steps_run);
+  const Stats total = cost.run(steps_run, skipped);
   const Derived dv = derive(total, spec);
   rep["cycles"] = total.get("cycles.total");
   rep["compute_cycles"] = total.get("cycles.compute");
@@ -580,11 +643,19 @@ void add_cost_report(nlohmann::json& rep, const TrainConfig& cfg, const StepCost
   rep["sram_bytes"] = total.sum_prefix("bytes.sram.");
   rep["per_step"] = to_json(cost.per_step, spec);
   nlohmann::json bk, bp;
-  for (const auto& [k, s] : ledger.by_kind())
-    bk[k] = {{"cycles", s.get("cycles.total") * steps_run}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * steps_run},
-             {"dram_bytes", s.sum_prefix("bytes.dram.") * steps_run}};
-  for (const auto& [k, s] : ledger.by_phase())
-    bp[k] = {{"cycles", s.get("cycles.total") * steps_run}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * steps_run}};
+  for (const auto& [k, s] : ledger.by_kind()) {
+    const double n = k == to_string(OpKind::sgd_update) ? steps_run - skipped : steps_run;
+    bk[k] = {{"cycles", s.get("cycles.total") * n}, {"energy_j", derive(s, spec).energy_pj * 1e-12 * n},
+             {"dram_bytes", s.sum_prefix("bytes.dram.") * n}};
+  }
+  for (const auto& [k, s] : ledger.by_phase()) {
+    double c = s.get("cycles.total") * steps_run, e = derive(s, spec).energy_pj * 1e-12 * steps_run;
+    if (k == to_string(Phase::update) && skipped > 0) {
+      c -= cost.update.get("cycles.total") * skipped;
+      e -= derive(cost.update, spec).energy_pj * 1e-12 * skipped;
+    }
+    bp[k] = {{"cycles", c}, {"energy_j", e}};
+  }
   rep["by_kind"] = bk;
   rep["by_phase"] = bp;
   const Stats conv = ledger.conv(), non = ledger.non_conv();
@@ -630,13 +701,16 @@ TrainResult train(const TrainConfig& cfg) {
   std::optional<Checkpoint> resume;
   if (!cfg.resume.empty()) resume = read_checkpoint(cfg.resume);
   const Spec spec = load_training_spec(cfg);
+  LossScaler scaler(parse_loss_scale(cfg.loss_scale, cfg.loss_scale_growth_interval, spec.array.format == Format::fp16));
+  if (resume) check_same_loss_scale(*resume, scaler.config().text(), cfg.resume);
   const data::Dataset ds = load_training_data(cfg);
   const NetDesc desc = build_network(cfg, ds);
   Plan plan(cfg, desc, spec, ds.train.size());
+  if (scaler.config().on()) plan.json["loss_scale"] = scaler.config().text();
   Network net(desc, init_params(desc, cfg.seed), lowering);
   Series series(run.series);
   int64_t step = 0;
-  if (resume) step = restore_from_checkpoint(cfg, *resume, plan, net, series);
+  if (resume) step = restore_from_checkpoint(cfg, *resume, plan, net, series, scaler);
   const int64_t start_step = step, end = plan.end_after(step, cfg.steps);
   run.create_and_lock();
 
@@ -646,6 +720,7 @@ TrainResult train(const TrainConfig& cfg) {
   Progress progress(cfg, plan, start_step, end);
   Tally tally;
   TestLog tests;
+  ScaleLog scale_log(scaler);
   Tensor images;                 // (B, C, H, W)
   std::vector<int32_t> labels;   // (B)
   const auto t_start = Clock::now();
@@ -661,16 +736,25 @@ TrainResult train(const TrainConfig& cfg) {
     if (cfg.inject_nan_at_step == step + 1) poison_first_weight(net);
     const float loss = net.forward(ctx, images, labels);
     if (!std::isfinite(loss)) stop_diverged(loss, step + 1, run, series);
-    net.backward(ctx);
-    net.sgd_step(ctx, sgd);
+    net.backward(ctx, scaler.scale());
+    if (cfg.inject_inf_grad_at_step == step + 1) net.grads().begin()->second[0] = INFINITY;
+    // Loss scaling: unscale and check every parameter gradient, skip the update on an overflow
+    // (a costed step whose update was skipped still describes it: the ledger holds a whole step).
+    const bool apply = !scaler.config().on() || scaler.update(net.unscale_grads(ctx, scaler.inv_scale()));
+    if (apply) net.sgd_step(ctx, sgd);
+    else if (!cost.known) net.describe_sgd_step(ctx);
     tally.train_seconds += seconds_since(t0);
     cost.step_done();
     ++step;
+    if (!apply) ++tally.skipped;
+    scale_log.step_done(step, apply, scaler);
 
     const int64_t correct = net.correct();
     tally.add(loss, correct, cfg.batch);
+    const int64_t skipped = scaler.skipped_steps();
     series.add({double(step), double(plan.epoch_of(step)), double(lr), double(loss), double(correct) / cfg.batch,
-                cost.cycles_through(step), cost.energy_j_through(step), seconds_before + seconds_since(t_start)});
+                cost.cycles_through(step, skipped), cost.energy_j_through(step, skipped),
+                seconds_before + seconds_since(t_start)});
     if (fault.at_step(step)) std::raise(fault.sig);
     progress.step(step, tally);
 
@@ -685,7 +769,7 @@ TrainResult train(const TrainConfig& cfg) {
       if (epoch_end) tally.new_epoch();
     }
     if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))
-      save_checkpoint(run, series, net, plan, step, fault);
+      save_checkpoint(run, series, net, plan, step, fault, scaler);
   }
   series.save_if_behind();
 
@@ -695,7 +779,8 @@ TrainResult train(const TrainConfig& cfg) {
   r.final_loss = tally.last_loss;
   r.test_accuracy = tests.acc;
   r.report = report_json(cfg, ds.name, spec.name, tally, tests, step);
-  if (cost.known) add_cost_report(r.report, cfg, cost, desc, lowering, double(tally.steps));
+  if (cost.known) add_cost_report(r.report, cfg, cost, desc, lowering, double(tally.steps), double(tally.skipped));
+  if (scaler.config().on()) r.report["loss_scale"] = scale_log.json(scaler);
   write_report(run, cfg.json, r.report, cost);
   return r;
 }

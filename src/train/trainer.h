@@ -45,9 +45,16 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;     // steps between checkpoints (0: at each epoch end and at the end)
   bool evaluate = true;             // test-split evaluation at each epoch end
   bool quiet = false;
+  // fp16 loss scaling (src/train/loss_scale.h): none | static:S | dynamic | dynamic:S0, or auto
+  // (dynamic for an fp16 spec, none otherwise); growth interval of the dynamic scaler.
+  std::string loss_scale = "auto";
+  int64_t loss_scale_growth_interval = 2000;
   // Fault injection for tests of the divergence path: before step N (1-based) one weight of the
   // first conv becomes NaN, so the loss of that step is NaN. 0: off.
   int64_t inject_nan_at_step = 0;
+  // Fault injection for tests of loss scaling: after step N's (1-based) backward one parameter
+  // gradient becomes +Inf (before the unscale pass and its overflow check). 0: off.
+  int64_t inject_inf_grad_at_step = 0;
 };
 
 struct TrainResult {
