@@ -67,9 +67,8 @@ struct GemmShape {
 
 // Closed-form compute cycles of one GEMM on the array (stall-free). gemm_folds: all folds, over every
 // array; gemm_compute_cycles: the busiest of the cfg.count arrays (row folds x ceil(column folds /
-// count) x cycles per fold); gemm_column_folds: the folds along the dim on the array columns.
+// count) x cycles per fold).
 int64_t gemm_folds(const ArrayConfig& cfg, const GemmShape& g);
-int64_t gemm_column_folds(const ArrayConfig& cfg, const GemmShape& g);
 int64_t gemm_cycles_per_fold(const ArrayConfig& cfg, const GemmShape& g);
 int64_t gemm_compute_cycles(const ArrayConfig& cfg, const GemmShape& g);
 

@@ -41,10 +41,6 @@ int64_t gemm_folds(const ArrayConfig& cfg, const GemmShape& g) {
   return ceil_div(m.rows, cfg.rows) * ceil_div(m.cols, cfg.cols);
 }
 
-int64_t gemm_column_folds(const ArrayConfig& cfg, const GemmShape& g) {
-  return ceil_div(map_gemm(cfg.dataflow, g).cols, cfg.cols);
-}
-
 int64_t gemm_cycles_per_fold(const ArrayConfig& cfg, const GemmShape& g) {
   Mapping m = map_gemm(cfg.dataflow, g);
   if (cfg.dataflow == Dataflow::os) return m.t + cfg.rows + cfg.cols - 2;
