@@ -9,6 +9,13 @@
 //   IS: K -> rows, M -> cols, N streamed in time.      cycles per fold 2R + C + T - 2
 // folds = ceil(rows/R) * ceil(cols/C).
 //
+// Several arrays (ArrayConfig::count = A): a core holds A identical R x C arrays. The folds along the
+// GEMM dim mapped to the array COLUMNS (OS/WS: N, IS: M) are dealt round-robin, column fold j to
+// array j mod A; every row fold (K for WS/IS, M for OS) of a column stays on its array, in order. So
+// every output is produced by one array with exactly the chain above (K is never split): the bits do
+// not depend on A. The arrays run concurrently: compute cycles = row folds x ceil(column folds / A)
+// x cycles per fold (the busiest array); total folds are unchanged.
+//
 // Accumulation order (what makes the bits):
 //   OS:    PE(m,n) does acc = mac(acc, a[m,k], b[k,n]) for k = 0..K-1, acc starting at +0.
 //   WS/IS: K is cut into chunks of R. In chunk j a partial sum runs down a column, s_j = mac chain
@@ -42,6 +49,7 @@ struct ArrayConfig {
   Format format = Format::bf16;        // input (operand) format; accumulator is fp32 (int32 for int8)
   bool fused_mac = true;               // fused multiply-add, or multiply then add (every float format)
   Subnormals subnormals = Subnormals::keep;
+  int count = 1;                       // identical arrays sharing the core's buffers (see above)
 };
 
 // A row-major matrix view with a leading dimension; `trans` reads it transposed, so an operand
@@ -57,7 +65,9 @@ struct GemmShape {
   int64_t M = 0, N = 0, K = 0;
 };
 
-// Closed-form compute cycles of one GEMM on the array (stall-free).
+// Closed-form compute cycles of one GEMM on the array (stall-free). gemm_folds: all folds, over every
+// array; gemm_compute_cycles: the busiest of the cfg.count arrays (row folds x ceil(column folds /
+// count) x cycles per fold).
 int64_t gemm_folds(const ArrayConfig& cfg, const GemmShape& g);
 int64_t gemm_cycles_per_fold(const ArrayConfig& cfg, const GemmShape& g);
 int64_t gemm_compute_cycles(const ArrayConfig& cfg, const GemmShape& g);
@@ -123,7 +133,8 @@ void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* 
                       int32_t* C);
 
 // Cycle-stepped PE-level reference: registers move one PE per cycle as the hardware would.
-// Slow; exists to be trusted. Returns the cycles it stepped (all folds).
+// Slow; exists to be trusted. Returns the cycles it stepped: with cfg.count arrays the column folds
+// are dealt round-robin (as above) and the result is the busiest array's sum of stepped fold cycles.
 int64_t systolic_gemm_reference(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B,
                                 float* C, int64_t ldc);
 int64_t systolic_gemm_reference_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A,

@@ -49,7 +49,9 @@ int64_t gemm_cycles_per_fold(const ArrayConfig& cfg, const GemmShape& g) {
 
 int64_t gemm_compute_cycles(const ArrayConfig& cfg, const GemmShape& g) {
   if (g.M <= 0 || g.N <= 0 || g.K <= 0) return 0;
-  return gemm_folds(cfg, g) * gemm_cycles_per_fold(cfg, g);
+  const Mapping m = map_gemm(cfg.dataflow, g);
+  const int64_t count = cfg.count > 1 ? cfg.count : 1;
+  return ceil_div(m.rows, cfg.rows) * ceil_div(ceil_div(m.cols, cfg.cols), count) * gemm_cycles_per_fold(cfg, g);
 }
 
 }  // namespace st

@@ -9,6 +9,7 @@
 
 #include "src/cost/cost_model.h"
 #include "src/cost/energy.h"
+#include "src/cost/report.h"
 #include "src/spec/spec_toml.h"
 
 namespace st {
@@ -190,6 +191,55 @@ TEST(CostGemm, AccumulateIntoCReadsC) {
   GemmWork big = plain_gemm(64, 1152, 3136);
   big.accumulate_into_c = true;
   EXPECT_GE(cost_gemm(big, s).get("bytes.dram.read.output"), 64.0 * 1152 * 4);
+}
+
+// [array] count on one plan: what the arrays share does not move (DRAM bytes, array-edge bytes, folds,
+// MACs, MAC and PE energy), the broadcast operand is read from SRAM ceil(folds / count) times per
+// fold slot, compute is the busiest array's, leakage is count x the logic's over the run, and the
+// utilization is over every array's PEs.
+TEST(CostGemm, SeveralArraysShareTheBuffersOnOnePlan) {
+  for (Dataflow d : {Dataflow::os, Dataflow::ws, Dataflow::is}) {
+    Spec one = load_spec("tpu-like");
+    one.array.dataflow = d;
+    const GemmWork w = plain_gemm(500, 300, 200);
+    GemmPlan plan;
+    plan.tile_m = 256, plan.tile_n = 160, plan.tile_k = 96, plan.loop_order = "m,n,k";
+    const Stats s1 = cost_gemm_on_plan(w, one, plan);
+    for (int count : {2, 3}) {
+      Spec many = one;
+      many.array.count = count;
+      const Stats s = cost_gemm_on_plan(w, many, plan);
+      const std::string what = std::string(to_string(d)) + " count " + std::to_string(count);
+      for (const auto& [k, v] : s1.values()) {
+        const bool moves = k.starts_with("cycles.") || k.starts_with("stall.") || k == "energy.leakage" ||
+                           k == (d == Dataflow::is ? "bytes.sram.weight.read" : "bytes.sram.ifmap.read") ||
+                           k == (d == Dataflow::is ? "energy.sram.weight" : "energy.sram.ifmap");
+        if (!moves) {
+          EXPECT_EQ(s.get(k), v) << what << " " << k;
+        }
+      }
+      // Column folds per tile: OS/WS N tiles 160, 140 (cols 32: 5 folds each); IS M tiles 256, 244 (8 each).
+      const double folds = d == Dataflow::is ? 8 : 5, slots = std::ceil(folds / count);
+      const std::string bcast = d == Dataflow::is ? "bytes.sram.weight.read" : "bytes.sram.ifmap.read";
+      EXPECT_DOUBLE_EQ(s.get(bcast), s1.get(bcast) * slots / folds) << what;
+      // Row folds x busiest column folds x per-fold cycles, summed over the tiles.
+      int64_t compute = 0;
+      for (int64_t m0 = 0; m0 < 500; m0 += 256)
+        for (int64_t n0 = 0; n0 < 300; n0 += 160)
+          for (int64_t k0 = 0; k0 < 200; k0 += 96) {
+            const GemmShape t{std::min<int64_t>(256, 500 - m0), std::min<int64_t>(160, 300 - n0),
+                              std::min<int64_t>(96, 200 - k0)};
+            compute += gemm_compute_cycles(many.array, t);
+          }
+      EXPECT_EQ(s.get("cycles.compute"), double(compute)) << what;
+      EXPECT_LT(s.get("cycles.compute"), s1.get("cycles.compute")) << what;
+      EXPECT_GE(s.get("cycles.total"), s1.get("cycles.total") / count) << what;
+      EXPECT_DOUBLE_EQ(s.get("energy.leakage"), leakage_energy_pj(many, s.get("cycles.total"))) << what;
+      EXPECT_DOUBLE_EQ(leakage_mw(many) - leakage_mw(one), (count - 1) * one.energy.logic_leakage_mw) << what;
+      const Derived dv = derive(s, many);
+      EXPECT_DOUBLE_EQ(dv.utilization, s.get("macs.useful") / (s.get("cycles.total") * 32 * 32 * count)) << what;
+    }
+  }
 }
 
 }  // namespace

@@ -176,7 +176,8 @@ TEST(CostReference, EveryLoopOrderOnForcedPlansAgrees) {
   int compared = 0;
   std::string fails;
   for (int i = 0; i < 60; ++i) {
-    const Spec spec = random_spec(rng);
+    Spec spec = random_spec(rng);
+    spec.array.count = 1 + (i / 2) % 3;   // one, two or three arrays (no draw: the cases stay as they were)
     auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
     GemmWork w = dense(in(1, 90), in(1, 90), in(1, 90), 2, rng() % 3 == 0);
     std::array<int64_t, 3> tile = {in(1, int(w.shape.M)), in(1, int(w.shape.N)), in(1, int(w.shape.K))};
@@ -326,6 +327,70 @@ TEST(CostReference, MutationsOfTheFastModelAreCaught) {
     }
   }
   EXPECT_GT(caught, cases / 4) << "dropping the halo was caught in only " << caught << " of " << cases;
+}
+
+// [array] count: several arrays sharing the buffers and links. Random descriptions (dense and
+// conv-derived, every lowering and direction) with one, two and three arrays on shaken specs, and the
+// ResNet-18 layers on tpu-like with two and three arrays: every counter as the contract says.
+TEST(CostReference, SeveralArraysAgree) {
+  std::mt19937_64 rng(15);
+  int compared = 0, several = 0;
+  std::string fails;
+  for (int i = 0; i < 150; ++i) {
+    Spec spec = random_spec(rng);
+    spec.array.count = 1 + i % 3;
+    std::vector<GemmWork> works;
+    if (i % 2 == 0) {
+      auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+      works.push_back(dense(in(1, 400), in(1, 400), in(1, 400), format_bytes(spec.array.format), rng() % 4 == 0,
+                            random_dram_bytes(rng)));
+    } else {
+      const Direction dirs[] = {Direction::fwd, Direction::bwd_data, Direction::bwd_weights};
+      const Lowering lows[] = {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip};
+      works = conv_work(random_conv(rng), dirs[rng() % 3], lows[rng() % 3], spec, "random");
+    }
+    for (const GemmWork& w : works) {
+      const std::string f = compare(w, spec);
+      ++compared;
+      several += spec.array.count > 1;
+      if (!f.empty() && fails.size() < 20000) fails += "count " + std::to_string(spec.array.count) + ": " + f + "\n";
+    }
+  }
+  EXPECT_GE(several, 100);
+  EXPECT_TRUE(fails.empty()) << fails;
+  for (int count : {2, 3}) {
+    Spec spec = load_spec("tpu-like");
+    spec.array.count = count;
+    for (const ConvLayer& layer : resnet18_convs(2))
+      for (Direction dir : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
+        for (const GemmWork& w : conv_work(layer.desc, dir, Lowering::bp_im2col, spec, layer.name)) {
+          ++compared;
+          const std::string f = compare(w, spec);
+          EXPECT_TRUE(f.empty()) << layer.name << " count " << count << ": " << f;
+        }
+  }
+  report_generated("several arrays");
+}
+
+// A wrong multi-array schedule is caught: timing the arrays as one array of count x cols columns, or
+// reading the broadcast operand from SRAM once per array. With one array neither changes anything.
+TEST(CostReference, WrongMultiArrayScheduleIsCaught) {
+  for (CostMutation m : {CostMutation::wide_array, CostMutation::no_broadcast}) {
+    std::mt19937_64 rng(1515);
+    int caught = 0, cases = 0;
+    for (int i = 0; i < 60; ++i) {
+      Spec spec = random_spec(rng);
+      auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+      const GemmWork w = dense(in(1, 300), in(1, 300), in(1, 300), 2, false);
+      spec.array.count = 1;
+      EXPECT_EQ(compare(w, spec, m), "") << "mutation " << int(m) << " with one array, " << to_string(spec.array.dataflow)
+                                         << " " << spec.array.rows << "x" << spec.array.cols;
+      spec.array.count = 2 + i % 2;
+      ++cases;
+      if (!compare(w, spec, m).empty()) ++caught;
+    }
+    EXPECT_GT(caught, cases / 3) << "mutation " << int(m) << " was caught in only " << caught << " of " << cases;
+  }
 }
 
 }  // namespace

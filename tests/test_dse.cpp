@@ -152,7 +152,7 @@ void expect_exact(const NetDesc& net, const std::vector<DesignPoint>& pts, Lower
 TEST(Dse, PointResultsEqualAFreshProjection) {
   const NetDesc net = small_net();
   const Spec base = load_spec("tpu-like");
-  std::vector<Axis> axes = {parse_sweep("array=8x16,32x32"), parse_sweep("dataflow=os,ws,is"),
+  std::vector<Axis> axes = {parse_sweep("array=8x16,32x32"), parse_sweep("array.count=1,3"), parse_sweep("dataflow=os,ws,is"),
                             parse_sweep("weight_kib=1,256"), parse_sweep("output_link_bits=0,64")};
   const auto pts = sweep_points(base, axes);
   expect_exact(net, pts, Lowering::bp_im2col, StepMode::train);
@@ -236,6 +236,9 @@ TEST(Dse, BadSweepsAreRefusedNamingThem) {
       {"ifmap_kib=0,16", "buffers.ifmap.kib"},          // the loader's range check
       {"array=8x8,0x16", "array.rows"},
       {"dram_gbps=-4", "dram.bandwidth_gbps"},
+      {"array_count=1,0", "array.count"},                // the loader's range check
+      {"array_count=65", "array.count"},
+      {"array_count=1.5", "is not an integer"},
       {"vector_link_bits=1e9", "vector.dram_link_bits_per_cycle"},
   };
   for (const auto& c : cases) {

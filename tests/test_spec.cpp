@@ -81,7 +81,11 @@ TEST(Spec, RoundTripThroughToml) {
   s.energy.sram_read_64b_32kib = 1.0 / 3.0;
   s.description = "quote \" and 'single' and \\ backslash";
   s.weight.halo = Halo::refetch;
+  s.array.count = 3;
   const Spec back = parse_spec_toml(spec_to_toml(s), "x");
+  EXPECT_EQ(back.array.count, 3);
+  EXPECT_NE(spec_to_toml(s).find("count = 3"), std::string::npos);
+  for (const auto& name : preset_names()) EXPECT_EQ(load_spec(name).array.count, 1) << name;
   EXPECT_EQ(back.weight.halo, Halo::refetch);
   EXPECT_EQ(back.ifmap.halo, Halo::keep);
   EXPECT_EQ(back.clock_ghz, s.clock_ghz);
@@ -107,6 +111,9 @@ TEST(Spec, BadSpecsNameFileAndKey) {
       {"[array]\nrows = \"four\"\n", {"t.toml", "array.rows", "integer in [1, 4096]"}},
       {"[array]\nrows = 0\n", {"t.toml", "array.rows", "got 0"}},
       {"[array]\nrows = 4.5\n", {"t.toml", "array.rows", "integer"}},
+      {"[array]\ncount = 0\n", {"t.toml", "array.count", "integer in [1, 64]"}},
+      {"[array]\ncount = 65\n", {"t.toml", "array.count", "got 65"}},
+      {"[array]\ncount = 1.5\n", {"t.toml", "array.count", "integer"}},
       {"[array]\ndataflow = \"xs\"\n", {"t.toml", "array.dataflow", "\"os\", \"ws\", \"is\""}},
       {"[array]\nformat = \"fp8\"\n", {"t.toml", "array.format", "bf16"}},
       {"[array]\nformat = \"int8\"\naccumulator = \"fp32\"\n", {"t.toml", "array.accumulator", "int32"}},

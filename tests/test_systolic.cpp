@@ -427,3 +427,45 @@ TEST(Systolic, GeneratedOperandsEqualMatrixViews) {
 
 }  // namespace
 }  // namespace st
+
+// Several arrays ([array] count): the PE-level reference deals the column folds round-robin over
+// `count` arrays and returns the busiest one's stepped cycles. Every output keeps its chain, so the
+// bits are those of one array (and of the fast kernel), and the cycles are the closed form's.
+TEST(Systolic, SeveralArraysKeepEveryBitAndTakeTheBusiestArraysCycles) {
+  const std::vector<Case> cases = make_cases();
+  int checked = 0, faster = 0;
+  for (size_t i = 0; i < cases.size(); i += 6) {
+    const Case& c = cases[i];
+    if (c.cfg.format == Format::int8) continue;
+    std::mt19937_64 rng(c.seed);
+    const GemmShape& g = c.g;
+    auto A = random_operand(rng, g.M * g.K, c.specials);
+    auto B = random_operand(rng, g.K * g.N, c.specials);
+    std::vector<float> one(g.M * g.N), many(g.M * g.N, 3.0f);
+    const int64_t cycles1 = systolic_gemm_reference(c.cfg, g, {A.data(), g.K}, {B.data(), g.N}, one.data(), g.N);
+    for (int count : {2, 3}) {
+      ArrayConfig cfg = c.cfg;
+      cfg.count = count;
+      const int64_t cycles = systolic_gemm_reference(cfg, g, {A.data(), g.K}, {B.data(), g.N}, many.data(), g.N);
+      EXPECT_EQ(cycles, gemm_compute_cycles(cfg, g)) << c.name() << " count " << count;
+      EXPECT_LE(cycles, cycles1) << c.name();
+      faster += cycles < cycles1;
+      EXPECT_EQ(gemm_folds(cfg, g), gemm_folds(c.cfg, g)) << c.name();
+      EXPECT_EQ(std::memcmp(one.data(), many.data(), one.size() * 4), 0) << c.name() << " count " << count;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 80);
+  EXPECT_GT(faster, checked / 4) << "too few cases with more than one column fold";
+  // Hand-counted: WS 4x4, N = 10 -> 3 column folds, K = 8 -> 2 row folds, M = 5: 2R + C + T - 2 = 15
+  // per fold. One array: 6 folds = 90; two: array 0 gets column folds 0 and 2 (4 folds, 60), array 1
+  // fold 1 (2 folds); three: 2 folds each, 30.
+  ArrayConfig ws{4, 4, Dataflow::ws, Format::fp32};
+  EXPECT_EQ(gemm_compute_cycles(ws, {5, 10, 8}), 90);
+  ws.count = 2;
+  EXPECT_EQ(gemm_compute_cycles(ws, {5, 10, 8}), 60);
+  ws.count = 3;
+  EXPECT_EQ(gemm_compute_cycles(ws, {5, 10, 8}), 30);
+  ws.count = 4;
+  EXPECT_EQ(gemm_compute_cycles(ws, {5, 10, 8}), 30);
+}

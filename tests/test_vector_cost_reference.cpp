@@ -131,7 +131,8 @@ TEST(VectorCostReference, RandomDescriptionsAgree) {
   int compared = 0, many_tiles = 0;
   std::string fails;
   for (int i = 0; i < 600; ++i) {
-    const Spec spec = random_spec(rng);
+    Spec spec = random_spec(rng);
+    spec.array.count = 1 + i % 3;   // the arrays' logic leaks during vector ops too (no draw: same cases)
     const VectorWork w = random_work(rng);
     if (costref::vector_tiling(w, spec).T >= 8) ++many_tiles;
     const std::string f = compare(w, spec);

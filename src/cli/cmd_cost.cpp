@@ -191,7 +191,10 @@ void print_report(const Table& t, const Figures& f, const std::optional<Figures>
   t.row("MACs issued", num(f.macs), ref(&Figures::macs));
   t.row("MACs useful", num(f.useful), ref(&Figures::useful));
   t.row("utilization", fmt::format("{:.2f}%", 100 * f.utilization), r ? fmt::format("{:.2f}%", 100 * r->utilization) : "",
-        fmt::format("useful MACs / ({}x{} PEs x cycles)", spec.array.rows, spec.array.cols));
+        spec.array.count > 1
+            ? fmt::format("useful MACs / ({} arrays x {}x{} PEs x cycles): each array's, on average", spec.array.count,
+                          spec.array.rows, spec.array.cols)
+            : fmt::format("useful MACs / ({}x{} PEs x cycles)", spec.array.rows, spec.array.cols));
   t.section("bytes (level.direction.role; SRAM: buffer.direction; edge: into the array)");
   t.counters("bytes.");
   t.row("DRAM bytes", num(f.dram), ref(&Figures::dram));
@@ -267,8 +270,9 @@ int run_cost(const CostArgs& a) {
 
   const ArrayConfig& arr = spec.array;
   fmt::print("== systrain cost: {} on {} ==\n", job.title, spec.name);
-  fmt::print("  spec {}: {}x{} {} array, {} operands, {} GHz; DRAM {} GB/s, {} ns, {} request(s) in flight\n", spec.name,
-             arr.rows, arr.cols, to_string(arr.dataflow), to_string(arr.format), spec.clock_ghz,
+  fmt::print("  spec {}: {}{}x{} {} array{}, {} operands, {} GHz; DRAM {} GB/s, {} ns, {} request(s) in flight\n", spec.name,
+             arr.count > 1 ? fmt::format("{} x ", arr.count) : "", arr.rows, arr.cols, to_string(arr.dataflow),
+             arr.count > 1 ? "s sharing the buffers" : "", to_string(arr.format), spec.clock_ghz,
              spec.dram.bandwidth_gbps, spec.dram.latency_ns, spec.dram.max_outstanding);
   for (size_t i = 0; i < gemms.size(); ++i) {
     const CostedGemm& g = gemms[i];
@@ -321,6 +325,7 @@ int run_cost(const CostArgs& a) {
     j["macs"] = f.macs;
     j["macs_useful"] = f.useful;
     j["utilization"] = f.utilization;
+    j["array_count"] = spec.array.count;
     j["dram_bytes"] = f.dram;
     j["sram_bytes"] = f.sram;
     j["energy_pj"] = f.energy;

@@ -79,7 +79,8 @@ double total_sram_mib(const Spec& spec) {
 }
 
 double leakage_mw(const Spec& spec) {
-  return spec.energy.logic_leakage_mw + spec.energy.sram_leakage_mw_per_mib * total_sram_mib(spec);
+  // logic_leakage_mw is one array's core logic: A arrays leak A times it (README "Several arrays").
+  return spec.energy.logic_leakage_mw * spec.array.count + spec.energy.sram_leakage_mw_per_mib * total_sram_mib(spec);
 }
 
 double leakage_energy_pj(const Spec& spec, double cycles) {

@@ -55,6 +55,7 @@ struct Problem {
   std::array<int64_t, 3> ext;          // extents of m, n, k
   std::array<int64_t, 3> gran;         // array rows/cols a dim is mapped to; 1 for the time dim
   int time_dim;
+  int col_dim;                         // the dim on the array columns (dealt over several arrays)
   double a_total, b_total, c_total;    // DRAM bytes of one full pass over each backing store
   double a_occ, b_occ;                 // SRAM bytes per virtual element
   double bank_a, bank_b, bank_c;       // bytes of one bank
@@ -85,10 +86,18 @@ struct Split {  // q full tiles of size t plus one remainder tile of size r (r m
 };
 Split split(int64_t e, int64_t t) { return {e / t, t, e % t}; }
 
-// Sum over the tiles of a dim of ceil(tile / gran) (gran 1: the number of tiles).
+// Sum over the tiles of a dim of ceil(tile / gran) (gran 0, the dim in time: the number of tiles).
 double fold_sum(const Split& s, int64_t gran) {
-  if (gran <= 1) return double(s.count());
+  if (gran <= 0) return double(s.count());
   return double(s.q) * ceil_div(s.t, gran) + (s.r > 0 ? ceil_div(s.r, gran) : 0);
+}
+
+// Sum over the tiles of the column dim of the folds the busiest array runs: ceil(ceil(tile / cols) /
+// count) (kernels/systolic.h "Several arrays"; count 1: the tile's column folds).
+double busiest_column_folds(const Split& x, const ArrayConfig& cfg) {
+  const int64_t a = std::max(1, cfg.count);
+  auto one = [&](int64_t t) { return double(ceil_div(ceil_div(t, cfg.cols), a)); };
+  return double(x.q) * one(x.t) + (x.r > 0 ? one(x.r) : 0.0);
 }
 
 // Compute cycles and folds of all tile GEMMs. A tile's closed form (kernels/systolic_cycles.cpp) is
@@ -107,10 +116,12 @@ void tile_compute(const ArrayConfig& cfg, const Split s[3], double& cycles, doub
     return double(x.q) * double(ceil_div(x.t, g)) + (x.r > 0 ? double(ceil_div(x.r, g)) : 0.0);
   };
   const double fr = array_folds(s[rd], cfg.rows), fc = array_folds(s[cd], cfg.cols);
+  // Several arrays: a tile's column folds are dealt over them, the busiest does ceil(folds / count).
+  const double fc_busiest = busiest_column_folds(s[cd], cfg);
   const double time_extent = double(s[td].q) * double(s[td].t) + double(s[td].r);
   const double tiles_t = double(s[td].count());
   folds = fr * fc * tiles_t;
-  cycles = fr * fc * (time_extent + tiles_t * fill);
+  cycles = fr * fc_busiest * (time_extent + tiles_t * fill);
 }
 
 // Tile loads of an operand depending on `dep` under a loop order with trip counts `trip`.
@@ -289,9 +300,9 @@ Problem make_problem(const GemmWork& w, const Spec& spec, CostMutation mutation)
   p.ext = {w.shape.M, w.shape.N, w.shape.K};
   const int R = spec.array.rows, C = spec.array.cols;
   switch (spec.array.dataflow) {
-    case Dataflow::os: p.gran = {R, C, 1}; p.time_dim = kK; break;
-    case Dataflow::ws: p.gran = {1, C, R}; p.time_dim = kM; break;
-    case Dataflow::is: p.gran = {C, 1, R}; p.time_dim = kN; break;
+    case Dataflow::os: p.gran = {R, C, 1}; p.time_dim = kK; p.col_dim = kN; break;
+    case Dataflow::ws: p.gran = {1, C, R}; p.time_dim = kM; p.col_dim = kN; break;
+    case Dataflow::is: p.gran = {C, 1, R}; p.time_dim = kN; p.col_dim = kM; break;
   }
   const double mk = double(w.shape.M) * double(w.shape.K), kn = double(w.shape.K) * double(w.shape.N),
                mn = double(w.shape.M) * double(w.shape.N);
@@ -372,9 +383,11 @@ Eval search(const Problem& p, int64_t& evaluated, bool prune, const GemmPlan* fo
     evaluated = 1;
     return evaluate(p, s, compute, folds, exposed(p, s), o);
   }
-  const auto cm = candidates(p.ext[kM], p.gran[kM]);
-  const auto cn = candidates(p.ext[kN], p.gran[kN]);
-  const auto ck = candidates(p.ext[kK], p.gran[kK]);
+  // Several arrays: tiles of the column dim in multiples of count x cols keep every array busy.
+  auto cand_gran = [&](int d) { return d == p.col_dim ? p.gran[size_t(d)] * std::max(1, p.spec->array.count) : p.gran[size_t(d)]; };
+  const auto cm = candidates(p.ext[kM], cand_gran(kM));
+  const auto cn = candidates(p.ext[kN], cand_gran(kN));
+  const auto ck = candidates(p.ext[kK], cand_gran(kK));
   Eval best;
   bool have = false;
   evaluated = 0;
@@ -558,7 +571,7 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   // re-streamed once per array fold of the dim it does not depend on; the stationary one (not
   // depending on the time dim) enters once per tile step (see gemm_cost.cpp header / README).
   const Split sp[3] = {split(g.M, e.t[kM]), split(g.N, e.t[kN]), split(g.K, e.t[kK])};
-  auto rereads = [&](int missing) { return fold_sum(sp[missing], missing == p.time_dim ? 1 : p.gran[missing]); };
+  auto rereads = [&](int missing) { return fold_sum(sp[missing], missing == p.time_dim ? 0 : p.gran[missing]); };
   const double edge_a = M * K * rereads(kN), edge_b = K * N * rereads(kM);
   const double chunks_c = M * N * rereads(kK);  // accumulator writes from the array
   s.add("bytes.edge.ifmap", edge_a * w.a.elem_bytes);
@@ -566,9 +579,15 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
   s.add("bytes.edge.output", chunks_c * kAccBytes);
 
   // SRAM: fills are the elements that arrive from DRAM, in elem_bytes (cast on the way when the DRAM
-  // format differs); array-side reads skip injected zeros (fetched_fraction).
-  const double sram_a_r = edge_a * w.a.elem_bytes * w.a.fetched_fraction;
-  const double sram_b_r = edge_b * w.b.elem_bytes * w.b.fetched_fraction;
+  // format differs); array-side reads skip injected zeros (fetched_fraction). Several arrays: the
+  // operand re-streamed per column fold (OS/WS: A, IS: B) is broadcast, one SRAM read feeding every
+  // array that runs a column fold of the tile at once, so it is read ceil(folds / count) times.
+  auto sram_rereads = [&](int missing) {
+    if (missing != p.col_dim || spec.array.count <= 1 || mutation == CostMutation::no_broadcast) return rereads(missing);
+    return busiest_column_folds(sp[missing], spec.array);
+  };
+  const double sram_a_r = M * K * sram_rereads(kN) * w.a.elem_bytes * w.a.fetched_fraction;
+  const double sram_b_r = K * N * sram_rereads(kM) * w.b.elem_bytes * w.b.fetched_fraction;
   const double sram_a_w = fill_a, sram_b_w = fill_b;
   // Output buffer: every accumulator chunk is written, and read first to be added to, except the
   // first chunk of each tile (nothing there yet, unless C comes in: accumulate_into_c); C coming

@@ -179,7 +179,14 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     const GemmShape g{(mask & 1) ? dm.size(kM, dm.trip[kM] - 1) : dm.tile[kM],
                       (mask & 2) ? dm.size(kN, dm.trip[kN] - 1) : dm.tile[kN],
                       (mask & 4) ? dm.size(kK, dm.trip[kK] - 1) : dm.tile[kK]};
-    cycles[size_t(mask)] = gemm_compute_cycles(spec.array, g);
+    if (mutation == CostMutation::wide_array) {   // the A arrays as one array of A x cols columns
+      ArrayConfig wide = spec.array;
+      wide.cols *= wide.count;
+      wide.count = 1;
+      cycles[size_t(mask)] = gemm_compute_cycles(wide, g);
+    } else {
+      cycles[size_t(mask)] = gemm_compute_cycles(spec.array, g);   // the busiest of the arrays
+    }
   }
   int64_t compute_sum = 0;   // only for CostMutation::average_edge_tiles
   if (mutation == CostMutation::average_edge_tiles) {

@@ -22,6 +22,8 @@ enum class CostMutation : uint8_t {
   latency_once_per_step,  // the old model: one latency per step's burst, not per request
   drop_halo,              // generated operands move their share of the backing store (no footprint)
   ignore_dram_format,     // count DRAM bytes in the SRAM format (elem_bytes), not dram_elem_bytes
+  wide_array,             // several arrays timed as one array of count x cols columns (a wrong split)
+  no_broadcast,           // several arrays: each reads the shared operand from SRAM on its own
 };
 
 enum StallCause : int { kStallMaterialize, kStallSlot, kStallQueue, kStallLatency, kStallBandwidth,

@@ -11,7 +11,7 @@ namespace st {
 Derived derive(const Stats& s, const Spec& spec) {
   Derived d;
   const double cycles = s.get("cycles.total");
-  const double pes = double(spec.array.rows) * spec.array.cols;
+  const double pes = double(spec.array.rows) * spec.array.cols * spec.array.count;   // every array's PEs
   d.seconds = cycles / (spec.clock_ghz * 1e9);
   d.energy_pj = s.sum_prefix("energy.");
   const double dram = s.sum_prefix("bytes.dram.");

@@ -18,8 +18,8 @@ struct Derived {
   double seconds = 0;             // cycles.total / clock
   double energy_pj = 0;           // sum of energy.*
   double power_w = 0;             // energy / time
-  double utilization = 0;         // macs.useful / (cycles.total x R x C)
-  double utilization_issued = 0;  // macs.issued / (cycles.total x R x C)
+  double utilization = 0;         // macs.useful / (cycles.total x R x C x array count)
+  double utilization_issued = 0;  // macs.issued / (cycles.total x R x C x array count)
   double dram_gbps = 0;           // all DRAM bytes / time
   double dram_link_busy = 0;      // DRAM bytes / (cycles.total x shared-link bytes per cycle)
 };

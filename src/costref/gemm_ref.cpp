@@ -77,6 +77,7 @@ struct Tally {
   int64_t casts = 0;                                  // elements the DMA converted between formats
   std::array<int64_t, 3> mat_read{}, mat_write{};     // materialization bytes per operand
   std::array<int64_t, 2> edge{};                      // array-edge bytes of A / B
+  std::array<int64_t, 2> sram_edge{};                 // ... the SRAM reads behind them (broadcast once)
   int64_t chunks = 0;                                 // accumulator chunk bytes into the output buffer
   int64_t first_chunks = 0;                           // ... those written without a read (4*tm*tn per tile)
   int64_t hops_operand = 0, hops_psum = 0, reg_bits = 0;
@@ -115,12 +116,14 @@ class Simulator final : public DmaClient {
           out_.tracks.push_back(kLinkTrack[k]);
         }
     }
-    switch (spec.array.dataflow) {  // array rows / cols a dim is spread over; 1: the dim in time
-      case Dataflow::os: gran_ = {spec.array.rows, spec.array.cols, 1}; break;
-      case Dataflow::ws: gran_ = {1, spec.array.cols, spec.array.rows}; break;
-      case Dataflow::is: gran_ = {spec.array.cols, 1, spec.array.rows}; break;
+    switch (spec.array.dataflow) {  // array rows / cols a dim is spread over; 0: the dim in time
+      case Dataflow::os: gran_ = {spec.array.rows, spec.array.cols, 0}; break;
+      case Dataflow::ws: gran_ = {0, spec.array.cols, spec.array.rows}; break;
+      case Dataflow::is: gran_ = {spec.array.cols, 0, spec.array.rows}; break;
     }
     op_bits_ = format_bytes(spec.array.format) * 8;
+    busy_until_.assign(size_t(std::max(1, spec.array.count)), 0);
+    dealt_.assign(busy_until_.size(), 0);
   }
 
   // Simulates one copy of the (sub-)GEMM starting at `base`; returns its counts.
@@ -348,16 +351,39 @@ class Simulator final : public DmaClient {
     const StepInfo& s = cur_;
     const int64_t tm = s.size[kM], tn = s.size[kN], tk = s.size[kK];
     const GemmShape g{tm, tn, tk};
-    const int64_t cycles = gemm_compute_cycles(spec_.array, g);
+    // The arrays (kernels/systolic.h "Several arrays"): the tile's folds along the dim on the array
+    // columns are dealt round-robin, column fold j to array j mod count, each with all its row folds;
+    // every array starts now and runs its folds back to back; the step ends when the last is done.
+    const bool is = spec_.array.dataflow == Dataflow::is;
+    const int64_t col_size = is ? tm : tn, row_size = spec_.array.dataflow == Dataflow::os ? tm : tk;
+    const int64_t col_folds = ceil_div(col_size, spec_.array.cols), row_folds = ceil_div(row_size, spec_.array.rows);
+    const int64_t per_fold = gemm_cycles_per_fold(spec_.array, g);
+    std::vector<int64_t>& dealt = dealt_;   // column folds per array
+    std::fill(dealt.begin(), dealt.end(), 0);
+    for (int64_t j = 0; j < col_folds; ++j) {
+      const size_t a = size_t(j % int64_t(busy_until_.size()));
+      busy_until_[a] = now_ + (dealt[a] + 1) * row_folds * per_fold;
+      ++dealt[a];
+    }
+    int64_t end = now_;
+    for (int64_t b : busy_until_) end = std::max(end, b);
+    const int64_t cycles = end - now_;
     tally_.tiles += 1;
-    tally_.folds += gemm_folds(spec_.array, g);
+    tally_.folds += row_folds * col_folds;
     tally_.compute += cycles;
     const int64_t macs = tm * tn * tk;
     tally_.macs += macs;
     // Array edge: an operand re-enters once per array fold of the dim it does not depend on.
-    auto folds_of = [&](int d, int64_t size) { return gran_[size_t(d)] == 1 ? 1 : ceil_div(size, gran_[size_t(d)]); };
+    auto folds_of = [&](int d, int64_t size) { return gran_[size_t(d)] == 0 ? 1 : ceil_div(size, gran_[size_t(d)]); };
     tally_.edge[kA] += tm * tk * folds_of(kN, tn) * l_.elem_bytes[kA];
     tally_.edge[kB] += tk * tn * folds_of(kM, tm) * l_.elem_bytes[kB];
+    // SRAM reads behind the edge: the operand re-streamed per column fold (OS/WS: A, IS: B) goes to
+    // every array at once, one read per fold slot: as many as the most folds any array was dealt.
+    const int64_t slots = *std::max_element(dealt.begin(), dealt.end());
+    const int bcast = is ? kB : kA;
+    tally_.sram_edge[size_t(bcast)] += (bcast == kA ? tm * tk : tk * tn) * slots * l_.elem_bytes[bcast];
+    tally_.sram_edge[size_t(1 - bcast)] += bcast == kA ? tk * tn * folds_of(kM, tm) * l_.elem_bytes[kB]
+                                                       : tm * tk * folds_of(kN, tn) * l_.elem_bytes[kA];
     tally_.chunks += tm * tn * folds_of(kK, tk) * kAccBytes;
     // Only the first chunk of a tile's first visit finds nothing to add to (unless C comes in).
     if (s.visit_start && s.idx[kK] == 0 && !s.needs_input) tally_.first_chunks += tm * tn * kAccBytes;
@@ -409,6 +435,7 @@ class Simulator final : public DmaClient {
   const int64_t latency_;  // L, the same on every link
   std::array<int64_t, 3> gran_{};
   int op_bits_ = 16;
+  std::vector<int64_t> busy_until_, dealt_;   // per array: the end of its last fold, its folds this step
   int track_[4] = {-1, -1, -1, -1};
 
   EventQueue events_;
@@ -463,7 +490,7 @@ double leakage_mw(const Spec& s) {
   const double sram = mib(s.ifmap.kib, s.ifmap.double_buffered) + mib(s.weight.kib, s.weight.double_buffered) +
                       mib(s.output.kib, s.output.double_buffered) +
                       mib(s.vector.buffer_kib, s.vector.double_buffered);
-  return s.energy.logic_leakage_mw + s.energy.sram_leakage_mw_per_mib * sram;
+  return s.energy.logic_leakage_mw * s.array.count + s.energy.sram_leakage_mw_per_mib * sram;
 }
 
 }  // namespace
@@ -581,8 +608,8 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
   put("bytes.edge.weight", double(one.edge[kB]));
   put("bytes.edge.output", double(one.chunks));
 
-  const double sram_a_r = double(one.edge[kA]) * w.a.fetched_fraction, sram_a_w = double(one.fill[kA]);
-  const double sram_b_r = double(one.edge[kB]) * w.b.fetched_fraction, sram_b_w = double(one.fill[kB]);
+  const double sram_a_r = double(one.sram_edge[kA]) * w.a.fetched_fraction, sram_a_w = double(one.fill[kA]);
+  const double sram_b_r = double(one.sram_edge[kB]) * w.b.fetched_fraction, sram_b_w = double(one.fill[kB]);
   const double sram_c_w = double(one.chunks + one.c_input_sram);
   const double sram_c_r = double(one.chunks - one.first_chunks + one.c_input_sram + one.c_store_sram);
   put("bytes.sram.ifmap.read", sram_a_r);

@@ -332,7 +332,7 @@ double leakage_pj(const Spec& s, double cycles) {
   double mib = 0;
   for (const BufferSpec* b : {&s.ifmap, &s.weight, &s.output}) mib += b->kib * (b->double_buffered ? 2 : 1) / 1024.0;
   mib += s.vector.buffer_kib * (s.vector.double_buffered ? 2 : 1) / 1024.0;
-  return (s.energy.logic_leakage_mw + s.energy.sram_leakage_mw_per_mib * mib) * cycles / s.clock_ghz;
+  return (s.energy.logic_leakage_mw * s.array.count + s.energy.sram_leakage_mw_per_mib * mib) * cycles / s.clock_ghz;
 }
 
 }  // namespace

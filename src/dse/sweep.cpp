@@ -26,11 +26,11 @@ constexpr double kBitsPerByte = 8;
 constexpr double kBytesPerKib = 1024;
 
 const std::vector<std::string> kKeys = {
-    "array",       "dataflow",        "ifmap_kib",        "weight_kib",       "output_kib",
+    "array",       "array_count",     "dataflow",        "ifmap_kib",        "weight_kib",       "output_kib",
     "vector_kib",  "buffers_kib",     "dram_gbps",        "ifmap_link_bits",  "weight_link_bits",
     "output_link_bits", "vector_link_bits"};
 // Keys a budget decides (they cannot also be swept in budget mode).
-bool budget_owned(const std::string& k) { return k != "array" && k != "dataflow"; }
+bool budget_owned(const std::string& k) { return k != "array" && k != "array_count" && k != "dataflow"; }
 
 [[noreturn]] void bad(const std::string& expr, const std::string& what) {
   throw UserError(fmt::format("--sweep '{}': {}", expr, what));
@@ -113,6 +113,7 @@ Axis parse_sweep(const std::string& expr) {
   const auto eq = expr.find('=');
   if (eq == std::string::npos) bad(expr, "expected KEY=VALUES (e.g. ifmap_kib=16..1024:x2)");
   a.key = trim(expr.substr(0, eq));
+  if (a.key == "array.count") a.key = "array_count";   // the spec key's own name, accepted too
   if (std::find(kKeys.begin(), kKeys.end(), a.key) == kKeys.end())
     bad(expr, fmt::format("unknown key '{}' (keys: {})", a.key, fmt::join(kKeys, ", ")));
   const std::string rhs = trim(expr.substr(eq + 1));
@@ -167,6 +168,11 @@ void apply_param(Spec& s, const std::string& key, const std::string& value, cons
     return;
   }
   const double v = number(value, "value", expr);
+  if (key == "array_count") {   // the loader's range check follows (validate_spec)
+    if (v != std::floor(v) || !(std::abs(v) < 1e9)) bad(expr, fmt::format("array count {} is not an integer", value));
+    s.array.count = int(v);
+    return;
+  }
   if (key == "ifmap_kib") s.ifmap.kib = v;
   else if (key == "weight_kib") s.weight.kib = v;
   else if (key == "output_kib") s.output.kib = v;
@@ -310,7 +316,7 @@ std::vector<std::array<int, 4>> compositions(int total, bool exact) {
 std::vector<DesignPoint> budget_points(const Spec& base, const Budget& b, const std::vector<Axis>& axes) {
   for (const Axis& a : axes)
     if (budget_owned(a.key))
-      bad(a.expr, fmt::format("'{}' is decided by --budget; only array and dataflow can be swept with it", a.key));
+      bad(a.expr, fmt::format("'{}' is decided by --budget; only array, array_count and dataflow can be swept with it", a.key));
   validate_axes(base, axes);
   const double us = b.sram_kib / b.sram_steps, ub = b.dram_gbps / b.gbps_steps;
   // The loader's checks are per field: validating every unit count on every buffer covers all splits.

@@ -77,7 +77,8 @@ struct EnergyTable {
   double cast = 0.1;                 // one element converted fp32 -> array format (or back) by the DMA
                                      // cast unit: a round-to-nearest-even is an integer add of the
                                      // rounding bias and a truncation, ~ Horowitz's int32 add (estimate)
-  double logic_leakage_mw = 10;      // whole-chip logic leakage
+  double logic_leakage_mw = 10;      // logic leakage of a one-array chip; charged x array.count
+                                     // (the arrays are most of the logic: our assumption)
   double sram_leakage_mw_per_mib = 0.25;
 };
 

@@ -18,6 +18,7 @@ namespace {
 
 constexpr int kMaxBaseDepth = 4;       // `base = "preset"` chains longer than this are refused
 constexpr int kMaxArrayDim = 4096;
+constexpr int kMaxArrayCount = 64;   // arrays per core ([array] count)
 constexpr double kMaxKib = 1 << 20;    // 1 GiB per buffer bank
 constexpr int kMinPortBits = 8, kMaxPortBits = 8192;
 constexpr double kMaxLinkBits = 1 << 16;
@@ -233,6 +234,7 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
     Section a = top.sub("array");
     a.integer("rows", spec.array.rows, 1, kMaxArrayDim);
     a.integer("cols", spec.array.cols, 1, kMaxArrayDim);
+    a.integer("count", spec.array.count, 1, kMaxArrayCount);
     a.choice("dataflow", spec.array.dataflow, parse_dataflow, "\"os\", \"ws\", \"is\"");
     a.choice("format", spec.array.format, parse_format, "\"fp32\", \"bf16\", \"fp16\", \"int8\"");
     // The accumulator follows from the input format; the key exists so a file can say it.
@@ -360,6 +362,7 @@ std::string spec_to_toml(const Spec& s) {
   o += "\n[array]\n";
   line("rows", i(s.array.rows));
   line("cols", i(s.array.cols));
+  line("count", i(s.array.count));
   line("dataflow", toml_str(to_string(s.array.dataflow)));
   line("format", toml_str(to_string(s.array.format)));
   line("accumulator", toml_str(s.array.format == Format::int8 ? "int32" : "fp32"));
