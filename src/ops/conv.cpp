@@ -103,12 +103,14 @@ std::vector<int32_t> phase_chunks(const ConvDesc& d, const std::vector<int64_t>&
 // flushed negative result, left a -0 that an inserted zero would have made +0), and exactly those
 // outputs are recomputed here with the full chain (systolic_output). `a(k, m)` / `b(k, n)`: the full
 // GEMM's operands in the array's format.
-template <class A, class B>
-void recompute_negative_zeros(const ArrayConfig& cfg, int64_t K, int64_t count, const std::function<float&(int64_t)>& out,
-                              const std::function<std::pair<int64_t, int64_t>(int64_t)>& mn, A a, B b) {
+bool is_negative_zero(float v) { return v == 0.0f && std::signbit(v); }
+bool any_negative_zero(const float* out, int64_t count) { return std::any_of(out, out + count, is_negative_zero); }
+
+template <class MN, class A, class B>
+void recompute_negative_zeros(const ArrayConfig& cfg, int64_t K, float* out, int64_t count, MN mn, A a, B b) {
   for (int64_t i = 0; i < count; ++i) {
-    float& v = out(i);
-    if (!(v == 0.0f && std::signbit(v))) continue;
+    float& v = out[i];
+    if (!is_negative_zero(v)) continue;
     const auto [m, n] = mn(i);
     v = systolic_output(cfg, K, [&](int64_t k) { return a(k, m); }, [&](int64_t k) { return b(k, n); });
   }
@@ -215,12 +217,13 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
             for (int64_t iw = 0; iw < nw; ++iw)
               ds[((n * d.C + c) * d.H + rh[ih]) * d.W + rw[iw]] = out[((n * nh + ih) * nw + iw) * d.C + c];
     }
-    if (bp_phased) {  // the full B'^T (rows k = (k, r', t'), columns m = (n, h, w)) against W'
+    // The full B'^T (rows k = (k, r', t'), columns m = (n, h, w)) against W', built only for a -0.
+    if (bp_phased && any_negative_zero(diff_src.data(), diff_src.size())) {
       const AddressGenerator full = AddressGenerator::dx_bp(d);
       std::vector<float> wp;  // W' (KRS x C) in the array's format, built when a -0 needs it
       const int64_t KRS = d.K * d.R * d.S;
       recompute_negative_zeros(
-          cfg, KRS, diff_src.size(), [&](int64_t i) -> float& { return diff_src[i]; },
+          cfg, KRS, diff_src.data(), diff_src.size(),
           [&](int64_t i) {
             const int64_t n = i / (d.C * HW), c = i / HW % d.C;
             return std::pair<int64_t, int64_t>{n * HW + i % HW, c};
@@ -308,11 +311,12 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
   float* out = scratch_floats(ScratchSlot::conv_out, d.K * CRS);  // (K, CRS) = diff_wei's layout
   systolic_gemm(cfg, GemmShape{d.K, CRS, Kred}, MatView{a, Kred, false}, windows, out, CRS,
                 skip_inserted ? &chunks : nullptr);
-  if (skip_inserted) {  // the full GEMM: dilated dY (K x N Pd Qd) against the stride-1 X windows
+  // The full GEMM, dilated dY (K x N Pd Qd) against the stride-1 X windows, built only for a -0.
+  if (skip_inserted && any_negative_zero(out, d.K * CRS)) {
     const AddressGenerator dilated = AddressGenerator::dilated_dy(d), win = AddressGenerator::im2col(d, d.Pd(), d.Qd(), 1, 1);
     const float* xr = rounded_backing(cfg, src.data(), src.size());
     recompute_negative_zeros(
-        cfg, d.N * d.Pd() * d.Qd(), d.K * CRS, [&](int64_t i) -> float& { return out[i]; },
+        cfg, d.N * d.Pd() * d.Qd(), out, d.K * CRS,
         [&](int64_t i) { return std::pair<int64_t, int64_t>{i / CRS, i % CRS}; },
         [&](int64_t q, int64_t k) {
           const int64_t j = dilated.index(k, q);
