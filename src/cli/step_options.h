@@ -18,6 +18,7 @@ struct StepOptions {
   std::string model = "resnet50", mode = "train", spec = "tpu-like", lowering = "bp-im2col";
   int64_t input = 224, batch = 32, classes = 1000, channels = 3;
   double width = 1.0;
+  bool fold_bn = false;
 };
 
 // Declares --model --input --channels --batch --mode --spec --lowering --width --classes on `sub`.
