@@ -266,8 +266,12 @@ std::pair<int, std::string> run_cli(const std::string& args) {
   const auto err = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_dse_err.txt");
   const std::string cmd = std::string(bin) + " " + args + " >/dev/null 2>" + err.string();
   const int rc = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  {
+    std::ifstream in(err);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::filesystem::remove(err);
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, text};
 }
 

@@ -102,6 +102,8 @@ TEST(Gradcheck, DumpIsReadableAndComplete) {
   auto names = f.read_strings("network/names");
   EXPECT_EQ(names.front(), "input");
   EXPECT_EQ(f.dims("network/windows"), (h5::Dims{static_cast<int64_t>(names.size()), 8}));
+  f.close();   // closed before it is removed
+  std::filesystem::remove(c.dump);
 }
 
 TEST(Gradcheck, BadArgumentsAreUserErrors) {

@@ -29,9 +29,20 @@ namespace {
 using test::have_fmnist;
 TrainConfig small_config(const std::string& out) { return test::small_train_config(out); }
 
+// Scratch run directories, removed when the test program ends (no stray files in /tmp).
+struct ScratchDirs {
+  std::vector<fs::path> dirs;
+  ~ScratchDirs() {
+    std::error_code ec;
+    for (const fs::path& p : dirs) fs::remove_all(p, ec);
+  }
+};
+
 std::string tmpdir(const std::string& name) {
+  static ScratchDirs scratch;
   fs::path p = fs::temp_directory_path() / (std::to_string(::getpid()) + "_systrain_test_train_" + name);
   fs::remove_all(p);
+  scratch.dirs.push_back(p);
   return p.string();
 }
 
