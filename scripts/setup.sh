@@ -7,7 +7,8 @@ cd "$here"
 
 packages=(g++ cmake make pkg-config libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libhdf5-dev libgtest-dev libgmock-dev
           libbenchmark-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
-          gnuplot-nox dataset-fashion-mnist)
+          gnuplot-nox dataset-fashion-mnist pybind11-dev python3-dev python3-numpy python3-pytest
+          python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,5 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# Debian's interpreter, whose numpy and pytest the packages above installed (not another python3 on PATH).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
 cmake --build build -j "$jobs"
