@@ -103,10 +103,12 @@ Spec random_spec(std::mt19937_64& rng) {
     if (pick(3) == 0) b->double_buffered = !b->double_buffered;
     if (pick(3) == 0) b->dram_link_bits_per_cycle = double(8 * (1 + pick(64)));
     if (pick(3) == 0) b->halo = Halo::refetch;
+    if (pick(4) == 0) b->port_bits = 8 * (1 + pick(32));   // narrow: the ports bind
   }
   const double latencies[] = {0, 0.5, 7.3, 100, 1000};
   s.dram.latency_ns = latencies[pick(5)];
   s.dram.max_outstanding = 1 + pick(4);
+  if (pick(3) == 0) s.dram.granule_bytes = 1 << pick(8);   // whole granules cross the link
   s.dram.bandwidth_gbps = 1 + pick(64);
   if (pick(4) == 0) s.clock_ghz = 0.7;
   s.name += "(shaken)";
@@ -436,6 +438,62 @@ TEST(CostReference, WrongMultiArrayScheduleIsCaught) {
     }
     EXPECT_GT(caught, cases / 3) << "mutation " << int(m) << " was caught in only " << caught << " of " << cases;
   }
+}
+
+// tpu-v3 on the four GEMMs of README "Agreement with a real TPU v3" (C stored in bf16): the fast
+// model and the reference agree on every counter; the DRAM granule (32 bytes) is charged by both.
+TEST(CostReference, TpuV3GemmsAgree) {
+  const Spec spec = load_spec("tpu-v3");
+  for (int64_t n : {256, 512, 1024, 2048}) {
+    GemmWork w = dense_gemm_work({n, n, n}, spec.array.format);
+    w.c.dram_elem_bytes = 2;
+    EXPECT_EQ(compare(w, spec), "") << n;
+  }
+  // A granule makes a request of odd bytes cost whole granules: narrow tiles of an odd K are slower
+  // with 64-byte granules, and the two models agree.
+  Spec g = load_spec("tpu-like");
+  g.ifmap.kib = g.weight.kib = 1;   // forces small tiles
+  const GemmWork w = dense(300, 70, 33, 2, false);
+  const double exact = cost_gemm(w, g).get("cycles.total");
+  g.dram.granule_bytes = 64;
+  EXPECT_EQ(compare(w, g), "");
+  EXPECT_GT(cost_gemm(w, g).get("cycles.total"), exact);
+}
+
+// The buffers' ports as a timing limit (docs/cost-schedule.md "Ports"). On tpu-like the ports feed
+// one 32x32 array at full rate: a second array shares them, so the output port (32 partial sums per
+// cycle) stretches its steps; doubling the ports gives the second array back. Fast model and
+// reference agree on every counter either way, and a fast model that ignores the ports is caught.
+TEST(CostReference, PortsBindAndAgree) {
+  Spec spec = load_spec("tpu-like");
+  spec.array.count = 2;
+  spec.dram.bandwidth_gbps = 1000;   // the arrays, not the link, set the pace
+  const GemmWork w = dense(512, 512, 512, 2, false);
+  EXPECT_EQ(compare(w, spec), "");
+  const Stats narrow = cost_gemm(w, spec);
+  EXPECT_GT(narrow.get("stall.port"), 0.1 * narrow.get("cycles.total"));
+  EXPECT_NE(compare(w, spec, CostMutation::ignore_ports), "");
+  Spec wide = spec;
+  for (BufferSpec* b : {&wide.ifmap, &wide.weight, &wide.output}) b->port_bits *= 2;
+  EXPECT_EQ(compare(w, wide), "");
+  const Stats fed = cost_gemm(w, wide);
+  EXPECT_EQ(fed.get("stall.port"), 0);
+  EXPECT_LT(fed.get("cycles.total"), 0.8 * narrow.get("cycles.total"));
+  // One array on tpu-like: the ports keep up, nothing changes.
+  spec.array.count = 1;
+  EXPECT_EQ(cost_gemm(w, spec).get("stall.port"), 0);
+  // Random narrow ifmap / weight ports on shaken specs: the two agree, ignoring the ports is caught.
+  std::mt19937_64 rng(4242);
+  int caught = 0;
+  for (int i = 0; i < 40; ++i) {
+    Spec s = random_spec(rng);
+    s.ifmap.port_bits = s.weight.port_bits = 8 * (1 + int(rng() % 8));
+    auto in = [&](int lo, int hi) { return int64_t(lo + int(rng() % uint64_t(hi - lo + 1))); };
+    const GemmWork d = dense(in(1, 300), in(1, 300), in(1, 300), format_bytes(s.array.format), false);
+    EXPECT_EQ(compare(d, s), "") << i;
+    if (!compare(d, s, CostMutation::ignore_ports).empty()) ++caught;
+  }
+  EXPECT_GT(caught, 10);
 }
 
 }  // namespace

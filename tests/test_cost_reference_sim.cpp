@@ -44,6 +44,36 @@ Spec hand_spec() {
   return s;
 }
 
+// docs/cost-schedule.md "Ports", written from the docs: the cycles the ports of the ifmap, weight and
+// output buffers need for one step of tile g (the broadcast operand read once per fold slot).
+int64_t docs_port_cycles(const GemmWork& w, const Spec& sp, const GemmShape& g) {
+  const ArrayConfig& a = sp.array;
+  auto cd = [](int64_t x, int64_t y) { return (x + y - 1) / y; };
+  int64_t a_reads = 0, b_reads = 0, chunks = 0;   // elements
+  const int64_t count = std::max(1, a.count);
+  switch (a.dataflow) {
+    case Dataflow::os:   // M on rows, N on cols (dealt, A broadcast), K in time
+      a_reads = g.M * g.K * cd(cd(g.N, a.cols), count);
+      b_reads = g.K * g.N * cd(g.M, a.rows);
+      chunks = g.M * g.N;
+      break;
+    case Dataflow::ws:   // K on rows, N on cols (dealt, A broadcast), M in time
+      a_reads = g.M * g.K * cd(cd(g.N, a.cols), count);
+      b_reads = g.K * g.N;
+      chunks = g.M * g.N * cd(g.K, a.rows);
+      break;
+    case Dataflow::is:   // K on rows, M on cols (dealt, B broadcast), N in time
+      a_reads = g.M * g.K;
+      b_reads = g.K * g.N * cd(cd(g.M, a.cols), count);
+      chunks = g.M * g.N * cd(g.K, a.rows);
+      break;
+  }
+  auto t = [](double bytes, int bits) { return int64_t(std::ceil(bytes * 8.0 / double(bits))); };
+  return std::max({t(double(a_reads * w.a.elem_bytes) * w.a.fetched_fraction, sp.ifmap.port_bits),
+                   t(double(b_reads * w.b.elem_bytes) * w.b.fetched_fraction, sp.weight.port_bits),
+                   t(double(chunks * 4), sp.output.port_bits)});
+}
+
 GemmWork dense(int64_t M, int64_t N, int64_t K) {
   GemmWork w;
   w.shape = {M, N, K};
@@ -502,7 +532,7 @@ TEST(CostReferenceInvariants, CountersAgreeWithTheTraceOnRandomSmallCases) {
     // Stall causes sum to the stall; the total is at least the compute.
     double causes = 0;
     for (const char* k : {"stall.materialize", "stall.slot", "stall.queue", "stall.latency", "stall.bandwidth",
-                          "stall.drain"}) {
+                          "stall.drain", "stall.port"}) {
       EXPECT_GE(get(r, k), 0) << k;
       causes += get(r, k);
     }
@@ -532,8 +562,9 @@ TEST(CostReferenceInvariants, CountersAgreeWithTheTraceOnRandomSmallCases) {
       last_end = s.end;
       const int64_t tm = std::min(c.p.tile_m, g.M - s.m * c.p.tile_m), tn = std::min(c.p.tile_n, g.N - s.n * c.p.tile_n),
                     tk = std::min(c.p.tile_k, g.K - s.k * c.p.tile_k);
-      EXPECT_EQ(s.end - s.start, gemm_compute_cycles(c.s.array, {tm, tn, tk}));
-      cycles += s.end - s.start;
+      const int64_t compute_cycles = gemm_compute_cycles(c.s.array, {tm, tn, tk});
+      EXPECT_EQ(s.end - s.start, std::max(compute_cycles, docs_port_cycles(c.w, c.s, {tm, tn, tk})));
+      cycles += compute_cycles;
       macs += tm * tn * tk;
       compute_start[{s.sub_gemm, s.step}] = s.start;
       ++steps;
@@ -614,7 +645,7 @@ struct Equations {
   std::map<std::pair<std::string, int64_t>, std::pair<int64_t, int64_t>> requests;  // (name, step) -> [start, complete)
   std::vector<std::pair<int64_t, int64_t>> steps;                                   // [start, end)
   int64_t total = 0;
-  std::array<int64_t, 6> stall{};  // materialize, slot, queue, latency, bandwidth, drain
+  std::array<int64_t, 7> stall{};  // materialize, slot, queue, latency, bandwidth, drain, port
 };
 
 Equations equations(const GemmWork& w, const Spec& sp, const GemmPlan& p) {
@@ -767,7 +798,10 @@ Equations equations(const GemmWork& w, const Spec& sp, const GemmPlan& p) {
         else ready[2] = input_eligible(j);
       }
       const int64_t start = std::max({prev_end, ready[0], ready[1], ready[2]});
-      const int64_t cyc = gemm_compute_cycles(sp.array, {sz(0, st[size_t(r)][0]), sz(1, st[size_t(r)][1]), sz(2, st[size_t(r)][2])});
+      const GemmShape tg{sz(0, st[size_t(r)][0]), sz(1, st[size_t(r)][1]), sz(2, st[size_t(r)][2])};
+      const int64_t compute = gemm_compute_cycles(sp.array, tg);
+      const int64_t cyc = std::max(compute, docs_port_cycles(w, sp, tg));
+      out.stall[6] += cyc - compute;
       end[size_t(r)] = start + cyc;
       out.steps.emplace_back(start, start + cyc);
       if (start > prev_end) {
@@ -814,9 +848,9 @@ TEST(CostReferenceInvariants, EventsReachTheDocsEquations) {
     EXPECT_EQ(got, e.requests);
     EXPECT_EQ(steps, e.steps);
     EXPECT_EQ(get(r, "cycles.total"), double(e.total));
-    const char* names[6] = {"stall.materialize", "stall.slot",      "stall.queue",
-                            "stall.latency",     "stall.bandwidth", "stall.drain"};
-    for (int i = 0; i < 6; ++i) EXPECT_EQ(get(r, names[i]), double(e.stall[size_t(i)])) << names[i];
+    const char* names[7] = {"stall.materialize", "stall.slot",  "stall.queue", "stall.latency",
+                            "stall.bandwidth",   "stall.drain", "stall.port"};
+    for (int i = 0; i < 7; ++i) EXPECT_EQ(get(r, names[i]), double(e.stall[size_t(i)])) << names[i];
     if (::testing::Test::HasFailure()) break;
   }
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <random>
 
 #include "models/netdesc.h"
@@ -25,6 +26,17 @@ NetDesc small_net(const std::string& name, const std::string& shortcut = "conv",
   o.in_h = o.in_w = hw;
   o.batch = 4;
   o.shortcut = shortcut;
+  return build_resnet(o);
+}
+
+// ResNet-50 on one 3x224x224 image, 1000 classes.
+NetDesc resnet50_224() {
+  ResNetOptions o;
+  o.name = "resnet50";
+  o.batch = 1;
+  o.in_c = 3;
+  o.in_h = o.in_w = 224;
+  o.classes = 1000;
   return build_resnet(o);
 }
 
@@ -118,14 +130,60 @@ TEST(Projection, InferenceIsTheForwardOnly) {
   for (const auto& r : recs) EXPECT_EQ(r.tag.phase, Phase::forward) << r.tag.layer;
 }
 
+// --fold-bn: every BN after a conv becomes one fused pass (bias, and the ReLU after it) with no DRAM
+// traffic but its bias; the ReLU records after those BNs disappear; the convs are unchanged; the
+// ReLUs after the residual adds stay.
+TEST(Projection, FoldBnFusesBiasAndReluIntoTheConvOutput) {
+  const NetDesc d = resnet50_224();
+  const Spec spec = load_spec("tpu-v3");
+  const auto plain = project(d, spec, Lowering::bp_im2col, StepMode::infer);
+  const auto folded = project(d, spec, Lowering::bp_im2col, StepMode::infer_fold_bn);
+  auto count = [](const std::vector<StatsRecord>& v, OpKind k) {
+    int n = 0;
+    for (const auto& r : v) n += r.tag.kind == k;
+    return n;
+  };
+  int bns = 0, relus_after_bn = 0, relus_after_add = 0;
+  for (const NodeDesc& n : d.nodes) {
+    bns += n.kind == NodeKind::bn;
+    if (n.kind == NodeKind::relu) (d.node(n.inputs[0]).kind == NodeKind::bn ? relus_after_bn : relus_after_add)++;
+  }
+  EXPECT_EQ(bns, 53);   // ResNet-50: a BN after each of its 53 convs
+  EXPECT_EQ(relus_after_add, 16);
+  EXPECT_EQ(count(plain, OpKind::bn_fwd), bns);
+  EXPECT_EQ(count(folded, OpKind::bn_fwd), bns);
+  EXPECT_EQ(count(plain, OpKind::relu_fwd), relus_after_bn + relus_after_add);
+  EXPECT_EQ(count(folded, OpKind::relu_fwd), relus_after_add);
+  Stats conv_plain, conv_folded;
+  for (const auto& r : plain) if (r.tag.kind == OpKind::conv_fwd) conv_plain += r.stats;
+  for (const auto& r : folded) {
+    if (r.tag.kind == OpKind::conv_fwd) conv_folded += r.stats;
+    if (r.tag.kind != OpKind::bn_fwd) continue;
+    // Only the folded bias (fp32, one per channel) comes from DRAM; nothing is written.
+    EXPECT_EQ(r.stats.get("bytes.dram.write.vector"), 0) << r.tag.layer;
+    EXPECT_LE(r.stats.get("bytes.dram.read.vector"), 4 * 2048) << r.tag.layer;
+  }
+  EXPECT_EQ(conv_plain.values(), conv_folded.values());
+  Ledger a(spec), b(spec);
+  project_into(a, d, Lowering::bp_im2col, StepMode::infer);
+  project_into(b, d, Lowering::bp_im2col, StepMode::infer_fold_bn);
+  // The folded BNs and the ReLUs fused into them write nothing (plain: each writes its output).
+  std::map<std::string, int> id_of;
+  for (size_t i = 0; i < d.nodes.size(); ++i) id_of[d.nodes[i].name] = int(i);
+  double gone = 0;
+  for (const auto& r : plain) {
+    const NodeDesc& n = d.node(id_of.at(r.tag.layer));
+    const bool after_bn = !n.inputs.empty() && d.node(n.inputs[0]).kind == NodeKind::bn;
+    if (r.tag.kind == OpKind::bn_fwd || (r.tag.kind == OpKind::relu_fwd && after_bn))
+      gone += r.stats.get("bytes.dram.write.vector");
+  }
+  EXPECT_GT(gone, 0);
+  EXPECT_NEAR(a.total().get("bytes.dram.write.vector") - b.total().get("bytes.dram.write.vector"), gone, 1.0);
+  EXPECT_LT(b.non_conv().get("cycles.total"), a.non_conv().get("cycles.total"));
+}
+
 TEST(Projection, ResNet50At224IsFast) {
-  ResNetOptions o;
-  o.name = "resnet50";
-  o.batch = 1;
-  o.in_c = 3;
-  o.in_h = o.in_w = 224;
-  o.classes = 1000;
-  const NetDesc d = build_resnet(o);
+  const NetDesc d = resnet50_224();
   Ledger ledger(load_spec("tpu-like"));
   const auto t0 = std::chrono::steady_clock::now();
   project_into(ledger, d, Lowering::bp_im2col, StepMode::train);

@@ -26,7 +26,7 @@ std::string error_of(const std::string& text, const std::string& source = "t.tom
 }
 
 TEST(Spec, PresetsLoadWithDocumentedValues) {
-  EXPECT_EQ(preset_names().size(), 3u);
+  EXPECT_EQ(preset_names().size(), 4u);
   const Spec t = load_spec("");  // default
   EXPECT_EQ(t.name, "tpu-like");
   EXPECT_EQ(t.array.rows, 32);
@@ -54,10 +54,28 @@ TEST(Spec, PresetsLoadWithDocumentedValues) {
   EXPECT_EQ(b.array.dataflow, Dataflow::is);
   EXPECT_EQ(b.array.rows, 16);
 
-  // Storage formats: every preset keeps an array-format weight copy; a cast costs ~ an int32 add.
+  // One TPU v3 TensorCore, from its public facts (models/presets/tpu-v3.toml cites each).
+  const Spec v3 = load_spec("tpu-v3");
+  EXPECT_EQ(v3.array.rows, 128);
+  EXPECT_EQ(v3.array.cols, 128);
+  EXPECT_EQ(v3.array.count, 2);
+  EXPECT_EQ(v3.array.dataflow, Dataflow::ws);
+  EXPECT_EQ(v3.array.format, Format::bf16);
+  EXPECT_DOUBLE_EQ(v3.clock_ghz, 0.94);
+  EXPECT_DOUBLE_EQ(v3.dram.bandwidth_gbps, 450);
+  EXPECT_EQ(v3.dram.kind, "hbm2");
+  EXPECT_DOUBLE_EQ(v3.dram.energy_pj_per_bit, 3.9);   // from the kind
+  EXPECT_EQ(v3.dram.granule_bytes, 32);
+  EXPECT_EQ(v3.vector.lanes, 1024);
+  EXPECT_EQ(v3.tech_nm, 16);
+  // The vector memory: 16 MiB, split over our buffers (double-buffered banks).
+  EXPECT_DOUBLE_EQ(2 * (v3.ifmap.kib + v3.weight.kib + v3.output.kib + v3.vector.buffer_kib), 16384);
+
+  // Storage formats: every preset keeps an array-format weight copy; a cast costs ~ an int32 add
+  // (0.1 pJ at 45 nm, x 0.18 at 16 nm).
   for (const auto& name : preset_names()) {
     EXPECT_EQ(load_spec(name).storage.weights, WeightStorage::copy) << name;
-    EXPECT_DOUBLE_EQ(load_spec(name).energy.cast, 0.1) << name;
+    EXPECT_DOUBLE_EQ(load_spec(name).energy.cast, name == "tpu-v3" ? 0.018 : 0.1) << name;
   }
   EXPECT_EQ(Spec{}.storage.weights, WeightStorage::copy);
   const Spec m = parse_spec_toml("base = \"tpu-like\"\n[storage]\nweights = \"master\"\n", "m.toml");
@@ -88,7 +106,7 @@ TEST(Spec, RoundTripThroughToml) {
   EXPECT_EQ(parse_spec_toml(spec_to_toml(s), "x").array.conv_mapping, ConvMapping::channel_tap);
   for (const auto& name : preset_names()) EXPECT_EQ(load_spec(name).array.conv_mapping, ConvMapping::im2col) << name;
   EXPECT_NE(spec_to_toml(s).find("count = 3"), std::string::npos);
-  for (const auto& name : preset_names()) EXPECT_EQ(load_spec(name).array.count, 1) << name;
+  for (const auto& name : preset_names()) EXPECT_EQ(load_spec(name).array.count, name == "tpu-v3" ? 2 : 1) << name;
   EXPECT_EQ(back.weight.halo, Halo::refetch);
   EXPECT_EQ(back.ifmap.halo, Halo::keep);
   EXPECT_EQ(back.clock_ghz, s.clock_ghz);
@@ -105,6 +123,19 @@ TEST(Spec, BaseAndTechNode) {
   EXPECT_DOUBLE_EQ(n.energy.mac_bf16, 0.27);  // the 16 nm default
   EXPECT_DOUBLE_EQ(n.energy.cast, 0.018);     // 0.1 pJ x 0.18 (logic)
   EXPECT_DOUBLE_EQ(n.energy.mac_fp32, 1.0);   // overridden
+}
+
+// [dram] kind sets the DRAM energy per bit unless the same table gives it.
+TEST(Spec, DramKindSetsTheEnergyUnlessGiven) {
+  EXPECT_DOUBLE_EQ(parse_spec_toml("[dram]\nkind = \"hbm2\"\n", "h.toml").dram.energy_pj_per_bit, 3.9);
+  EXPECT_DOUBLE_EQ(parse_spec_toml("[dram]\nkind = \"gddr5\"\n", "g.toml").dram.energy_pj_per_bit, 14);
+  EXPECT_DOUBLE_EQ(parse_spec_toml("[dram]\nkind = \"hbm2\"\nenergy_pj_per_bit = 5.0\n", "h.toml").dram.energy_pj_per_bit, 5);
+  EXPECT_DOUBLE_EQ(parse_spec_toml("[dram]\nkind = \"custom\"\nenergy_pj_per_bit = 2.5\n", "c.toml").dram.energy_pj_per_bit, 2.5);
+  // A base's energy stays when the file names no kind; a file naming a kind replaces it.
+  EXPECT_DOUBLE_EQ(parse_spec_toml("base = \"tpu-v3\"\n[dram]\nlatency_ns = 10.0\n", "b.toml").dram.energy_pj_per_bit, 3.9);
+  EXPECT_DOUBLE_EQ(parse_spec_toml("base = \"tpu-v3\"\n[dram]\nkind = \"lpddr4\"\n", "b.toml").dram.energy_pj_per_bit, 8);
+  EXPECT_EQ(Spec{}.dram.kind, "lpddr4");
+  EXPECT_EQ(Spec{}.dram.granule_bytes, 1);
 }
 
 TEST(Spec, BadSpecsNameFileAndKey) {
@@ -126,6 +157,9 @@ TEST(Spec, BadSpecsNameFileAndKey) {
       {"[buffers.weight]\nhalo = \"drop\"\n", {"t.toml", "buffers.weight.halo", "\"keep\", \"refetch\""}},
       {"[buffers.scratch]\nkib = 1\n", {"t.toml", "buffers.scratch", "ifmap, weight, output"}},
       {"[dram]\nbandwidth_gbps = 0\n", {"t.toml", "dram.bandwidth_gbps", "number"}},
+      {"[dram]\ngranule_bytes = 0\n", {"t.toml", "dram.granule_bytes", "got 0"}},
+      {"[dram]\nkind = \"sram\"\n", {"t.toml", "dram.kind", "\"hbm2\""}},
+      {"[dram]\nkind = \"custom\"\n", {"t.toml", "dram.kind", "energy_pj_per_bit"}},
       {"[vector]\nfuse_with_conv = 1\n", {"t.toml", "vector.fuse_with_conv", "true or false"}},
       {"[energy]\nmac_bf16 = -2\n", {"t.toml", "energy.mac_bf16", "[0,"}},
       {"[energy]\ncast = -0.1\n", {"t.toml", "energy.cast", "[0,"}},

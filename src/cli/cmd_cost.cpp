@@ -34,8 +34,9 @@ struct CostArgs {
   std::string spec = std::string(kDefaultPreset), gemm, conv, direction = "fwd", lowering = "bp-im2col";
   std::string mapping;  // --mapping: overrides the spec's [array] conv_mapping
   std::string trace, json;
+  std::string c_format = "accumulator";   // --gemm: C in DRAM in the accumulator format or the array's
   bool reference = false, force = false;
-  bool direction_given = false, lowering_given = false;
+  bool direction_given = false, lowering_given = false, c_format_given = false;
 };
 
 // --gemm M,N,K: three positive integers whose products (operands, MACs) fit 64 bits.
@@ -90,9 +91,14 @@ Job resolve_job(const CostArgs& a, const Spec& spec) {
   if (!a.gemm.empty()) {
     const GemmShape g = parse_gemm(a.gemm);
     GemmWork w = dense_gemm_work(g, spec.array.format);
+    // C leaves the array as accumulators; stored in the array's format it is rounded (cast) on its way
+    // to DRAM, as a framework's bf16 matmul returns bf16.
+    if (a.c_format == "array") w.c.dram_elem_bytes = format_bytes(spec.array.format);
+    else if (a.c_format != "accumulator")
+      throw UserError(fmt::format("--c-format must be accumulator or array, got '{}'", io::printable(a.c_format)));
     w.tag.layer = fmt::format("gemm{}x{}x{}", g.M, g.N, g.K);
     j.title = fmt::format("GEMM M={} N={} K={}", g.M, g.N, g.K);
-    j.what = {{"gemm", {{"m", g.M}, {"n", g.N}, {"k", g.K}}}};
+    j.what = {{"gemm", {{"m", g.M}, {"n", g.N}, {"k", g.K}}}, {"c_format", a.c_format}};
     j.works.push_back(w);
     return j;
   }
@@ -229,6 +235,8 @@ int run_cost(const CostArgs& a) {
   if (!a.gemm.empty() && (a.direction_given || a.lowering_given || !a.mapping.empty()))
     throw UserError(fmt::format("{} applies to --conv only (a --gemm is one dense GEMM)",
                                 a.direction_given ? "--direction" : a.lowering_given ? "--lowering" : "--mapping"));
+  if (!a.conv.empty() && a.c_format_given)
+    throw UserError("--c-format applies to --gemm only (a conv layer's tensors have their storage formats)");
   const ConvMapping mapping = a.mapping.empty() ? ConvMapping::im2col : conv_mapping_from_flag(a.mapping);
   check_outputs({{a.json, "--json"}, {a.trace, "--trace"}});
   Spec spec = load_spec(a.spec);
@@ -404,9 +412,14 @@ const Registrar kReg{Command{
                      "--reference");
       sub.add_option("--json", a->json, "write the figures as JSON to this file");
       sub.add_flag("--force", a->force, "run the reference even beyond its step / trace-slice limits");
-      return [a, dir, low] {
+      auto* cf = sub.add_option("--c-format", a->c_format,
+                                "--gemm: C in DRAM as accumulators (fp32/int32) or in the array's format (array: "
+                                "rounded on the way out, as a bf16 matmul returns bf16)")
+                     ->capture_default_str();
+      return [a, dir, low, cf] {
         a->direction_given = dir->count() > 0;
         a->lowering_given = low->count() > 0;
+        a->c_format_given = cf->count() > 0;
         return run_cost(*a);
       };
     }}};

@@ -59,7 +59,7 @@ int run_project(const ProjectArgs& a) {
   const double energy_share = share(dn.energy_pj, dt.energy_pj);
 
   fmt::print("== systrain project: {} {}x{}x{}, batch {}, {} step, spec {}, lowering {}{} ==\n", net.name, a.channels,
-             a.input, a.input, a.batch, a.mode, spec.name, a.lowering,
+             a.input, a.input, a.batch, a.fold_bn ? a.mode + " (BN folded)" : a.mode, spec.name, a.lowering,
              spec.array.conv_mapping == ConvMapping::im2col ? "" : ", mapping channel_tap");
   fmt::print("  {} op records ({} distinct cost evaluations), projected in {:.3f} s\n\n", ledger.records().size(),
              ledger.cache_entries(), host_s);
@@ -101,6 +101,7 @@ int run_project(const ProjectArgs& a) {
                         {"input", a.input},
                         {"batch", a.batch},
                         {"mode", a.mode},
+                        {"fold_bn", a.fold_bn},
                         {"spec", spec.name},
                         {"lowering", a.lowering},
                         {"conv_mapping", to_string(spec.array.conv_mapping)},

@@ -20,6 +20,8 @@ void add_step_options(CLI::App& sub, StepOptions& o) {
                                          "[array] conv_mapping)");
   sub.add_option("--width", o.width, "channel multiplier")->capture_default_str();
   sub.add_option("--classes", o.classes, "classes of the fc layer")->capture_default_str();
+  sub.add_flag("--fold-bn", o.fold_bn,
+               "--mode infer: fold every BN after a conv into it (bias + ReLU in the conv's output pass)");
 }
 
 Step resolve_step(const StepOptions& o) {
@@ -31,6 +33,9 @@ Step resolve_step(const StepOptions& o) {
   if (o.mode == "train") s.mode = StepMode::train;
   else if (o.mode == "infer") s.mode = StepMode::infer;
   else throw UserError(fmt::format("--mode must be train or infer (got '{}')", o.mode));
+  if (o.fold_bn && s.mode != StepMode::infer)
+    throw UserError("--fold-bn applies to --mode infer only (training needs the BN statistics)");
+  if (o.fold_bn) s.mode = StepMode::infer_fold_bn;
   s.lowering = lowering_from_flag(o.lowering);
   ResNetOptions r;
   r.name = o.model;

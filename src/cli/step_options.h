@@ -19,6 +19,7 @@ struct StepOptions {
   std::string mapping;  // --mapping: overrides the spec's [array] conv_mapping when given
   int64_t input = 224, batch = 32, classes = 1000, channels = 3;
   double width = 1.0;
+  bool fold_bn = false;
 };
 
 // Declares --model --input --channels --batch --mode --spec --lowering --mapping --width --classes on `sub`.

@@ -68,6 +68,8 @@ struct Problem {
   int used_link[4], links_used;        // the links some operand uses
   bool accumulate;                     // C is read once and added to
   bool resident_a, resident_b, resident_c;  // the whole operand fits in one bank
+  double port_a, port_b;               // bytes an edge element of A / B takes through its buffer's port
+  int port_bits[3];                    // ifmap, weight, output port widths
 };
 
 // Result of costing one (tiles, order) candidate.
@@ -206,7 +208,21 @@ double lower_bound(const Problem& p, const Split s[3], double compute, const Exp
   return std::max(x.first + compute + x.last, mem);
 }
 
-Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, const Exposed& x,
+// The cycles the buffers' ports need for all steps of a tiling (docs/cost-schedule.md "Ports"),
+// without the per-step rounding: a lower bound on the steps' durations, as the compute is.
+double port_cycles(const Problem& p, const Split s[3]) {
+  auto rereads = [&](int missing) {
+    if (missing == p.col_dim) return busiest_column_folds(s[missing], p.spec->array);
+    return fold_sum(s[missing], missing == p.time_dim ? 0 : p.gran[size_t(missing)]);
+  };
+  const double M = double(p.g.M), N = double(p.g.N), K = double(p.g.K);
+  return std::max({M * K * rereads(kN) * p.port_a * 8 / p.port_bits[0],
+                   K * N * rereads(kM) * p.port_b * 8 / p.port_bits[1],
+                   M * N * fold_sum(s[kK], p.time_dim == kK ? 0 : p.gran[kK]) * kAccBytes * 8 / p.port_bits[2]});
+}
+
+// `busy`: the steps' durations, max(compute, port_cycles); the ranking charges them.
+Eval evaluate(const Problem& p, const Split s[3], double compute, double busy, double folds, const Exposed& x,
               const int order[3]) {
   Eval e;
   for (int d = 0; d < 3; ++d) e.t[d] = s[d].t;
@@ -236,7 +252,7 @@ Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, 
   const double last_c = p.c_total / tiles_c;
   const double t_first = x.first, t_last = x.last;
   if (S <= 1) {
-    e.total = t_first + compute + t_last;
+    e.total = t_first + busy + t_last;
     return e;
   }
   // Innermost loop that actually iterates; runs of it start with the outer loops' loads.
@@ -253,7 +269,7 @@ Eval evaluate(const Problem& p, const Split s[3], double compute, double folds, 
   };
   const double ia = per_step(steady_a, kDepA), ib = per_step(steady_b, kDepB), ic = per_step(steady_c, kDepC);
   const double ra = per_run(steady_a, kDepA), rb = per_run(steady_b, kDepB), rc = per_run(steady_c, kDepC);
-  const double cc = compute / S;
+  const double cc = busy / S;
   const int c_requests = e.dram_c_read > 0 ? 2 : 1;
   auto step = [&](double a, double b, double c) {
     return std::max(cc, transfer(p, link_bytes(p, a, b, c, true, c_requests))) +
@@ -339,6 +355,11 @@ Problem make_problem(const GemmWork& w, const Spec& spec, CostMutation mutation)
   p.resident_a = mk * p.a_occ <= p.bank_a;
   p.resident_b = kn * p.b_occ <= p.bank_b;
   p.resident_c = mn * kAccBytes <= p.bank_c;
+  p.port_a = w.a.elem_bytes * w.a.fetched_fraction;
+  p.port_b = w.b.elem_bytes * w.b.fetched_fraction;
+  p.port_bits[0] = spec.ifmap.port_bits;
+  p.port_bits[1] = spec.weight.port_bits;
+  p.port_bits[2] = spec.output.port_bits;
   return p;
 }
 
@@ -381,7 +402,7 @@ Eval search(const Problem& p, int64_t& evaluated, bool prune, const GemmPlan* fo
     double compute, folds;
     tile_compute(p.spec->array, s, compute, folds);
     evaluated = 1;
-    return evaluate(p, s, compute, folds, exposed(p, s), o);
+    return evaluate(p, s, compute, std::max(compute, port_cycles(p, s)), folds, exposed(p, s), o);
   }
   // Several arrays: tiles of the column dim in multiples of count x cols keep every array busy.
   auto cand_gran = [&](int d) { return d == p.col_dim ? p.gran[size_t(d)] * std::max(1, p.spec->array.count) : p.gran[size_t(d)]; };
@@ -400,13 +421,14 @@ Eval search(const Problem& p, int64_t& evaluated, bool prune, const GemmPlan* fo
         const Split s[3] = {split(p.ext[kM], tm), split(p.ext[kN], tn), split(p.ext[kK], tk)};
         double compute, folds;
         tile_compute(p.spec->array, s, compute, folds);
+        const double busy = std::max(compute, port_cycles(p, s));
         const Exposed x = exposed(p, s);
-        if (prune && have && lower_bound(p, s, compute, x) > best.total * (1 + kPruneSlack)) {
+        if (prune && have && lower_bound(p, s, busy, x) > best.total * (1 + kPruneSlack)) {
           evaluated += std::size(kOrders);
           continue;
         }
         for (const auto& o : kOrders) {
-          const Eval e = evaluate(p, s, compute, folds, x, o);
+          const Eval e = evaluate(p, s, compute, busy, folds, x, o);
           ++evaluated;
           if (!have || better(e, best)) best = e, have = true;
         }
@@ -417,7 +439,7 @@ Eval search(const Problem& p, int64_t& evaluated, bool prune, const GemmPlan* fo
                         split(p.ext[kK], ck.back())};
     double compute, folds;
     tile_compute(p.spec->array, s, compute, folds);
-    best = evaluate(p, s, compute, folds, exposed(p, s), kOrders[0]);
+    best = evaluate(p, s, compute, std::max(compute, port_cycles(p, s)), folds, exposed(p, s), kOrders[0]);
     evaluated = 1;
   }
   return best;

@@ -16,7 +16,7 @@
 namespace st {
 
 const std::array<const char*, kStallCauses> kStallCounter = {
-    "stall.materialize", "stall.slot", "stall.queue", "stall.latency", "stall.bandwidth", "stall.drain"};
+    "stall.materialize", "stall.slot", "stall.queue", "stall.latency", "stall.bandwidth", "stall.drain", "stall.port"};
 
 int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t tile_rows, int64_t tile_cols) {
   // backing x the tile's fraction of the virtual elements, rounded up; dense: the tile itself.
@@ -24,6 +24,26 @@ int64_t tile_share(int64_t backing, int64_t rows, int64_t cols, int64_t tile_row
   const i128 all = i128(rows) * cols, area = i128(tile_rows) * tile_cols;
   if (backing == all) return int64_t(area);
   return int64_t((i128(backing) * area + all - 1) / all);
+}
+
+int64_t step_port_cycles(const GemmWork& w, const Spec& spec, const GemmShape& g) {
+  const ArrayConfig& a = spec.array;
+  auto cdiv = [](int64_t x, int64_t y) { return (x + y - 1) / y; };
+  // Array folds of a dim: over the array rows / cols it maps to; the dim in time streams once.
+  const bool os = a.dataflow == Dataflow::os, is = a.dataflow == Dataflow::is;
+  const int64_t folds_m = os ? cdiv(g.M, a.rows) : is ? cdiv(g.M, a.cols) : 1;
+  const int64_t folds_n = os || !is ? cdiv(g.N, a.cols) : 1;
+  const int64_t folds_k = os ? 1 : cdiv(g.K, a.rows);
+  // The operand re-streamed per column fold (OS/WS: A, IS: B) is broadcast to every array: one read
+  // per fold slot of the busiest array.
+  const int64_t slots = cdiv(is ? folds_m : folds_n, std::max(1, a.count));
+  const int64_t a_bytes = g.M * g.K * (is ? folds_n : slots) * w.a.elem_bytes;
+  const int64_t b_bytes = g.K * g.N * (is ? slots : folds_m) * w.b.elem_bytes;
+  const int64_t c_bytes = g.M * g.N * folds_k * 4;
+  auto port = [](double bytes, int bits) { return int64_t(std::ceil(bytes * 8.0 / double(bits))); };
+  return std::max({port(double(a_bytes) * w.a.fetched_fraction, spec.ifmap.port_bits),
+                   port(double(b_bytes) * w.b.fetched_fraction, spec.weight.port_bits),
+                   port(double(c_bytes), spec.output.port_bits)});
 }
 
 namespace {
@@ -39,8 +59,9 @@ struct Request {
 // One DMA engine: in-order, `depth` requests in flight, data transfers serial.
 class Link {
  public:
-  Link(double bytes_per_cycle, int64_t latency, int depth, CostMutation m)
-      : bpc_(bytes_per_cycle), latency_(latency), depth_(depth), mutation_(m), ring_(size_t(depth), 0) {}
+  Link(double bytes_per_cycle, int64_t latency, int depth, int64_t granule, CostMutation m)
+      : bpc_(bytes_per_cycle), latency_(latency), depth_(depth), granule_(granule), mutation_(m),
+        ring_(size_t(depth), 0) {}
 
   Request issue(int64_t eligible, int64_t bytes) {
     if (mutation_ == CostMutation::round_transfer_bytes) bytes = (bytes + kBurstBytes - 1) / kBurstBytes * kBurstBytes;
@@ -60,7 +81,10 @@ class Link {
     in_round_ = true;
     return q;
   }
-  int64_t transfer_cycles(int64_t bytes) const { return int64_t(std::ceil(double(bytes) / bpc_)); }
+  // Whole granules cross the link (DramSpec::on_link).
+  int64_t transfer_cycles(int64_t bytes) const {
+    return int64_t(std::ceil(double((bytes + granule_ - 1) / granule_ * granule_) / bpc_));
+  }
   void new_round() { in_round_ = false; }
   int64_t last_complete() const { return last_complete_; }
   int64_t count() const { return count_; }
@@ -86,6 +110,7 @@ class Link {
   double bpc_;
   int64_t latency_;
   int64_t depth_;
+  int64_t granule_;
   CostMutation mutation_;
   std::vector<int64_t> ring_;      // completions of the last `depth` requests
   int64_t count_ = 0, last_start_ = 0, last_complete_ = 0;
@@ -143,11 +168,12 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
   const int64_t S = dm.trip[0] * dm.trip[1] * dm.trip[2];
   const int64_t L = int64_t(std::ceil(spec.dram.latency_ns * spec.clock_ghz));
   const int depth = std::max(1, spec.dram.max_outstanding);
+  const int64_t granule = std::max(1, spec.dram.granule_bytes);
   std::vector<Link> links;
-  links.emplace_back(spec.dram_bytes_per_cycle(), L, depth, mutation);
+  links.emplace_back(spec.dram_bytes_per_cycle(), L, depth, granule, mutation);
   auto own = [&](const BufferSpec& b) {
     if (b.dram_link_bits_per_cycle <= 0) return 0;
-    links.emplace_back(b.dram_link_bits_per_cycle / 8.0, L, depth, mutation);
+    links.emplace_back(b.dram_link_bits_per_cycle / 8.0, L, depth, granule, mutation);
     return int(links.size()) - 1;
   };
   Operand A, B;
@@ -173,8 +199,9 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
   };
   const int64_t eb_a = dram_eb(w.a), eb_b = dram_eb(w.b), eb_c = dram_eb(w.c);
 
-  // Compute cycles of the 8 tile shapes (full / remainder per dim).
-  std::array<int64_t, 8> cycles{};
+  // Compute cycles of the 8 tile shapes (full / remainder per dim), and how long each step lasts:
+  // at least as long as the buffers' ports need to feed it (docs/cost-schedule.md "Ports").
+  std::array<int64_t, 8> cycles{}, busy{};
   for (int mask = 0; mask < 8; ++mask) {
     const GemmShape g{(mask & 1) ? dm.size(kM, dm.trip[kM] - 1) : dm.tile[kM],
                       (mask & 2) ? dm.size(kN, dm.trip[kN] - 1) : dm.tile[kN],
@@ -187,6 +214,9 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     } else {
       cycles[size_t(mask)] = gemm_compute_cycles(spec.array, g);   // the busiest of the arrays
     }
+    busy[size_t(mask)] = mutation == CostMutation::ignore_ports
+                             ? cycles[size_t(mask)]
+                             : std::max(cycles[size_t(mask)], step_port_cycles(w, spec, g));
   }
   int64_t compute_sum = 0;   // only for CostMutation::average_edge_tiles
   if (mutation == CostMutation::average_edge_tiles) {
@@ -200,14 +230,15 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
       compute_sum += count * cycles[size_t(mask)];
     }
   }
+  // The step's compute cycles and its duration (>= compute: the ports).
   auto step_cycles = [&](const std::array<int64_t, 3>& i) {
-    if (mutation == CostMutation::average_edge_tiles) return compute_sum / S;
+    if (mutation == CostMutation::average_edge_tiles) return std::pair{compute_sum / S, compute_sum / S};
     int mask = 0;
     for (int d = 0; d < 3; ++d)
       if (i[size_t(d)] + 1 == dm.trip[size_t(d)] && dm.ext[size_t(d)] % dm.tile[size_t(d)] != 0) mask |= 1 << d;
-    int64_t c = cycles[size_t(mask)];
-    if (mutation == CostMutation::ws_preload_per_m_tile) c += spec.array.rows;
-    return c;
+    int64_t c = cycles[size_t(mask)], b = busy[size_t(mask)];
+    if (mutation == CostMutation::ws_preload_per_m_tile) c += spec.array.rows, b += spec.array.rows;
+    return std::pair{c, b};
   };
   auto share = [&](int64_t D, int rd, int cd, const std::array<int64_t, 3>& i) {
     if (mutation == CostMutation::average_edge_tiles) return D / (dm.trip[size_t(rd)] * dm.trip[size_t(cd)]);
@@ -371,9 +402,10 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
       else out.stall[kStallDrain] += start - end_prev;
     }
     has_c_input = false;
-    const int64_t c = step_cycles(cur);
+    const auto [c, dur] = step_cycles(cur);
     out.compute += c;
-    const int64_t end = start + c;
+    out.stall[kStallPort] += dur - c;
+    const int64_t end = start + dur;
     // c.-e. the requests for step r+1.
     loaded_a = loaded_b = false;
     if (!last) {

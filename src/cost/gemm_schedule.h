@@ -24,10 +24,11 @@ enum class CostMutation : uint8_t {
   ignore_dram_format,     // count DRAM bytes in the SRAM format (elem_bytes), not dram_elem_bytes
   wide_array,             // several arrays timed as one array of count x cols columns (a wrong split)
   no_broadcast,           // several arrays: each reads the shared operand from SRAM on its own
+  ignore_ports,           // steps last their compute only, however narrow the buffers' ports
 };
 
 enum StallCause : int { kStallMaterialize, kStallSlot, kStallQueue, kStallLatency, kStallBandwidth,
-                        kStallDrain, kStallCauses };
+                        kStallDrain, kStallPort, kStallCauses };
 // Counter names of the causes ("stall.slot", ...), in StallCause order.
 extern const std::array<const char*, kStallCauses> kStallCounter;
 
@@ -57,6 +58,10 @@ struct GeneratedLoads {
   std::vector<int64_t> exact;
   int64_t exact_pixel_tiles = 0;
 };
+
+// Cycles the buffers' ports need to feed one tile step of g = (tm, tn, tk) to the arrays and take its
+// partial sums (docs/cost-schedule.md "Ports"): a step lasts max(compute, this).
+int64_t step_port_cycles(const GemmWork& w, const Spec& spec, const GemmShape& g);
 
 // Times one copy of the GEMM (the sub-GEMM when w.sub_gemms > 1: the caller passes it) under the
 // tiles (m, n, k) and loop order (dims 0 = m, 1 = n, 2 = k, outermost first).

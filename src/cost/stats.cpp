@@ -7,7 +7,7 @@ namespace st {
 const std::vector<CounterInfo>& counter_registry() {
   static const std::vector<CounterInfo> r = {
       {"cycles.compute", "cycles", "cycles the array or vector unit spends computing"},
-      {"cycles.stall", "cycles", "cycles waiting for memory (total - compute)"},
+      {"cycles.stall", "cycles", "cycles waiting for memory or SRAM ports (total - compute)"},
       {"cycles.total", "cycles", "wall-clock cycles of the op at the spec's clock"},
       {"stall.materialize", "cycles", "array idle while explicit lowering materializes its operands"},
       {"stall.slot", "cycles", "array / vector unit idle on a load that could not issue: its buffer slot (bank) was not free"},
@@ -15,6 +15,7 @@ const std::vector<CounterInfo>& counter_registry() {
       {"stall.latency", "cycles", "array / vector unit idle on a load's DRAM latency"},
       {"stall.bandwidth", "cycles", "array / vector unit idle on a load's data transfer (link bandwidth)"},
       {"stall.drain", "cycles", "array / vector unit idle on output stores: a C slot to drain, or the last stores"},
+      {"stall.port", "cycles", "array steps stretched beyond their compute: the buffers' SRAM ports could not feed them (port_bits)"},
       {"macs.issued", "MACs", "multiply-accumulates the array performs, zeros included"},
       {"macs.useful", "MACs", "multiply-accumulates with no inserted (zero-space) operand"},
       {"folds", "folds", "array folds (tiles of the GEMM mapped onto the array)"},

@@ -51,7 +51,8 @@ struct Xfer {
 // The vector link: in order, d requests in flight, data serial. Completions kept oldest first.
 class Link {
  public:
-  Link(double bpc, int64_t latency, int d) : bpc_(bpc), latency_(latency), d_(d) {
+  Link(double bpc, int64_t latency, int d, int64_t granule)
+      : bpc_(bpc), latency_(latency), d_(d), granule_(std::max<int64_t>(1, granule)) {
     if (d > kInlineDepth) heap_.resize(size_t(d));
     done_ = d > kInlineDepth ? heap_.data() : inline_.data();
   }
@@ -64,7 +65,7 @@ class Link {
     if (n_ == d_) x.start = std::max(x.start, done_[0]);
     x.latency_end = x.start + (pays_latency ? latency_ : 0);
     x.data_begin = std::max(x.latency_end, last_complete_);
-    x.complete = x.data_begin + int64_t(std::ceil(double(bytes) / bpc_));
+    x.complete = x.data_begin + int64_t(std::ceil(double((bytes + granule_ - 1) / granule_ * granule_) / bpc_));
     if (n_ == d_) std::copy(done_ + 1, done_ + n_, done_), --n_;
     done_[n_++] = x.complete;
     last_start_ = x.start;
@@ -90,6 +91,7 @@ class Link {
   double bpc_;
   int64_t latency_;
   int d_;
+  int64_t granule_;
   static constexpr int kInlineDepth = 16;
   int n_ = 0;                           // completions held (d once d requests went)
   int64_t* done_ = nullptr;             // the last n_ completions, oldest first
@@ -152,7 +154,7 @@ class Schedule {
     const double bpc = spec_.vector_link_bytes_per_cycle();
     const int64_t L = int64_t(std::ceil(spec_.dram.latency_ns * spec_.clock_ghz));
     ST_INVARIANT(L >= 0);
-    Link link(bpc, L, std::max(1, spec_.dram.max_outstanding));
+    Link link(bpc, L, std::max(1, spec_.dram.max_outstanding), spec_.dram.granule_bytes);
     const int64_t last_k = J_ - 1 + (banks_ - 1);
     for (int64_t k = 0; k <= last_k; ++k) {
       // 1. The load of occupancy k: eligible when its bank is free for it.

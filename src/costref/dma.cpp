@@ -8,7 +8,8 @@
 namespace st::costref {
 
 int64_t DmaEngine::transfer_cycles(int64_t bytes) const {
-  return static_cast<int64_t>(std::ceil(double(bytes) / bpc_));
+  const int64_t granules = bytes / granule_ + (bytes % granule_ != 0 ? 1 : 0);
+  return static_cast<int64_t>(std::ceil(double(granules * granule_) / bpc_));
 }
 
 void DmaEngine::make_eligible(Request& r, int64_t now, EventQueue& events) {

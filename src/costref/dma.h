@@ -39,12 +39,14 @@ class DmaClient {
 
 class DmaEngine {
  public:
-  DmaEngine(int link, double bytes_per_cycle, int64_t latency, int max_outstanding)
-      : link_(link), bpc_(bytes_per_cycle), latency_(latency), d_(max_outstanding) {}
+  // `granule`: the link moves whole granules of this many bytes (DramSpec::granule_bytes).
+  DmaEngine(int link, double bytes_per_cycle, int64_t latency, int max_outstanding, int64_t granule)
+      : link_(link), bpc_(bytes_per_cycle), latency_(latency), d_(max_outstanding),
+        granule_(granule > 1 ? granule : 1) {}
 
   int link() const { return link_; }
   int64_t latency() const { return latency_; }
-  // Transfer cycles of `bytes` on this link: ceil(bytes / bpc).
+  // Transfer cycles of `bytes` on this link: ceil(granules x granule / bpc).
   int64_t transfer_cycles(int64_t bytes) const;
 
   // A new program (a new sub-GEMM copy) starts pulling.
@@ -66,6 +68,7 @@ class DmaEngine {
   double bpc_;
   int64_t latency_;
   int d_;
+  int64_t granule_;
   bool program_done_ = false;
   std::deque<Request> q_;  // pulled, not completed, in program order; the first `issued_` are in flight
   size_t issued_ = 0;

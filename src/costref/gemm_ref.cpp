@@ -27,9 +27,9 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Where the array's idle time went (docs/cost-schedule.md "Stall attribution").
-enum Cause : int { kMaterialize, kSlot, kQueue, kLatency, kBandwidth, kDrain, kCauses };
-constexpr const char* kCauseName[kCauses] = {"stall.materialize", "stall.slot",      "stall.queue",
-                                             "stall.latency",     "stall.bandwidth", "stall.drain"};
+enum Cause : int { kMaterialize, kSlot, kQueue, kLatency, kBandwidth, kDrain, kPort, kCauses };
+constexpr const char* kCauseName[kCauses] = {"stall.materialize", "stall.slot",      "stall.queue", "stall.latency",
+                                             "stall.bandwidth",   "stall.drain",     "stall.port"};
 
 // The timeline of a completed transfer, kept by the slot it filled.
 struct Timing {
@@ -107,7 +107,8 @@ class Simulator final : public DmaClient {
     bool used[4] = {!mat_.empty(), false, false, false};
     for (int op = 0; op < 3; ++op) used[l.link[op]] = true;
     for (int k = 0; k < 4; ++k)
-      if (used[k]) engines_[k] = std::make_unique<DmaEngine>(k, link_bpc[size_t(k)], latency, spec.dram.max_outstanding);
+      if (used[k]) engines_[k] = std::make_unique<DmaEngine>(k, link_bpc[size_t(k)], latency, spec.dram.max_outstanding,
+                                                             spec.dram.granule_bytes);
     if (trace_) {
       out_.tracks.push_back("array");
       for (int k = 0; k < 4; ++k)
@@ -381,10 +382,23 @@ class Simulator final : public DmaClient {
     // every array at once, one read per fold slot: as many as the most folds any array was dealt.
     const int64_t slots = *std::max_element(dealt.begin(), dealt.end());
     const int bcast = is ? kB : kA;
-    tally_.sram_edge[size_t(bcast)] += (bcast == kA ? tm * tk : tk * tn) * slots * l_.elem_bytes[bcast];
-    tally_.sram_edge[size_t(1 - bcast)] += bcast == kA ? tk * tn * folds_of(kM, tm) * l_.elem_bytes[kB]
-                                                       : tm * tk * folds_of(kN, tn) * l_.elem_bytes[kA];
-    tally_.chunks += tm * tn * folds_of(kK, tk) * kAccBytes;
+    const int64_t read_bcast = (bcast == kA ? tm * tk : tk * tn) * slots * l_.elem_bytes[bcast];
+    const int64_t read_other = bcast == kA ? tk * tn * folds_of(kM, tm) * l_.elem_bytes[kB]
+                                           : tm * tk * folds_of(kN, tn) * l_.elem_bytes[kA];
+    tally_.sram_edge[size_t(bcast)] += read_bcast;
+    tally_.sram_edge[size_t(1 - bcast)] += read_other;
+    const int64_t chunk_bytes = tm * tn * folds_of(kK, tk) * kAccBytes;
+    tally_.chunks += chunk_bytes;
+    // The ports (docs/cost-schedule.md "Ports"): the step lasts until each buffer's port has moved
+    // what the arrays read from it this step (injected zeros excluded) and the output buffer's has
+    // taken the partial sums; the time beyond the compute is stall.port.
+    const double read_a = double(bcast == kA ? read_bcast : read_other) * l_.fetched_fraction[kA];
+    const double read_b = double(bcast == kB ? read_bcast : read_other) * l_.fetched_fraction[kB];
+    auto port_time = [](double bytes, int bits) { return int64_t(std::ceil(bytes * 8.0 / double(bits))); };
+    const int64_t busy = std::max({cycles, port_time(read_a, spec_.ifmap.port_bits),
+                                   port_time(read_b, spec_.weight.port_bits),
+                                   port_time(double(chunk_bytes), spec_.output.port_bits)});
+    tally_.stall[kPort] += busy - cycles;
     // Only the first chunk of a tile's first visit finds nothing to add to (unless C comes in).
     if (s.visit_start && s.idx[kK] == 0 && !s.needs_input) tally_.first_chunks += tm * tn * kAccBytes;
     const bool os = spec_.array.dataflow == Dataflow::os;
@@ -397,13 +411,13 @@ class Simulator final : public DmaClient {
       sl.track = 0;
       sl.name = "compute";
       sl.start = now_;
-      sl.end = now_ + cycles;
+      sl.end = now_ + busy;
       sl.m = s.idx[kM], sl.n = s.idx[kN], sl.k = s.idx[kK];
       sl.step = s.s;
       sl.sub_gemm = copy_;
       out_.slices.push_back(std::move(sl));
     }
-    events_.schedule(now_ + cycles, EventKind::compute_end);
+    events_.schedule(now_ + busy, EventKind::compute_end);
   }
 
   void compute_end() {
@@ -522,6 +536,7 @@ Result simulate_gemm(const GemmWork& w, const Spec& spec, const GemmPlan& plan, 
     const double dram_elems = op == kB ? od[op]->dram_elems : od[op]->dram_elems / nd;
     l.backing[op] = dram_elems > 0 ? std::llround(dram_elems) : virt_elems[op];
     l.elem_bytes[op] = od[op]->elem_bytes;
+    if (op < 2) l.fetched_fraction[op] = od[op]->fetched_fraction;
     l.dram_bytes[op] = od[op]->dram_elem_bytes > 0 ? od[op]->dram_elem_bytes : od[op]->elem_bytes;
     const double bank = bs[op]->kib * 1024;
     const bool resident = op == kC ? virt[op] * kAccBytes <= bank

@@ -44,6 +44,7 @@ struct Layout {
   int dram_bytes[3] = {2, 2, 4};   // bytes per element of each backing store in DRAM (its format)
   bool accumulate = false;         // accumulate_into_c
   int link[3] = {0, 0, 0};         // link of each operand's buffer: 0 shared, 1 + operand own
+  double fetched_fraction[2] = {1, 1};  // A / B: the share of their edge elements read from SRAM
   // A / B read through a generator: the elements each tile's load moves (fetch.h), tile (i0, i1)
   // at [i0 * count of the col dim + i1]; empty: the tile's share of the backing store.
   std::vector<int64_t> fetched[2];

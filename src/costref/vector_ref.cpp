@@ -63,7 +63,7 @@ class Simulator final : public DmaClient {
       : spec_(spec), t_(t), trace_(trace), out_(out), latency_(latency),
         banks_(spec.vector.double_buffered ? 2 : 1),
         occupancies_(t.replay ? t.T : t.T * t.P),
-        engine_(0, bpc, latency, spec.dram.max_outstanding) {
+        engine_(0, bpc, latency, spec.dram.max_outstanding, spec.dram.granule_bytes) {
     bank_.assign(size_t(banks_), Bank{});
     if (trace_) out_.tracks = {"vector unit", "vector link"};
   }

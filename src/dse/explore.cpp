@@ -41,7 +41,7 @@ DseRun explore(const NetDesc& net, const Spec& base, const ExploreOptions& o) {
   nlohmann::json sweeps = nlohmann::json::array();
   for (const auto& s : o.sweeps) sweeps.push_back(s);
   run.meta = {{"model", net.name},  {"input", net.in_h},        {"batch", net.batch},
-              {"mode", o.mode == StepMode::train ? "train" : "infer"},
+              {"mode", o.mode == StepMode::train ? "train" : o.mode == StepMode::infer ? "infer" : "infer (fold-bn)"},
               {"spec", base.name},  {"lowering", to_string(o.lowering)},
               {"sweeps", sweeps},   {"budget", o.budget}};
 

@@ -91,6 +91,19 @@ VectorWork bn_fwd_inference_work(const ExecContext& ctx, int64_t n_elems, int64_
   return w;
 }
 
+VectorWork bn_folded_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups, bool with_relu) {
+  const double n = double(n_elems), C = double(C_groups);
+  VectorWork w = vwork(ctx, OpKind::bn_fwd, Phase::forward, n_elems);
+  w.adds = n;                       // + bias
+  w.cmps = with_relu ? n : 0.0;     // max(0, .)
+  w.groups = C_groups;
+  read_tensor(w, TensorRole::beta, C, kStoredF32);   // the folded bias, once per channel
+  w.sram_read_bytes = kF32 * (n + C);
+  w.sram_write_bytes = kF32 * n;
+  w.fused_with_producer = true;
+  return w;
+}
+
 VectorWork bn_bwd_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups) {
   const double n = double(n_elems), C = double(C_groups);
   VectorWork w = vwork(ctx, OpKind::bn_bwd, Phase::backward_data, n_elems);

@@ -49,5 +49,10 @@ VectorWork bn_fwd_training_work(const ExecContext& ctx, int64_t n_elems, int64_t
 VectorWork bn_fwd_inference_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups,
                                  bool producer_on_chip = false);
 VectorWork bn_bwd_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups);
+// Inference BN folded into the conv before it (projection --fold-bn; no executing op): the scale is
+// in the conv's weights (offline), the shift is a per-channel bias the vector unit adds to the conv's
+// results on their way out of the output buffer, with the ReLU that follows (`with_relu`) applied in
+// the same pass. No DRAM traffic of its own: the conv's output store carries the final activation.
+VectorWork bn_folded_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups, bool with_relu);
 
 }  // namespace st

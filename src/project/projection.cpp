@@ -22,7 +22,18 @@ void emit_all(const ExecContext& ctx, const std::vector<GemmWork>& ws) {
   for (const GemmWork& w : ws) ctx.emit(w);
 }
 
-void forward(const NetDesc& net, const ExecContext& ctx0, Lowering l, bool training) {
+// --fold-bn: a BN whose input is a conv is folded into it; a ReLU whose input is such a BN is fused.
+bool folded_bn(const NetDesc& net, int id) {
+  const NodeDesc& n = net.node(id);
+  return n.kind == NodeKind::bn && net.node(n.inputs[0]).kind == NodeKind::conv;
+}
+bool relu_follows(const NetDesc& net, int bn) {
+  for (const NodeDesc& n : net.nodes)
+    if (n.kind == NodeKind::relu && n.inputs[0] == bn) return true;
+  return false;
+}
+
+void forward(const NetDesc& net, const ExecContext& ctx0, Lowering l, bool training, bool fold_bn) {
   const Spec& spec = *ctx0.spec;
   for (size_t i = 0; i < net.nodes.size(); ++i) {
     const int id = static_cast<int>(i);
@@ -38,10 +49,15 @@ void forward(const NetDesc& net, const ExecContext& ctx0, Lowering l, bool train
         emit_all(ctx, conv_work(conv_desc(net, id), Direction::fwd, l, spec, n.name));
         break;
       case NodeKind::bn:
+        if (fold_bn && folded_bn(net, id)) {
+          ctx.emit(bn_folded_work(ctx, in.size(), in.c, relu_follows(net, id)));
+          break;
+        }
         ctx.emit(training ? bn_fwd_training_work(ctx, in.size(), in.c, producer_on_chip(net, spec, id))
                           : bn_fwd_inference_work(ctx, in.size(), in.c, producer_on_chip(net, spec, id)));
         break;
       case NodeKind::relu:
+        if (fold_bn && folded_bn(net, n.inputs[0])) break;   // in the folded BN's pass
         ctx.emit(relu_fwd_work(ctx, in.size(), producer_on_chip(net, spec, id)));
         break;
       case NodeKind::add:
@@ -157,8 +173,8 @@ void update(const NetDesc& net, const ExecContext& ctx0) {
 
 void describe_step(const NetDesc& net, const ExecContext& ctx, Lowering lowering, StepMode mode) {
   ST_INVARIANT(ctx.spec != nullptr);
-  forward(net, ctx, lowering, mode == StepMode::train);
-  if (mode == StepMode::infer) return;
+  forward(net, ctx, lowering, mode == StepMode::train, mode == StepMode::infer_fold_bn);
+  if (mode != StepMode::train) return;
   backward(net, ctx, lowering);
   update(net, ctx);
 }

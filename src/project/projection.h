@@ -15,13 +15,15 @@
 
 namespace st {
 
-enum class StepMode : uint8_t { train, infer };
+enum class StepMode : uint8_t { train, infer, infer_fold_bn };
 
 // Emits the work of one step to ctx.sink (ctx.spec must be set; ctx.layer is ignored: tags carry
 // node names, and parameter names for sgd_update).
 //   train: forward with batch statistics, backward, SGD update (Network::zero_grads, forward,
 //          backward, sgd_step);
-//   infer: forward with running statistics (Network::forward(training = false), loss included).
+//   infer: forward with running statistics (Network::forward(training = false), loss included);
+//   infer_fold_bn: infer with every BN that follows a conv folded into it (bn_folded_work, the ReLU
+//          after it fused into the same pass), as TPU inference compilers do; no executing twin.
 void describe_step(const NetDesc& net, const ExecContext& ctx, Lowering lowering, StepMode mode);
 
 // describe_step into `ledger` (records appended, cost cache reused).

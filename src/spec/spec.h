@@ -36,8 +36,20 @@ struct DramSpec {
   double bandwidth_gbps = 32;   // GB/s (1e9 bytes/s) of the shared off-chip link
   double latency_ns = 100;      // per DMA request, before its data flows (docs/cost-schedule.md)
   int max_outstanding = 1;      // DMA requests in flight per link: latencies of up to this many overlap
+  int granule_bytes = 1;        // minimum transfer: every request moves a whole number of granules on
+                                // its link (HBM2: 32-byte bursts); 1 = byte-exact transfers
+  std::string kind = "lpddr4";  // lpddr4 | gddr5 | hbm2 | hmc | ddr3 | custom: sets the default energy_pj_per_bit
   double energy_pj_per_bit = 8; // LPDDR4 (Accelergy/CACTI table), see reference/energy.md
+  // The link time of a request of `bytes`: rounded up to whole granules.
+  int64_t on_link(int64_t bytes) const {
+    const int64_t g = granule_bytes > 1 ? granule_bytes : 1;
+    return (bytes + g - 1) / g * g;
+  }
 };
+
+// Default DRAM energy (pJ per bit moved, device + I/O) per kind (README "Presets", sources there):
+// nullopt for an unknown kind; "custom" has none (energy_pj_per_bit must be given).
+std::optional<double> dram_kind_energy(std::string_view kind);
 
 struct VectorSpec {
   int lanes = 32;               // SIMD lanes (SimDIT: as many as the array has columns)

@@ -182,6 +182,21 @@ std::optional<int> parse_node(int64_t nm) {
 
 Spec parse_with_depth(std::string_view text, std::string_view source, int depth);
 
+}  // namespace
+
+std::optional<double> dram_kind_energy(std::string_view kind) {
+  // pJ per bit moved, device and I/O: Accelergy's CACTI plug-in table (reference/energy.md); DDR3 at
+  // the low end of Horowitz's 1.3-2.6 nJ per 64 bits.
+  if (kind == "lpddr4") return 8.0;
+  if (kind == "gddr5") return 14.0;
+  if (kind == "hbm2") return 3.9;
+  if (kind == "hmc") return 4.2;
+  if (kind == "ddr3") return 20.0;
+  return std::nullopt;
+}
+
+namespace {
+
 Spec preset_spec(std::string_view name, int depth) {
   const auto& p = embedded_presets();
   auto it = p.find(std::string(name));
@@ -260,7 +275,19 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
     Section d = top.sub("dram");
     d.real("bandwidth_gbps", spec.dram.bandwidth_gbps, 0, 1e6, /*lo_open=*/true);
     d.real("latency_ns", spec.dram.latency_ns, 0, 1e6);
-    d.integer("max_outstanding", spec.dram.max_outstanding, 1, 1024);
+    d.integer("max_outstanding", spec.dram.max_outstanding, 1, 1 << 16);
+    d.integer("granule_bytes", spec.dram.granule_bytes, 1, 1 << 20);
+    // `kind` names the memory and, unless the same table gives energy_pj_per_bit, sets its energy.
+    const bool has_kind = d.get("kind") != nullptr, has_energy = d.get("energy_pj_per_bit") != nullptr;
+    d.string("kind", spec.dram.kind);
+    if (has_kind) {
+      const std::optional<double> e = dram_kind_energy(spec.dram.kind);
+      if (!e && spec.dram.kind != "custom")
+        d.fail("kind", fmt::format("must be one of \"lpddr4\", \"gddr5\", \"hbm2\", \"hmc\", \"ddr3\", \"custom\", got \"{}\"",
+                                   io::printable(spec.dram.kind)));
+      if (!e && !has_energy) d.fail("kind", "is \"custom\": give energy_pj_per_bit in the same table");
+      if (e && !has_energy) spec.dram.energy_pj_per_bit = *e;
+    }
     d.real("energy_pj_per_bit", spec.dram.energy_pj_per_bit, 0, 1e4);
     d.finish();
   }
@@ -385,6 +412,8 @@ std::string spec_to_toml(const Spec& s) {
   line("bandwidth_gbps", real(s.dram.bandwidth_gbps));
   line("latency_ns", real(s.dram.latency_ns));
   line("max_outstanding", i(s.dram.max_outstanding));
+  line("granule_bytes", i(s.dram.granule_bytes));
+  line("kind", toml_str(s.dram.kind));
   line("energy_pj_per_bit", real(s.dram.energy_pj_per_bit));
   o += "\n[vector]\n";
   line("lanes", i(s.vector.lanes));
