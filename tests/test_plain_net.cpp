@@ -175,8 +175,8 @@ TEST(SameOrderNetwork, DetectsADifferentOrderOfAccumulation) {
   EXPECT_NE(compare(d, fp32, os, Lowering::explicit_im2col, PlainGemm::loop).diff, "");
 }
 
-// The channel-tap mapping (kernels/lowering.h "Mappings"): narrow ResNet-8 and ResNet-18, every
-// format x dataflow x lowering, bitwise; the PE-level array on ResNet-8 (WS, IS: one fold per tap and
+// The channel-tap mapping (kernels/lowering.h "Mappings"): narrow ResNet-8 (every format x dataflow
+// x lowering) and ResNet-18 (every format x dataflow, the lowerings spread over them), bitwise; the PE-level array on ResNet-8 (WS, IS: one fold per tap and
 // channel chunk); and the check fails when the reference runs im2col's order against the emulator's
 // channel-tap (and the other way round).
 TEST(SameOrderNetwork, ChannelTapBitwiseForEveryFormatDataflowAndLowering) {
@@ -187,6 +187,9 @@ TEST(SameOrderNetwork, ChannelTapBitwiseForEveryFormatDataflowAndLowering) {
         Spec s = small_array(f, df, 3, 4);  // 3 rows: ResNet-8's 4- and 8-channel taps take 2-3 chunks
         s.array.conv_mapping = ConvMapping::channel_tap;
         EXPECT_EQ(compare(r8, s, s, l, PlainGemm::loop).diff, "") << "resnet8 " << to_string(f) << " " << to_string(df) << " " << to_string(l);
+        // ResNet-18 (stem, max pool, strided 3x3 and 1x1): one lowering per format x dataflow, each
+        // lowering three times (the CI budget).
+        if (int(l) != (int(f) + int(df)) % 3) continue;
         Spec s18 = s;
         s18.array.rows = 8;
         EXPECT_EQ(compare(r18, s18, s18, l, PlainGemm::loop).diff, "") << "resnet18 " << to_string(f) << " " << to_string(df) << " " << to_string(l);
