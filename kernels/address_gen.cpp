@@ -20,11 +20,25 @@ inline const float* lane0(const float* backing, int64_t off) {
   return reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(backing) + static_cast<uintptr_t>(off * 4));
 }
 
-// The reduction row's (a, r, t), advanced one row at a time in (a, r, t) order.
+// The reduction row's (a, r, t), advanced one row at a time in (a, r, t) order, or tap-major in
+// (r, t, a) order with Ap channels per tap (a >= the real channels: a padding row).
 struct TapCursor {
-  int64_t R, S, a, r, t;
-  TapCursor(int64_t R_, int64_t S_, int64_t row) : R(R_), S(S_), a(row / (R_ * S_)), r(row / S_ % R_), t(row % S_) {}
+  int64_t R, S, Ap;
+  bool tap_major;
+  int64_t a, r, t;
+  TapCursor(int64_t R_, int64_t S_, int64_t Ap_, bool tm, int64_t row)
+      : R(R_), S(S_), Ap(Ap_), tap_major(tm),
+        a(tm ? row % Ap_ : row / (R_ * S_)), r(tm ? row / Ap_ / S_ : row / S_ % R_), t(tm ? row / Ap_ % S_ : row % S_) {}
   void next() {
+    if (tap_major) {
+      if (++a < Ap) return;
+      a = 0;
+      if (++t == S) {
+        t = 0;
+        ++r;
+      }
+      return;
+    }
     if (++t == S) {
       t = 0;
       if (++r == R) {
@@ -40,7 +54,7 @@ struct TapCursor {
 AddressGenerator::AddressGenerator(int64_t N, int64_t A, int64_t R, int64_t S, int64_t out_h, int64_t out_w,
                                    int64_t n_stride, int64_t a_stride, int64_t backing_elems, int64_t pitch)
     : N_(N), A_(A), R_(R), S_(S), out_h_(out_h), out_w_(out_w), n_stride_(n_stride), a_stride_(a_stride),
-      backing_elems_(backing_elems), pitch_(pitch),
+      backing_elems_(backing_elems), pitch_(pitch), a_pad_(A),
       narrow_(backing_elems <= std::numeric_limits<int32_t>::max() && R <= kMaxTaps && S <= kMaxTaps),
       htab_(static_cast<size_t>(R * out_h), -1), wtab_(static_cast<size_t>(S * out_w), -1) {}
 
@@ -128,15 +142,32 @@ AddressGenerator AddressGenerator::dilated_dy(const ConvDesc& d) {
 }
 
 AddressGenerator GeneratorRecipe::make() const {
-  switch (kind) {
-    case Kind::im2col: return AddressGenerator::im2col(conv, out_h, out_w, stride_h, stride_w);
-    case Kind::dx_bp: return AddressGenerator::dx_bp(conv);
-    case Kind::dx_explicit: return AddressGenerator::dx_explicit(conv);
-    case Kind::dx_phase: return AddressGenerator::dx_phase(conv, taps_h, taps_w, rows_h, rows_w);
-    case Kind::dilated_dy: return AddressGenerator::dilated_dy(conv);
-  }
-  ST_INVARIANT(false);
-  return AddressGenerator::dx_bp(conv);
+  AddressGenerator g = [&] {
+    switch (kind) {
+      case Kind::im2col: return AddressGenerator::im2col(conv, out_h, out_w, stride_h, stride_w);
+      case Kind::dx_bp: return AddressGenerator::dx_bp(conv);
+      case Kind::dx_explicit: return AddressGenerator::dx_explicit(conv);
+      case Kind::dx_phase: return AddressGenerator::dx_phase(conv, taps_h, taps_w, rows_h, rows_w);
+      case Kind::dilated_dy: return AddressGenerator::dilated_dy(conv);
+    }
+    ST_INVARIANT(false);
+    return AddressGenerator::dx_bp(conv);
+  }();
+  if (tap_major) g.set_tap_major(channels_padded > 0 ? channels_padded : g.channels());
+  return g;
+}
+
+AddressGenerator& AddressGenerator::set_tap_major(int64_t a_pad) {
+  ST_INVARIANT(a_pad >= A_);
+  tap_major_ = true;
+  a_pad_ = a_pad;
+  return *this;
+}
+
+bool AddressGenerator::row_coords(int64_t row, int64_t& a, int64_t& r, int64_t& t) const {
+  const TapCursor c(R_, S_, a_pad_, tap_major_, row);
+  a = c.a, r = c.r, t = c.t;
+  return a < A_;
 }
 
 void AddressGenerator::set_columns(Columns mode, const std::function<int64_t(int64_t)>& shift) {
@@ -167,7 +198,8 @@ void AddressGenerator::set_columns(Columns mode, const std::function<int64_t(int
 }
 
 int64_t AddressGenerator::index(int64_t row, int64_t col) const {
-  const int64_t a = row / (R_ * S_), r = row / S_ % R_, t = row % S_;
+  int64_t a, r, t;
+  if (!row_coords(row, a, r, t)) return -1;  // a padding row of the channel-tap mapping
   const int64_t n = col / (out_h_ * out_w_), y = col / out_w_ % out_h_, x = col % out_w_;
   const int64_t h = htab_[r * out_h_ + y], w = wtab_[t * out_w_ + x];
   if (h < 0 || w < 0) return -1;
@@ -211,10 +243,10 @@ void AddressGenerator::fill_lines(const float* backing, int64_t row0, int64_t ro
   for (int64_t t = 0; t < S_; ++t)
     wm[t] = _mm512_mask_cmpge_epi32_mask(lanes, _mm512_load_si512(woff[t]), _mm512_setzero_si512());
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  TapCursor c(R_, S_, row0);
+  TapCursor c(R_, S_, a_pad_, tap_major_, row0);
   for (int64_t row = row0; row < row1; ++row, c.next()) {
     __m512 v = _mm512_setzero_ps();
-    for (int l = 0; l < lines; ++l) {
+    for (int l = 0; l < lines && c.a < A_; ++l) {
       const __mmask16 m = lmask[l] & wm[c.t];
       if (lh[l][c.r] < 0 || !m) continue;
       const int64_t base = lbase[l] + c.a * a_stride_ + lh[l][c.r];
@@ -277,8 +309,12 @@ void AddressGenerator::fill(const float* backing, int64_t row0, int64_t row1, in
     }
     const __m512i bv = _mm512_load_si512(base);
     float* out = dst + (c0 - col0);
-    TapCursor c(R_, S_, row0);
+    TapCursor c(R_, S_, a_pad_, tap_major_, row0);
     for (int64_t row = row0; row < row1; ++row, c.next()) {
+      if (c.a >= A_) {  // a padding row of the channel-tap mapping
+        _mm512_mask_storeu_ps(out + (row - row0) * ld, lanes, _mm512_setzero_ps());
+        continue;
+      }
       const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(bv, _mm512_set1_epi32(static_cast<int32_t>(c.a * a_stride_))),
                                            _mm512_add_epi32(hv[c.r], wv[c.t]));
       const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), hm[c.r] & wm[c.t], idx, backing, 4);

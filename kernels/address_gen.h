@@ -40,6 +40,10 @@ struct GeneratorRecipe {
   ConvDesc conv;
   int64_t out_h = 0, out_w = 0, stride_h = 1, stride_w = 1;  // im2col
   std::vector<int64_t> taps_h, taps_w, rows_h, rows_w;        // dx_phase
+  // Rows tap-major (the channel-tap mapping, AddressGenerator::set_tap_major): (tap, channel), each
+  // tap's channels padded to `channels_padded` (0: none), the padding rows zeros.
+  bool tap_major = false;
+  int64_t channels_padded = 0;
   AddressGenerator make() const;
 };
 
@@ -60,7 +64,16 @@ class AddressGenerator {
   // (pack_dw_a_dilated); the cost models use the generator to count what a tile of it reads.
   static AddressGenerator dilated_dy(const ConvDesc& d);
 
-  int64_t rows() const { return A_ * R_ * S_; }
+  // The channel-tap mapping: the rows become tap-major, row (u, a) = u * a_pad + a with u = r S + t
+  // the tap and a the channel, each tap's channels padded with zero rows up to a_pad (>= channels();
+  // the cost model's GEMM pads them to the array rows, the numerics do not pad). Columns unchanged.
+  AddressGenerator& set_tap_major(int64_t a_pad);
+  bool tap_major() const { return tap_major_; }
+  int64_t channels_padded() const { return a_pad_; }
+  // Row `row` as (channel a, taps r, t) in either order; false for a padding row (a zero row).
+  bool row_coords(int64_t row, int64_t& a, int64_t& r, int64_t& t) const;
+
+  int64_t rows() const { return a_pad_ * R_ * S_; }
   int64_t cols() const { return N_ * out_h_ * out_w_; }
   // The separable form, for the cost model's footprint counting (src/cost/footprint.h):
   //   index = n * n_stride + a * a_stride + h_offset(r, y) + w_offset(t, x)
@@ -105,6 +118,8 @@ class AddressGenerator {
   int64_t N_, A_, R_, S_, out_h_, out_w_;
   int64_t n_stride_, a_stride_;
   int64_t backing_elems_, pitch_;
+  bool tap_major_ = false;
+  int64_t a_pad_;                // channels per tap, padding included (A_ unless tap-major and padded)
   Columns columns_ = Columns::gather;
   std::vector<int64_t> w_shift_;  // unit / step2: wtab[t][x] = step * x + w_shift[t] where valid
   bool narrow_;                  // all indices fit in int32: the vector path applies

@@ -33,6 +33,11 @@ Lowering lowering_from_flag(std::string_view s, std::string_view flag) {
   throw UserError(fmt::format("{} must be explicit, bp-im2col or zero-skip (got '{}')", flag, s));
 }
 
+ConvMapping conv_mapping_from_flag(std::string_view s, std::string_view flag) {
+  if (auto m = parse_conv_mapping(s)) return *m;
+  throw UserError(fmt::format("{} must be im2col or channel_tap (got '{}')", flag, s));
+}
+
 std::string_view to_string(Direction d) {
   switch (d) {
     case Direction::fwd: return "fwd";
@@ -293,6 +298,20 @@ void pack_dx_a_t_phase(const ConvDesc& d, const float* dy, const std::vector<int
         }
       }
   }
+}
+
+std::vector<int64_t> tap_major_order(int64_t A, int64_t U) {
+  std::vector<int64_t> v(static_cast<size_t>(A * U));
+  for (int64_t u = 0; u < U; ++u)
+    for (int64_t a = 0; a < A; ++a) v[size_t(u * A + a)] = a * U + u;
+  return v;
+}
+
+std::vector<int32_t> tap_chunks(int64_t A, int64_t U, int64_t rows) {
+  std::vector<int32_t> v;
+  for (int64_t u = 0; u < U; ++u)
+    for (int64_t a0 = 0; a0 < A; a0 += rows) v.push_back(static_cast<int32_t>(std::min(rows, A - a0)));
+  return v;
 }
 
 void pack_dx_b(const ConvDesc& d, const float* w, const std::vector<int64_t>& taps_h,

@@ -35,11 +35,26 @@
 // and the rounding can differ, unless the full reduction fits in one chunk (K_red <= rows), or the
 // arithmetic is exact (small integers). Exception: a non-finite weight times an inserted zero is a
 // NaN in explicit / bp_im2col (the array really multiplies it) and absent in zero_skip.
+// Mappings (ArrayConfig::conv_mapping, kernels/systolic.h). Every reduction above is channel-major:
+// (c, r, t) fwd, (k, r', t') dX, (k, r'_phi, t'_phi) a dX phase; that is im2col's order, the
+// array rows filled with channel x tap, chunks of `rows` cutting across channels and taps.
+// channel_tap reorders the SAME reduction tap-major, (tap, channel): channels on the array rows,
+// taps walked in time. Element a * U + u of a channel-major reduction (A channels, U taps) is at
+// position u * A + a (tap_major_order). On WS/IS each tap's A channels are cut into chunks of
+// `rows` (tap_chunks): the partial sum of a chunk runs down a column from +0, the chunk sums are
+// added into the accumulator in order (tap by tap, chunk by chunk), so every tap starts a fresh
+// fold and a tap with A < rows leaves rows - A rows idle. OS, which has no row folds, keeps one
+// chain per output over the tap-major reduction (the output stays in its PE while the taps go by).
+// dW's reduction runs over pixels, not channels: channel_tap orders its OUTPUT columns tap-major
+// ((r, t, c): one weight tap's channels side by side), which changes no chain and so no bit.
+// What changes with the order is which elements a tile of the lowered operand holds (the cost).
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "kernels/systolic.h"
 
 namespace st {
 
@@ -48,6 +63,8 @@ std::string_view to_string(Lowering l);                  // "explicit", "bp-im2c
 std::optional<Lowering> parse_lowering(std::string_view s);
 // parse_lowering for a user's value: a UserError naming `flag` and the allowed values otherwise.
 Lowering lowering_from_flag(std::string_view s, std::string_view flag = "--lowering");
+// parse_conv_mapping for a user's value: a UserError naming `flag` and the allowed values otherwise.
+ConvMapping conv_mapping_from_flag(std::string_view s, std::string_view flag = "--mapping");
 inline constexpr Lowering kAllLowerings[] = {Lowering::explicit_im2col, Lowering::bp_im2col,
                                              Lowering::zero_skip};
 
@@ -104,6 +121,12 @@ struct ConvCounts {
   double macs_dw_explicit = 0, macs_dw_zero_free = 0;
 };
 ConvCounts conv_counts(const ConvDesc& d);
+
+// [j] = the channel-major position (a * U + u) of tap-major position j (= u * A + a).
+std::vector<int64_t> tap_major_order(int64_t A, int64_t U);
+// The array chunks of a tap-major reduction of A channels x U taps on `rows` rows: for each tap,
+// ceil(A / rows) chunks (rows, ..., the rest).
+std::vector<int32_t> tap_chunks(int64_t A, int64_t U, int64_t rows);
 
 // ---- The virtual lowered matrices -------------------------------------------------------------
 // One interface for every operand of every direction and mode: element (row, col) of the virtual

@@ -42,6 +42,14 @@ enum class Dataflow : uint8_t { os, ws, is };
 std::string_view to_string(Dataflow d);
 std::optional<Dataflow> parse_dataflow(std::string_view s);
 
+// How a convolution meets the array (kernels/lowering.h "Mappings"): im2col packs the whole
+// reduction (channel x tap, channel-major) onto the array rows; channel_tap puts channels on the
+// rows and walks the taps in time: the reduction ordered tap-major, each tap's channels in chunks
+// of `rows` (WS/IS; OS keeps one chain over the tap-major reduction).
+enum class ConvMapping : uint8_t { im2col, channel_tap };
+std::string_view to_string(ConvMapping m);                   // "im2col", "channel_tap"
+std::optional<ConvMapping> parse_conv_mapping(std::string_view s);
+
 struct ArrayConfig {
   int rows = 32;
   int cols = 32;
@@ -50,6 +58,7 @@ struct ArrayConfig {
   bool fused_mac = true;               // fused multiply-add, or multiply then add (every float format)
   Subnormals subnormals = Subnormals::keep;
   int count = 1;                       // identical arrays sharing the core's buffers (see above)
+  ConvMapping conv_mapping = ConvMapping::im2col;  // how convolutions are lowered onto the array
 };
 
 // A row-major matrix view with a leading dimension; `trans` reads it transposed, so an operand
@@ -125,8 +134,10 @@ void systolic_gemm(const ArrayConfig& cfg, const GemmShape& g, const GemmOperand
 // without `chunks` (tested). The host skip paths of strided BP-im2col recompute with it every output
 // whose skipped chain ended at a zero: only there can the dropped zero products change a bit (the
 // sign of that zero; see `chunks` above).
+// `chunks` (WS/IS; as systolic_gemm's, summing to K): the chunks of a reduction cut other than in
+// `rows` (the channel-tap mapping: each tap's channels in chunks of `rows`).
 float systolic_output(const ArrayConfig& cfg, int64_t K, const std::function<float(int64_t)>& a,
-                      const std::function<float(int64_t)>& b);
+                      const std::function<float(int64_t)>& b, const std::vector<int32_t>* chunks = nullptr);
 
 // int8 operands, int32 accumulation (wrapping). Row-major, no transposes; order-independent.
 void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A, const int8_t* B,
@@ -135,8 +146,11 @@ void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* 
 // Cycle-stepped PE-level reference: registers move one PE per cycle as the hardware would.
 // Slow; exists to be trusted. Returns the cycles it stepped: with cfg.count arrays the column folds
 // are dealt round-robin (as above) and the result is the busiest array's sum of stepped fold cycles.
+// `chunks` (WS/IS; ignored for OS): the row folds are these chunks of K in order (each <= rows,
+// summing to K), each loaded into the top rows of the array, the rows below it idle (partly filled
+// fold): the channel-tap mapping's one fold per (tap, channel chunk). Without it, chunks of `rows`.
 int64_t systolic_gemm_reference(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B,
-                                float* C, int64_t ldc);
+                                float* C, int64_t ldc, const std::vector<int32_t>* chunks = nullptr);
 int64_t systolic_gemm_reference_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* A,
                                    const int8_t* B, int32_t* C);
 

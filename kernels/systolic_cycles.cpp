@@ -19,6 +19,14 @@ std::optional<Dataflow> parse_dataflow(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(ConvMapping m) { return m == ConvMapping::channel_tap ? "channel_tap" : "im2col"; }
+
+std::optional<ConvMapping> parse_conv_mapping(std::string_view s) {
+  if (s == "im2col") return ConvMapping::im2col;
+  if (s == "channel_tap") return ConvMapping::channel_tap;
+  return std::nullopt;
+}
+
 namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -398,15 +398,24 @@ void systolic_gemm_i8(const ArrayConfig& cfg, const GemmShape& g, const int8_t* 
 }
 
 float systolic_output(const ArrayConfig& cfg, int64_t K, const std::function<float(int64_t)>& a,
-                      const std::function<float(int64_t)>& b) {
+                      const std::function<float(int64_t)>& b, const std::vector<int32_t>* chunks) {
   ST_INVARIANT(cfg.format != Format::int8);
-  const int64_t chunk = cfg.dataflow == Dataflow::os ? std::max<int64_t>(K, 1) : cfg.rows;
-  float out = 0.0f;
-  for (int64_t k0 = 0; k0 < K; k0 += chunk) {
-    float s = 0.0f;
-    for (int64_t k = k0; k < std::min(K, k0 + chunk); ++k) s = pe_mac(s, a(k), b(k), cfg.fused_mac, cfg.subnormals);
-    out = cfg.dataflow == Dataflow::os ? s : pe_add(out, s, cfg.subnormals);
+  const bool os = cfg.dataflow == Dataflow::os;
+  const int64_t chunk = os ? std::max<int64_t>(K, 1) : cfg.rows;
+  std::vector<int32_t> own;
+  if (os || !chunks) {
+    for (int64_t k0 = 0; k0 < K; k0 += chunk) own.push_back(static_cast<int32_t>(std::min(chunk, K - k0)));
+    chunks = &own;
   }
+  float out = 0.0f;
+  int64_t k0 = 0;
+  for (int32_t len : *chunks) {
+    float s = 0.0f;
+    for (int64_t k = k0; k < k0 + len; ++k) s = pe_mac(s, a(k), b(k), cfg.fused_mac, cfg.subnormals);
+    out = os ? s : pe_add(out, s, cfg.subnormals);
+    k0 += len;
+  }
+  ST_INVARIANT(k0 == K);
   return out != out ? bits_f32(kCanonicalNaN) : out;
 }
 

@@ -198,7 +198,8 @@ int64_t stationary_fold(int R, int C, int64_t T_len, Stat stationary, Strm strea
 
 template <class T, class Mac, class Add>
 int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vector<T>& A,
-                      const std::vector<T>& B, std::vector<T>& out, Mac mac, Add add) {
+                      const std::vector<T>& B, std::vector<T>& out, Mac mac, Add add,
+                      const std::vector<int32_t>* chunk_list = nullptr) {
   const int R = cfg.rows, C = cfg.cols;
   // Several arrays: column fold j (the fold starting at column c0 = j * C) runs on array j mod count;
   // each array steps its folds one after another, all arrays at once (the result: the busiest).
@@ -214,19 +215,34 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
   // WS / IS: the accumulator memory starts at +0 and adds each chunk's sum in chunk order.
   std::fill(out.begin(), out.end(), T{});
   std::vector<int32_t> emitted(out.size(), 0);  // chunk sums received per output
+  // The row folds: the caller's chunks of K (channel-tap: one per tap and channel chunk), or R k's.
+  std::vector<int32_t> lens;
+  if (chunk_list) {
+    lens = *chunk_list;
+  } else {
+    for (int64_t k0 = 0; k0 < g.K; k0 += R) lens.push_back(static_cast<int32_t>(std::min<int64_t>(R, g.K - k0)));
+  }
+  int64_t k_end = 0;
+  for (int32_t len : lens) {
+    ST_INVARIANT(len >= 0 && len <= R);
+    k_end += len;
+  }
+  ST_INVARIANT(k_end == g.K);
   int32_t chunks = 0;
-  for (int64_t k0 = 0; k0 < g.K; k0 += R) {
+  int64_t k0 = 0;
+  for (int32_t len : lens) {
     ++chunks;
+    const int64_t k1 = k0 + len;  // this fold's k's: [k0, k1), loaded into rows 0 .. len-1
     if (cfg.dataflow == Dataflow::ws) {
       // Stationary B[k0+i, n0+j]; stream A[m, k0+i] over m; output (m, n0+j).
       for (int64_t n0 = 0; n0 < g.N; n0 += C) {
         auto stat = [&](int i, int j, T& v) {
-          if (k0 + i >= g.K || n0 + j >= g.N) return false;
+          if (k0 + i >= k1 || n0 + j >= g.N) return false;
           v = B[(k0 + i) * g.N + n0 + j];
           return true;
         };
         auto strm = [&](int i, int64_t m, T& v) {
-          if (k0 + i >= g.K) return false;
+          if (k0 + i >= k1) return false;
           v = A[m * g.K + k0 + i];
           return true;
         };
@@ -243,12 +259,12 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
       // IS: stationary A[m0+j, k0+i]; stream B[k0+i, n] over n; output (m0+j, n).
       for (int64_t m0 = 0; m0 < g.M; m0 += C) {
         auto stat = [&](int i, int j, T& v) {
-          if (k0 + i >= g.K || m0 + j >= g.M) return false;
+          if (k0 + i >= k1 || m0 + j >= g.M) return false;
           v = A[(m0 + j) * g.K + k0 + i];
           return true;
         };
         auto strm = [&](int i, int64_t n, T& v) {
-          if (k0 + i >= g.K) return false;
+          if (k0 + i >= k1) return false;
           v = B[(k0 + i) * g.N + n];
           return true;
         };
@@ -262,6 +278,7 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
         busy[array_of(m0)] += stationary_fold<T>(R, C, g.N, stat, strm, emit, mac, add);
       }
     }
+    k0 = k1;
   }
   for (int32_t e : emitted) ST_INVARIANT(e == chunks);  // every output received every chunk once
   return *std::max_element(busy.begin(), busy.end());
@@ -270,7 +287,7 @@ int64_t run_reference(const ArrayConfig& cfg, const GemmShape& g, const std::vec
 }  // namespace
 
 int64_t systolic_gemm_reference(const ArrayConfig& cfg, const GemmShape& g, MatView A, MatView B,
-                                float* C, int64_t ldc) {
+                                float* C, int64_t ldc, const std::vector<int32_t>* chunks) {
   ST_INVARIANT(cfg.format != Format::int8);
   if (g.M <= 0 || g.N <= 0 || g.K <= 0) return 0;
   // Operands enter the array in its input format.
@@ -283,7 +300,7 @@ int64_t systolic_gemm_reference(const ArrayConfig& cfg, const GemmShape& g, MatV
   const Subnormals sub = cfg.subnormals;
   auto mac = [fused, sub](float acc, float x, float y) { return pe_mac(acc, x, y, fused, sub); };
   auto add = [sub](float acc, float s) { return pe_add(acc, s, sub); };
-  int64_t cycles = run_reference<float>(cfg, g, a, b, out, mac, add);
+  int64_t cycles = run_reference<float>(cfg, g, a, b, out, mac, add, chunks);
   for (int64_t m = 0; m < g.M; ++m)
     for (int64_t n = 0; n < g.N; ++n) C[m * ldc + n] = canonicalize_nan(out[m * g.N + n]);
   return cycles;

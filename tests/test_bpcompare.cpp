@@ -184,6 +184,40 @@ TEST(BpcompareCli, BandBracketsThePresetsPointWhichIsOnTheGrid) {
 }
 
 // Bad --band-axis input: one clear message naming the option, exit 2, no output file.
+// --mapping channel_tap: the figures are the library's under the channel-tap mapping (not im2col's),
+// the header and the JSON say which; a bad mapping is one line (bpcompare, project, dse, cost).
+TEST(BpcompareCli, MappingFlagCostsTheChannelTapMapping) {
+  NEED_BIN();
+  TempDir t;
+  const auto r = run_cli("bpcompare --topology resnet18 --spec simdit-16x16 --mapping channel_tap --json '" +
+                         (t / "a.json") + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.output.find("channel_tap mapping"), std::string::npos);
+  const auto j = nlohmann::json::parse(read_file(t / "a.json"));
+  EXPECT_EQ(j.at("mapping").get<std::string>(), "channel_tap");
+  Spec ct = load_spec("simdit-16x16");
+  ct.array.conv_mapping = ConvMapping::channel_tap;
+  const auto layers = resnet18_convs(1);
+  BackwardFigures tot[3], im[3];
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (Lowering l : kAllLowerings) {
+      tot[int(l)] += backward_figures(layers[i], l, ct, i > 0);
+      im[int(l)] += backward_figures(layers[i], l, load_spec("simdit-16x16"), i > 0);
+    }
+  for (Lowering l : kAllLowerings) {
+    expect_figures(j["totals"].at(std::string(to_string(l))), tot[int(l)], "totals");
+    EXPECT_NE(tot[int(l)].dram, im[int(l)].dram) << to_string(l);
+  }
+  const std::pair<std::string, const char*> bad[] = {
+      {"bpcompare --topology resnet18 --mapping winograd", "--mapping must be im2col or channel_tap (got 'winograd')"},
+      {"project --model resnet18 --input 32 --batch 1 --mapping tap", "--mapping must be im2col or channel_tap"},
+      {"dse --model resnet8 --input 32 --batch 2 --sweep conv_mapping=tap", "conv_mapping 'tap' is not im2col"},
+      {"cost --conv mb1ic3ih8oc4kh3 --mapping x", "--mapping must be im2col or channel_tap"},
+      {"cost --gemm 8,8,8 --mapping channel_tap", "--mapping applies to --conv only"},
+  };
+  for (const auto& [args, needle] : bad) EXPECT_TRUE(test::is_user_error(run_cli(args), needle)) << args;
+}
+
 TEST(BpcompareCli, BadBandInputIsOneClearMessage) {
   NEED_BIN();
   TempDir t;

@@ -75,11 +75,12 @@ const std::vector<ConvDesc>& all_problems() {
 constexpr Format kFormats[] = {Format::fp32, Format::bf16, Format::fp16};
 constexpr Direction kDirs[] = {Direction::fwd, Direction::bwd_data, Direction::bwd_weights};
 
-Spec spec_for(Format f, Dataflow df, int rows, int cols) {
+Spec spec_for(Format f, Dataflow df, int rows, int cols, ConvMapping mapping = ConvMapping::im2col) {
   Spec s = test::test_spec(32, f);
   s.array.dataflow = df;
   s.array.rows = rows;
   s.array.cols = cols;
+  s.array.conv_mapping = mapping;
   return s;
 }
 
@@ -132,10 +133,10 @@ double min_nonzero(const std::vector<double>& abs_terms) {
 
 class ConvOnednn : public ::testing::TestWithParam<int> {};
 
-void integers_bitwise(int idx) {
-  const ConvDesc& d = all_problems()[idx];
-  const Dataflow df = static_cast<Dataflow>(idx % 3);
-  std::mt19937_64 rng(1000 + idx);
+// Small integers (exact in every format and order): every format and lowering on the array
+// (`df`, `rows` x 8, `mapping`) bitwise equal to oneDNN, every direction.
+void integers_exact(const ConvDesc& d, Dataflow df, int rows, ConvMapping mapping, uint64_t seed) {
+  std::mt19937_64 rng(seed);
   for (Direction dir : kDirs) {
     auto [a, b] = inputs(d, dir, rng, true, Format::fp32);
     const Tensor want = onednn(d, dir, a, b);
@@ -144,13 +145,17 @@ void integers_bitwise(int idx) {
     o.min_nonzero_fraction = min_nonzero(test::naive(d, dir, a, b, true));
     for (Format f : kFormats)
       for (Lowering l : kAllLowerings) {
-        const Spec spec = spec_for(f, df, 4 + idx % 5, 8);
+        const Spec spec = spec_for(f, df, rows, 8, mapping);
         const Tensor got = run(spec, d, dir, l, a, b);
         EXPECT_TRUE(test::compare_arrays(got.data(), want.data(), got.size(), o,
-                                         std::string(to_string(dir)) + " " + std::string(to_string(l)) +
-                                             " " + std::string(to_string(f))));
+                                         std::string(to_string(mapping)) + " " + std::string(to_string(dir)) + " " +
+                                             std::string(to_string(l)) + " " + std::string(to_string(f))));
       }
   }
+}
+
+void integers_bitwise(int idx) {
+  integers_exact(all_problems()[idx], static_cast<Dataflow>(idx % 3), 4 + idx % 5, ConvMapping::im2col, 1000 + idx);
 }
 
 void random_within_bound_and_modes_agree(int idx) {
@@ -184,20 +189,73 @@ void random_within_bound_and_modes_agree(int idx) {
     }
 }
 
-// The PE-level reference runs on every 4th problem (it is slow).
-void fast_kernel_equals_pe_level_reference(int idx) {
-  const ConvDesc& d = all_problems()[idx];
-  const Format f = kFormats[(idx / 4) % 3];
-  const Spec spec = spec_for(f, static_cast<Dataflow>((idx / 4) % 3), 4 + idx % 3, 4 + idx % 5);
-  std::mt19937_64 rng(9000 + idx);
+// The fast kernel against the PE-level reference on `spec`, every direction and lowering, bitwise.
+void equals_pe_level_reference(const ConvDesc& d, const Spec& spec, Format f, uint64_t seed) {
+  std::mt19937_64 rng(seed);
   for (Direction dir : kDirs) {
     auto [a, b] = inputs(d, dir, rng, false, f);
     for (Lowering l : kAllLowerings) {
       const Tensor got = run(spec, d, dir, l, a, b);
       const Tensor want = test::array_ref_conv(spec.array, d, dir, l, a, b);
-      EXPECT_TRUE(test::bitwise_equal(got, want)) << to_string(dir) << " " << to_string(l);
+      EXPECT_TRUE(test::bitwise_equal(got, want))
+          << to_string(spec.array.conv_mapping) << " " << to_string(dir) << " " << to_string(l);
     }
   }
+}
+
+// The PE-level reference runs on every 4th problem (it is slow).
+void fast_kernel_equals_pe_level_reference(int idx) {
+  const Format f = kFormats[(idx / 4) % 3];
+  equals_pe_level_reference(all_problems()[idx],
+                            spec_for(f, static_cast<Dataflow>((idx / 4) % 3), 4 + idx % 3, 4 + idx % 5), f, 9000 + idx);
+}
+
+// The channel-tap mapping (kernels/lowering.h "Mappings") on every 4th problem: small integers
+// bitwise against oneDNN, random reals within the bound, and the equalities the mapping promises:
+// explicit == bp-im2col (same virtual matrices), zero-skip == explicit for EVERY dataflow (the
+// skipped products are whole taps, i.e. whole chunks of zero products), dW == im2col's dW (only its
+// columns are reordered), and fwd / dX == im2col's when there is one tap (1x1: the same order).
+void channel_tap_against_onednn(int idx) {
+  const ConvDesc& d = all_problems()[idx];
+  const Dataflow df = static_cast<Dataflow>((idx / 4) % 3);
+  const int rows = 2 + (idx / 4) % 5;  // small, so that channels take several chunks per tap
+  integers_exact(d, df, rows, ConvMapping::channel_tap, 7000 + idx);
+  std::mt19937_64 rng(7500 + idx);
+  for (Direction dir : kDirs) {
+    for (Format f : kFormats) {
+      auto [a, b] = inputs(d, dir, rng, false, f);
+      const Tensor want = onednn(d, dir, a, b);
+      const auto abs_terms = test::naive(d, dir, a, b, true);
+      const int64_t kred = test::reduction_length(d, dir);
+      const Spec ct = spec_for(f, df, rows, 8, ConvMapping::channel_tap), im = spec_for(f, df, rows, 8);
+      Tensor got[3];
+      for (Lowering l : kAllLowerings) {
+        got[int(l)] = run(ct, d, dir, l, a, b);
+        EXPECT_TRUE(test::within_bound(got[int(l)], want, abs_terms, kred, 2.0,
+                                       "channel_tap " + std::string(to_string(dir)) + " " +
+                                           std::string(to_string(l)) + " " + std::string(to_string(f))));
+      }
+      const std::string what = std::string(to_string(dir)) + " " + std::string(to_string(f));
+      EXPECT_TRUE(test::bitwise_equal(got[0], got[1])) << what;
+      if (dir != Direction::bwd_weights) {
+        EXPECT_TRUE(test::bitwise_equal(got[0], got[2])) << what;
+      }
+      if (dir == Direction::bwd_weights || d.R * d.S == 1) {
+        for (Lowering l : kAllLowerings) {
+          EXPECT_TRUE(test::bitwise_equal(got[int(l)], run(im, d, dir, l, a, b))) << what << " vs im2col";
+        }
+      }
+    }
+  }
+}
+
+// Channel-tap on the PE-level reference (the virtual matrices permuted tap-major, one fold per tap
+// and channel chunk), every 4th problem, format and dataflow varying independently.
+void channel_tap_equals_pe_level_reference(int idx) {
+  const Format f = kFormats[(idx / 4) % 3];
+  const Dataflow df = static_cast<Dataflow>((idx / 12) % 3);
+  equals_pe_level_reference(all_problems()[idx], spec_for(f, df, 2 + idx % 4, 3 + idx % 5, ConvMapping::channel_tap), f,
+                            11000 + idx);
 }
 
 // One test per problem (ctest runs each test in its own process; three per problem cost more in
@@ -215,6 +273,33 @@ TEST_P(ConvOnednn, AllDirectionsModesFormats) {
   if (idx % 4 == 0) {
     SCOPED_TRACE("fast kernel == PE-level reference");
     fast_kernel_equals_pe_level_reference(idx);
+  }
+  if (idx % 4 == 1) {
+    SCOPED_TRACE("channel-tap mapping vs oneDNN, modes agree");
+    channel_tap_against_onednn(idx);
+  }
+  if (idx % 4 == 2) {
+    SCOPED_TRACE("channel-tap: fast kernel == PE-level reference");
+    channel_tap_equals_pe_level_reference(idx);
+  }
+}
+
+// The comparison can fail: on a 3x3 conv whose channels take two chunks per tap, channel-tap's
+// order gives other bits than im2col's (so a fast path that ignored the mapping would be caught by
+// the PE-level reference), while both equal their own PE-level reference.
+TEST(ConvChannelTap, OrderDiffersFromIm2colAndEachEqualsItsReference) {
+  const ConvDesc d{2, 5, 6, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1};
+  for (Dataflow df : {Dataflow::os, Dataflow::ws, Dataflow::is}) {
+    const Spec ct = spec_for(Format::fp32, df, 4, 4, ConvMapping::channel_tap), im = spec_for(Format::fp32, df, 4, 4);
+    std::mt19937_64 rng(42);
+    for (Direction dir : {Direction::fwd, Direction::bwd_data}) {
+      const auto [a, b] = inputs(d, dir, rng, false, Format::fp32);
+      const Tensor t = run(ct, d, dir, Lowering::bp_im2col, a, b), i = run(im, d, dir, Lowering::bp_im2col, a, b);
+      EXPECT_FALSE(test::bitwise_equal(t, i)) << to_string(df) << " " << to_string(dir);
+      EXPECT_TRUE(test::bitwise_equal(t, test::array_ref_conv(ct.array, d, dir, Lowering::bp_im2col, a, b)));
+      EXPECT_TRUE(test::bitwise_equal(i, test::array_ref_conv(im.array, d, dir, Lowering::bp_im2col, a, b)));
+      EXPECT_FALSE(test::bitwise_equal(t, test::array_ref_conv(im.array, d, dir, Lowering::bp_im2col, a, b)));
+    }
   }
 }
 

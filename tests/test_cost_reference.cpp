@@ -374,6 +374,51 @@ TEST(CostReference, SeveralArraysAgree) {
   report_generated("several arrays");
 }
 
+// The channel-tap mapping (tap-major operands, each tap's channels padded to the rows on WS / IS):
+// every ResNet-18 layer at batch 2, every direction, every lowering on tpu-like and bp-im2col on
+// every preset (WS), and on tpu-like OS (the tap-major order without padding), and 60 random
+// convolutions on random specs: fast = reference.
+TEST(CostReference, ChannelTapAgrees) {
+  std::string fails;
+  int compared = 0;
+  for (const char* preset : kPresets)
+    for (Dataflow df : {Dataflow::ws, Dataflow::os}) {
+      Spec spec = load_spec(preset);
+      spec.array.conv_mapping = ConvMapping::channel_tap;
+      spec.array.dataflow = df;
+      for (const ConvLayer& layer : resnet18_convs(2))
+        for (Direction dir : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
+          for (Lowering l : {Lowering::explicit_im2col, Lowering::bp_im2col, Lowering::zero_skip}) {
+            // Every lowering on tpu-like WS; bp-im2col (strided dX: exact per-tile loads) on the
+            // other presets; OS (no padding) on tpu-like.
+            const bool tpu = std::string(preset) == "tpu-like";
+            if ((df == Dataflow::os || !tpu) && l != Lowering::bp_im2col) continue;
+            if (df == Dataflow::os && !tpu) continue;
+            for (const GemmWork& w : conv_work(layer.desc, dir, l, spec, layer.name)) {
+              ++compared;
+              const std::string f = compare(w, spec);
+              if (!f.empty())
+                fails += std::string(preset) + " " + layer.name + " " + std::string(to_string(dir)) + " " +
+                         std::string(to_string(l)) + ": " + f + "\n";
+            }
+          }
+    }
+  std::mt19937_64 rng(16);
+  for (int i = 0; i < 60; ++i) {
+    Spec spec = random_spec(rng);
+    spec.array.conv_mapping = ConvMapping::channel_tap;
+    const Direction dirs[] = {Direction::fwd, Direction::bwd_data, Direction::bwd_weights};
+    for (const GemmWork& w : conv_work(random_conv(rng), dirs[i % 3], kAllLowerings[(i / 3) % 3], spec, "random")) {
+      ++compared;
+      const std::string f = compare(w, spec);
+      if (!f.empty() && fails.size() < 20000) fails += "random " + std::to_string(i) + ": " + f + "\n";
+    }
+  }
+  EXPECT_GT(compared, 250);
+  EXPECT_TRUE(fails.empty()) << fails;
+  report_generated("channel-tap");
+}
+
 // A wrong multi-array schedule is caught: timing the arrays as one array of count x cols columns, or
 // reading the broadcast operand from SRAM once per array. With one array neither changes anything.
 TEST(CostReference, WrongMultiArrayScheduleIsCaught) {

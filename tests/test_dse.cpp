@@ -165,6 +165,13 @@ TEST(Dse, PointResultsEqualAFreshProjection) {
   fused.vector.lanes = 8;
   bp.push_back({{}, fused});
   expect_exact(net, bp, Lowering::bp_im2col, StepMode::train);
+  // The channel-tap mapping: its work depends on the rows and the dataflow (padding per tap), so its
+  // points must not share im2col's work list, nor one another's across array shapes.
+  const auto ct = sweep_points(base, {parse_sweep("conv_mapping=im2col,channel_tap"), parse_sweep("array=8x16,32x32"),
+                                      parse_sweep("dataflow=os,ws")});
+  ASSERT_EQ(ct.size(), 8u);
+  expect_exact(net, ct, Lowering::bp_im2col, StepMode::train);
+  expect_exact(net, ct, Lowering::zero_skip, StepMode::train);
 }
 
 TEST(Dse, ResultsDoNotDependOnThreadCount) {
@@ -239,6 +246,7 @@ TEST(Dse, BadSweepsAreRefusedNamingThem) {
       {"array_count=1,0", "array.count"},                // the loader's range check
       {"array_count=65", "array.count"},
       {"array_count=1.5", "is not an integer"},
+      {"conv_mapping=im2col,winograd", "conv_mapping 'winograd' is not im2col or channel_tap"},
       {"vector_link_bits=1e9", "vector.dram_link_bits_per_cycle"},
   };
   for (const auto& c : cases) {

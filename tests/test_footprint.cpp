@@ -32,9 +32,14 @@ ConvDesc random_conv(std::mt19937_64& rng) {
   return d;
 }
 
-// Every generated operand of every direction and lowering of `d`.
-std::vector<OperandDesc> generated_operands(const ConvDesc& d) {
-  const Spec spec = load_spec("tpu-like");
+// Every generated operand of every direction and lowering of `d` (under `mapping`: channel-tap's
+// operands are tap-major, each tap's channels padded to the array rows on WS / IS).
+std::vector<OperandDesc> generated_operands(const ConvDesc& d, ConvMapping mapping = ConvMapping::im2col,
+                                            int rows = 32, Dataflow df = Dataflow::ws) {
+  Spec spec = load_spec("tpu-like");
+  spec.array.conv_mapping = mapping;
+  spec.array.rows = rows;
+  spec.array.dataflow = df;
   std::vector<OperandDesc> out;
   for (Direction dir : {Direction::fwd, Direction::bwd_data, Direction::bwd_weights})
     for (Lowering l : kAllLowerings)
@@ -44,13 +49,17 @@ std::vector<OperandDesc> generated_operands(const ConvDesc& d) {
   return out;
 }
 
-TEST(Footprint, SetAlgebraEqualsEnumerationOnRandomTiles) {
-  std::mt19937_64 rng(20261129);
-  int64_t tilings = 0, kinds_seen = 0;
+void set_algebra_equals_enumeration(ConvMapping mapping, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int64_t tilings = 0, kinds_seen = 0, tap_major = 0;
   bool seen[5] = {};
   for (int i = 0; i < 150; ++i) {
     const ConvDesc d = random_conv(rng);
-    for (const OperandDesc& o : generated_operands(d)) {
+    // Channel-tap: array rows 1..8 (channels 1..6: padded or not) and every dataflow (OS: no padding).
+    const int rows = 1 + i % 8;
+    const Dataflow df = static_cast<Dataflow>(i % 3);
+    for (const OperandDesc& o : generated_operands(d, mapping, rows, df)) {
+      tap_major += o.generator->tap_major;
       seen[int(o.generator->kind)] = true;
       const AddressGenerator gen = generator_of(o);
       FootprintCounter counter(gen);
@@ -83,6 +92,44 @@ TEST(Footprint, SetAlgebraEqualsEnumerationOnRandomTiles) {
   for (bool s : seen) kinds_seen += s;
   EXPECT_EQ(kinds_seen, 5);  // im2col, dx_bp, dx_explicit, dx_phase, dilated_dy all covered
   EXPECT_GT(tilings, 1000);
+  if (mapping == ConvMapping::channel_tap) EXPECT_GT(tap_major, 1000);
+  else EXPECT_EQ(tap_major, 0);
+}
+
+TEST(Footprint, SetAlgebraEqualsEnumerationOnRandomTiles) {
+  set_algebra_equals_enumeration(ConvMapping::im2col, 20261129);
+}
+
+// The channel-tap mapping's tap-major (and padded) rows: the per-class set algebra against the
+// reference's enumeration through row_coords.
+TEST(Footprint, ChannelTapSetAlgebraEqualsEnumerationOnRandomTiles) {
+  set_algebra_equals_enumeration(ConvMapping::channel_tap, 20261208);
+}
+
+// Hand-counted: 1 image, 2 channels, 3x3 input, 2x2 kernel, stride 1, no padding (output 2x2),
+// channel-tap on a 4-row WS array: rows (tap, channel) padded to 4 per tap, 16 rows. Rows 0..3 =
+// tap (0,0) for channels 0, 1 and two padding rows: over all 4 pixels, input rows 0..1 x columns 0..1
+// of each channel: 8 elements. Rows 2..5 = padding, then tap (0,1) for channels 0 and 1: columns 1..2
+// of rows 0..1: 8. Rows 3..4: padding and tap (0,1) channel 0: 4. Rows 2..3 (padding only): 0.
+TEST(Footprint, HandCountedChannelTap) {
+  const ConvDesc d{1, 2, 3, 3, 1, 2, 2, 1, 1, 0, 0, 0, 0};
+  AddressGenerator g = AddressGenerator::im2col(d, 2, 2, 1, 1);
+  g.set_tap_major(4);
+  ASSERT_EQ(g.rows(), 16);
+  FootprintCounter c(g);
+  EXPECT_EQ(c.footprint(0, 4, 0, 4), 8);
+  EXPECT_EQ(c.footprint(2, 6, 0, 4), 8);
+  EXPECT_EQ(c.footprint(3, 5, 0, 4), 4);
+  EXPECT_EQ(c.footprint(2, 4, 0, 4), 0);
+  EXPECT_EQ(c.footprint(0, 16, 0, 4), 18);  // every tap, both channels: all of X
+  int64_t a, r, t;
+  EXPECT_TRUE(g.row_coords(5, a, r, t));
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(r, 0);
+  EXPECT_EQ(t, 1);
+  EXPECT_FALSE(g.row_coords(6, a, r, t));
+  EXPECT_EQ(g.index(5, 0), 9 + 1);   // channel 1, input (0, 1)
+  EXPECT_EQ(g.index(6, 0), -1);      // padding row
 }
 
 // A 1-image, 1-channel 4x4 input, 3x3 kernel, pad 1, stride 1 (output 4x4): im2col A is 16 x 9.

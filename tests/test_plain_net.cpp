@@ -175,6 +175,38 @@ TEST(SameOrderNetwork, DetectsADifferentOrderOfAccumulation) {
   EXPECT_NE(compare(d, fp32, os, Lowering::explicit_im2col, PlainGemm::loop).diff, "");
 }
 
+// The channel-tap mapping (kernels/lowering.h "Mappings"): narrow ResNet-8 (every format x dataflow
+// x lowering) and ResNet-18 (every format x dataflow, the lowerings spread over them), bitwise; the PE-level array on ResNet-8 (WS, IS: one fold per tap and
+// channel chunk); and the check fails when the reference runs im2col's order against the emulator's
+// channel-tap (and the other way round).
+TEST(SameOrderNetwork, ChannelTapBitwiseForEveryFormatDataflowAndLowering) {
+  const NetDesc r8 = narrow("resnet8", 2), r18 = narrow("resnet18", 2);
+  for (Format f : {Format::fp32, Format::bf16, Format::fp16})
+    for (Dataflow df : {Dataflow::os, Dataflow::ws, Dataflow::is})
+      for (Lowering l : kAllLowerings) {
+        Spec s = small_array(f, df, 3, 4);  // 3 rows: ResNet-8's 4- and 8-channel taps take 2-3 chunks
+        s.array.conv_mapping = ConvMapping::channel_tap;
+        EXPECT_EQ(compare(r8, s, s, l, PlainGemm::loop).diff, "") << "resnet8 " << to_string(f) << " " << to_string(df) << " " << to_string(l);
+        // ResNet-18 (stem, max pool, strided 3x3 and 1x1): one lowering per format x dataflow, each
+        // lowering three times (the CI budget).
+        if (int(l) != (int(f) + int(df)) % 3) continue;
+        Spec s18 = s;
+        s18.array.rows = 8;
+        EXPECT_EQ(compare(r18, s18, s18, l, PlainGemm::loop).diff, "") << "resnet18 " << to_string(f) << " " << to_string(df) << " " << to_string(l);
+      }
+  for (Dataflow df : {Dataflow::ws, Dataflow::is}) {
+    Spec s = small_array(Format::bf16, df, 3, 4);
+    s.array.conv_mapping = ConvMapping::channel_tap;
+    EXPECT_EQ(compare(r8, s, s, Lowering::bp_im2col, PlainGemm::pe_level).diff, "") << to_string(df);
+  }
+  for (Dataflow df : {Dataflow::os, Dataflow::ws}) {
+    Spec im = small_array(Format::bf16, df, 3, 4), ct = im;
+    ct.array.conv_mapping = ConvMapping::channel_tap;
+    EXPECT_NE(compare(r8, ct, im, Lowering::bp_im2col, PlainGemm::loop).diff, "") << to_string(df);
+    EXPECT_NE(compare(r8, im, ct, Lowering::bp_im2col, PlainGemm::loop).diff, "") << to_string(df);
+  }
+}
+
 TEST(SameOrderNetwork, RejectsInt8) {
   const NetDesc d = narrow("resnet8", 2);
   Spec s = small_array(Format::int8, Dataflow::ws, 4, 4);

@@ -102,6 +102,9 @@ TEST(Spec, RoundTripThroughToml) {
   s.array.count = 3;
   const Spec back = parse_spec_toml(spec_to_toml(s), "x");
   EXPECT_EQ(back.array.count, 3);
+  s.array.conv_mapping = ConvMapping::channel_tap;
+  EXPECT_EQ(parse_spec_toml(spec_to_toml(s), "x").array.conv_mapping, ConvMapping::channel_tap);
+  for (const auto& name : preset_names()) EXPECT_EQ(load_spec(name).array.conv_mapping, ConvMapping::im2col) << name;
   EXPECT_NE(spec_to_toml(s).find("count = 3"), std::string::npos);
   for (const auto& name : preset_names()) EXPECT_EQ(load_spec(name).array.count, name == "tpu-v3" ? 2 : 1) << name;
   EXPECT_EQ(back.weight.halo, Halo::refetch);
@@ -146,6 +149,7 @@ TEST(Spec, BadSpecsNameFileAndKey) {
       {"[array]\ncount = 65\n", {"t.toml", "array.count", "got 65"}},
       {"[array]\ncount = 1.5\n", {"t.toml", "array.count", "integer"}},
       {"[array]\ndataflow = \"xs\"\n", {"t.toml", "array.dataflow", "\"os\", \"ws\", \"is\""}},
+      {"[array]\nconv_mapping = \"winograd\"\n", {"t.toml", "array.conv_mapping", "\"im2col\", \"channel_tap\""}},
       {"[array]\nformat = \"fp8\"\n", {"t.toml", "array.format", "bf16"}},
       {"[array]\nformat = \"int8\"\naccumulator = \"fp32\"\n", {"t.toml", "array.accumulator", "int32"}},
       {"[buffers.ifmap]\nkib = -1\n", {"t.toml", "buffers.ifmap.kib", "(0,"}},

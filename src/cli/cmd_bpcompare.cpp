@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "src/base/error.h"
@@ -29,6 +30,7 @@ namespace {
 
 struct Args {
   std::string topology = "resnet18", spec, csv, json, band_csv;
+  std::string mapping;  // --mapping: overrides the spec's [array] conv_mapping
   int64_t batch = 0;
   bool batch_given = false;
   bool include_stem_dx = false;
@@ -252,8 +254,10 @@ int run(const Args& a) {
   if (want_band && axes.empty()) axes = dse::default_band_axes();
   const double points = double(dse::band_points(axes));
   // Outputs are checked before the work and written whole (together) after it.
+  const ConvMapping mapping = a.mapping.empty() ? ConvMapping::im2col : conv_mapping_from_flag(a.mapping);
   check_outputs({{a.csv, "--csv"}, {a.json, "--json"}, {a.band_csv, "--band-csv"}});
-  const Spec spec = load_spec(a.spec);
+  Spec spec = load_spec(a.spec);
+  if (!a.mapping.empty()) spec.array.conv_mapping = mapping;
   const auto layers = load_conv_topology(a.topology, a.batch);
   // Every layer's sizes must fit (a batch or a file's shape can make products wrap past 2^63), and
   // the costing's host steps (linear in the layers' heights and widths, not in the batch) must be
@@ -269,9 +273,10 @@ int run(const Args& a) {
                                 "and width{}), more than the limit of {:.2g} (about ten seconds); use smaller layers{}",
                                 a.topology, steps * (want_band ? points + 1 : 1), want_band ? ", times the grid points" : "",
                                 kMaxCostingSteps, want_band ? " or a smaller grid" : ""));
-  fmt::print("bpcompare: {} ({} conv layers, batch {}) on {} ({}x{} {} {}), backward = dX + dW\n",
+  fmt::print("bpcompare: {} ({} conv layers, batch {}) on {} ({}x{} {} {}{}), backward = dX + dW\n",
              a.topology, layers.size(), layers.front().desc.N, spec.name, spec.array.rows,
-             spec.array.cols, to_string(spec.array.dataflow), to_string(spec.array.format));
+             spec.array.cols, to_string(spec.array.dataflow), to_string(spec.array.format),
+             spec.array.conv_mapping == ConvMapping::channel_tap ? ", channel_tap mapping" : "");
   if (a.include_stem_dx)
     fmt::print("stem {}: dX included (--include-stem-dx), which training never computes; marked [+dX]\n",
                layers.front().name);
@@ -311,6 +316,7 @@ int run(const Args& a) {
                       {"bp-im2col", reduction_percent(figure_value(c.total[0], p.figure), figure_value(c.total[1], p.figure))},
                       {kShared, reduction_percent(figure_value(c.total[0], p.figure), figure_value(c.total_shared, p.figure))}});
   nlohmann::json out = {{"topology", a.topology}, {"spec", spec.name}, {"batch", layers.front().desc.N},
+                        {"mapping", to_string(spec.array.conv_mapping)},
                         {"stem_dx_included", a.include_stem_dx}, {"layers", jl}, {"totals", jt},
                         {"against_paper", jpaper}, {"per_layer", ranges}};
   io::OutputSet outputs;
@@ -336,6 +342,9 @@ const Registrar kReg{Command{
       sub.add_option("--topology", a->topology, "resnet18, resnet50 or a topology CSV file")->capture_default_str();
       auto* batch = sub.add_option("--batch", a->batch, "batch size (overrides the file's N; default 1 for built-ins)");
       sub.add_option("--spec", a->spec, "accelerator preset name or TOML file (default tpu-like)");
+      sub.add_option("--mapping", a->mapping,
+                     "im2col | channel_tap: how the convolutions meet the array (default: the spec's [array] "
+                     "conv_mapping; README \"Channel-tap mapping\")");
       sub.add_option("--csv", a->csv, "write the per-layer figures as CSV");
       sub.add_option("--json", a->json, "write layers, totals (and the band) as JSON");
       sub.add_flag("--include-stem-dx", a->include_stem_dx,

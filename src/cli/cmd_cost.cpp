@@ -32,6 +32,7 @@ namespace {
 
 struct CostArgs {
   std::string spec = std::string(kDefaultPreset), gemm, conv, direction = "fwd", lowering = "bp-im2col";
+  std::string mapping;  // --mapping: overrides the spec's [array] conv_mapping
   std::string trace, json;
   std::string c_format = "accumulator";   // --gemm: C in DRAM in the accumulator format or the array's
   bool reference = false, force = false;
@@ -105,10 +106,11 @@ Job resolve_job(const CostArgs& a, const Spec& spec) {
   const Direction dir = parse_direction(a.direction);
   const Lowering low = lowering_from_flag(a.lowering);
   const std::string problem = layer.desc.str();
-  j.title = fmt::format("conv {}{}, {}, {}", layer.name.empty() ? "" : "'" + layer.name + "' ", problem,
-                        to_string(dir), to_string(low));
+  const bool ct = spec.array.conv_mapping == ConvMapping::channel_tap;
+  j.title = fmt::format("conv {}{}, {}, {}{}", layer.name.empty() ? "" : "'" + layer.name + "' ", problem,
+                        to_string(dir), to_string(low), ct ? ", channel_tap" : "");
   j.what = {{"conv", {{"problem", problem}, {"name", layer.name}, {"direction", to_string(dir)},
-                      {"lowering", to_string(low)}}}};
+                      {"lowering", to_string(low)}, {"mapping", to_string(spec.array.conv_mapping)}}}};
   j.works = conv_work(layer.desc, dir, low, spec, layer.name.empty() ? problem : layer.name);
   return j;
 }
@@ -230,13 +232,15 @@ int run_cost(const CostArgs& a) {
   if (a.gemm.empty() == a.conv.empty())
     throw UserError(a.gemm.empty() ? "give --gemm M,N,K or --conv PROBLEM (one of them)"
                                    : "--gemm and --conv exclude each other (cost one GEMM or one conv layer)");
-  if (!a.gemm.empty() && (a.direction_given || a.lowering_given))
+  if (!a.gemm.empty() && (a.direction_given || a.lowering_given || !a.mapping.empty()))
     throw UserError(fmt::format("{} applies to --conv only (a --gemm is one dense GEMM)",
-                                a.direction_given ? "--direction" : "--lowering"));
+                                a.direction_given ? "--direction" : a.lowering_given ? "--lowering" : "--mapping"));
   if (!a.conv.empty() && a.c_format_given)
     throw UserError("--c-format applies to --gemm only (a conv layer's tensors have their storage formats)");
+  const ConvMapping mapping = a.mapping.empty() ? ConvMapping::im2col : conv_mapping_from_flag(a.mapping);
   check_outputs({{a.json, "--json"}, {a.trace, "--trace"}});
-  const Spec spec = load_spec(a.spec);
+  Spec spec = load_spec(a.spec);
+  if (!a.mapping.empty()) spec.array.conv_mapping = mapping;
   const Job job = resolve_job(a, spec);
   // --trace shows the reference's timeline, so it runs the reference (and its comparison) too.
   const bool reference = a.reference || !a.trace.empty();
@@ -397,6 +401,9 @@ const Registrar kReg{Command{
                       ->capture_default_str();
       auto* low = sub.add_option("--lowering", a->lowering, "--conv: explicit | bp-im2col | zero-skip")
                       ->capture_default_str();
+      sub.add_option("--mapping", a->mapping,
+                     "--conv: im2col | channel_tap, how the conv meets the array (default: the spec's [array] "
+                     "conv_mapping)");
       sub.add_flag("--reference", a->reference,
                    "also run the cost reference (event-driven) on the fast model's plan and compare every counter "
                    "(exit 1 when they disagree)");

@@ -28,14 +28,14 @@ struct DseArgs : StepOptions {
 const char* kSweepHelp =
     "design points (repeatable; the cartesian product of all). KEY=ITEM[,ITEM...], ITEM = VALUE | "
     "LO..HI:xF (geometric) | LO..HI:+S (arithmetic). Keys: array (RxC, or LO..HI:x2 for square), array_count (arrays per core), "
-    "dataflow (os,ws,is), ifmap_kib, weight_kib, output_kib, vector_kib, buffers_kib (one bank, KiB; "
+    "dataflow (os,ws,is), conv_mapping (im2col,channel_tap), ifmap_kib, weight_kib, output_kib, vector_kib, buffers_kib (one bank, KiB; "
     "double buffering doubles the storage), dram_gbps, ifmap_link_bits, weight_link_bits, "
     "output_link_bits, vector_link_bits. E.g. --sweep array=16x16,32x32 --sweep ifmap_kib=16..1024:x2";
 const char* kBudgetHelp =
     "split a fixed budget instead: sram_kib=S,dram_gbps=B[,step=N][,sram_steps=N][,gbps_steps=N]. "
     "S KiB of storage (double buffering included) among ifmap/weight/output/vector in units of S/N "
     "(at most S in total), B GB/s exactly among the ifmap/weight/output links and the vector unit's "
-    "(shared) link in units of B/N; N defaults to 8. Only array, array_count and dataflow may also be swept.";
+    "(shared) link in units of B/N; N defaults to 8. Only array, array_count, dataflow and conv_mapping may also be swept.";
 
 int run_dse(const DseArgs& a) {
   const Step step = resolve_step(a);

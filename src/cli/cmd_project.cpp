@@ -58,8 +58,9 @@ int run_project(const ProjectArgs& a) {
   const double time_share = share(non_conv.get("cycles.total"), total.get("cycles.total"));
   const double energy_share = share(dn.energy_pj, dt.energy_pj);
 
-  fmt::print("== systrain project: {} {}x{}x{}, batch {}, {} step, spec {}, lowering {} ==\n", net.name, a.channels,
-             a.input, a.input, a.batch, a.fold_bn ? a.mode + " (BN folded)" : a.mode, spec.name, a.lowering);
+  fmt::print("== systrain project: {} {}x{}x{}, batch {}, {} step, spec {}, lowering {}{} ==\n", net.name, a.channels,
+             a.input, a.input, a.batch, a.fold_bn ? a.mode + " (BN folded)" : a.mode, spec.name, a.lowering,
+             spec.array.conv_mapping == ConvMapping::im2col ? "" : ", mapping channel_tap");
   fmt::print("  {} op records ({} distinct cost evaluations), projected in {:.3f} s\n\n", ledger.records().size(),
              ledger.cache_entries(), host_s);
   print_header("op kind");
@@ -103,6 +104,7 @@ int run_project(const ProjectArgs& a) {
                         {"fold_bn", a.fold_bn},
                         {"spec", spec.name},
                         {"lowering", a.lowering},
+                        {"conv_mapping", to_string(spec.array.conv_mapping)},
                         {"total_cycles", total.get("cycles.total")},
                         {"seconds", dt.seconds},
                         {"energy_j", dt.energy_pj * 1e-12},

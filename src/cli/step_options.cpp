@@ -16,6 +16,8 @@ void add_step_options(CLI::App& sub, StepOptions& o) {
   sub.add_option("--mode", o.mode, "train | infer")->capture_default_str();
   sub.add_option("--spec", o.spec, "accelerator preset name or TOML file")->capture_default_str();
   sub.add_option("--lowering", o.lowering, "explicit | bp-im2col | zero-skip")->capture_default_str();
+  sub.add_option("--mapping", o.mapping, "im2col | channel_tap: how convolutions meet the array (default: the spec's "
+                                         "[array] conv_mapping)");
   sub.add_option("--width", o.width, "channel multiplier")->capture_default_str();
   sub.add_option("--classes", o.classes, "classes of the fc layer")->capture_default_str();
   sub.add_flag("--fold-bn", o.fold_bn,
@@ -44,6 +46,7 @@ Step resolve_step(const StepOptions& o) {
   r.width = o.width;
   s.net = build_resnet(r);
   s.spec = load_spec(o.spec);
+  if (!o.mapping.empty()) s.spec.array.conv_mapping = conv_mapping_from_flag(o.mapping);
   check_costing_work(s.net, "--input");
   return s;
 }

@@ -16,12 +16,13 @@ namespace st::cli {
 
 struct StepOptions {
   std::string model = "resnet50", mode = "train", spec = "tpu-like", lowering = "bp-im2col";
+  std::string mapping;  // --mapping: overrides the spec's [array] conv_mapping when given
   int64_t input = 224, batch = 32, classes = 1000, channels = 3;
   double width = 1.0;
   bool fold_bn = false;
 };
 
-// Declares --model --input --channels --batch --mode --spec --lowering --width --classes on `sub`.
+// Declares --model --input --channels --batch --mode --spec --lowering --mapping --width --classes on `sub`.
 void add_step_options(CLI::App& sub, StepOptions& o);
 
 // The step the options describe, every value checked (one UserError naming the flag otherwise): the

@@ -146,6 +146,7 @@ int64_t FootprintCounter::one_pair(int64_t u0, int64_t u1, int64_t v0, int64_t v
 
 int64_t FootprintCounter::footprint(int64_t q0, int64_t q1, int64_t v0, int64_t v1) {
   ST_INVARIANT(0 <= q0 && q0 < q1 && q1 <= g_.rows() && 0 <= v0 && v0 < v1 && v1 <= g_.cols());
+  if (g_.tap_major()) return footprint_tap_major(q0, q1, v0, v1);
   Run ch[3], im[3];
   const int nc = runs(q0, q1, taps_, ch), ni = runs(v0, v1, pixels_, im);
   int64_t total = 0;
@@ -154,18 +155,46 @@ int64_t FootprintCounter::footprint(int64_t q0, int64_t q1, int64_t v0, int64_t 
   return total;
 }
 
+// Tap-major rows (the channel-tap mapping): row q = u * Ap + a. Rows [q0, q1) hold taps u_first ..
+// u_last; the first tap only for channels >= c_lo, the last only for channels < c_hi, the ones
+// between for every channel. So a channel's taps are one contiguous range of u, and the channels
+// fall into at most 3 classes with the same range (cut at c_lo and c_hi); channels are disjoint
+// backing blocks, so the footprint is, per class, its real channels x one_pair(that tap range).
+int64_t FootprintCounter::footprint_tap_major(int64_t q0, int64_t q1, int64_t v0, int64_t v1) {
+  const int64_t Ap = g_.channels_padded(), A = g_.channels();
+  const int64_t u_first = q0 / Ap, u_last = (q1 - 1) / Ap;
+  const int64_t c_lo = q0 - u_first * Ap, c_hi = q1 - u_last * Ap;
+  Run im[3];
+  const int ni = runs(v0, v1, pixels_, im);
+  int64_t cuts[4] = {0, std::min(c_lo, A), std::min(c_hi, A), A};
+  std::sort(cuts, cuts + 4);
+  int64_t total = 0;
+  for (int i = 0; i < 3; ++i) {
+    const int64_t a0 = cuts[i], a1 = cuts[i + 1];
+    if (a1 <= a0) continue;
+    // Channels [a0, a1): every one has the same tap range (no cut inside).
+    const int64_t u0 = a0 >= c_lo ? u_first : u_first + 1;
+    const int64_t u1 = a0 < c_hi ? u_last + 1 : u_last;
+    if (u1 <= u0) continue;
+    for (int j = 0; j < ni; ++j) total += (a1 - a0) * im[j].count * one_pair(u0, u1, im[j].lo, im[j].hi);
+  }
+  return total;
+}
+
 int64_t FootprintCounter::pass_elements(int64_t tile_g, int64_t tile_p, Halo halo) {
   ST_INVARIANT(tile_g >= 1 && tile_p >= 1);
-  const int64_t rows = g_.rows(), cols = g_.cols();
+  const int64_t rows = g_.rows();
   int64_t total = 0;
-  for (int64_t q0 = 0; q0 < rows; q0 += tile_g) {
-    const int64_t q1 = std::min(rows, q0 + tile_g);
-    if (halo == Halo::keep) {
-      total += footprint(q0, q1, 0, cols);
-      continue;
-    }
-    for (int64_t v0 = 0; v0 < cols; v0 += tile_p) total += footprint(q0, q1, v0, std::min(cols, v0 + tile_p));
-  }
+  for (int64_t q0 = 0; q0 < rows; q0 += tile_g) total += row_tile_elements(q0, std::min(rows, q0 + tile_g), tile_p, halo);
+  return total;
+}
+
+int64_t FootprintCounter::row_tile_elements(int64_t q0, int64_t q1, int64_t tile_p, Halo halo) {
+  ST_INVARIANT(tile_p >= 1);
+  const int64_t cols = g_.cols();
+  if (halo == Halo::keep) return footprint(q0, q1, 0, cols);
+  int64_t total = 0;
+  for (int64_t v0 = 0; v0 < cols; v0 += tile_p) total += footprint(q0, q1, v0, std::min(cols, v0 + tile_p));
   return total;
 }
 

@@ -29,8 +29,12 @@ class FootprintCounter {
   // `tile_g` and its columns into tiles of `tile_p`: keep: per row tile, the footprint over all
   // columns; refetch: the sum of every tile's footprint.
   int64_t pass_elements(int64_t tile_g, int64_t tile_p, Halo halo);
+  // The part of pass_elements that generator rows [q0, q1) (one row tile) move.
+  int64_t row_tile_elements(int64_t q0, int64_t q1, int64_t tile_p, Halo halo);
 
  private:
+  // footprint() of a generator whose rows are tap-major (AddressGenerator::set_tap_major).
+  int64_t footprint_tap_major(int64_t q0, int64_t q1, int64_t v0, int64_t v1);
   // One channel and one image: taps [u0, u1) of R x S, pixels [v0, v1) of out_h x out_w.
   int64_t one_pair(int64_t u0, int64_t u1, int64_t v0, int64_t v1);
   void row_set(int64_t r0, int64_t r1, int64_t y0, int64_t y1, uint64_t* bits) const;

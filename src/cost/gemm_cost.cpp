@@ -490,13 +490,47 @@ Stats cost_one(const GemmWork& w, const Spec& spec, GemmPlan* plan, bool prune, 
         gl.first.push_back(counter.footprint(q0, std::min(gen.rows(), q0 + tile_g), 0, std::min(gen.cols(), tile_p)));
         gl.rest -= gl.first.back();
       }
+      // A strided BP-im2col dX under channel-tap: every tile's own elements (GeneratedLoads::exact):
+      // keep, what its pixels reach beyond the earlier pixel tiles of its row tile; refetch, its
+      // whole footprint. Beyond kMaxExactTiles tiles (no ResNet layer at batch 32 comes near) the
+      // shares below, and with them the unbounded averaging.
+      constexpr int64_t kMaxExactTiles = int64_t{1} << 22;
+      const ConvDesc& cd_ = o.generator->conv;
+      const double tiles = std::ceil(double(gen.rows()) / double(tile_g)) * std::ceil(double(gen.cols()) / double(tile_p));
+      if (gen.tap_major() && o.generator->kind == GeneratorRecipe::Kind::dx_bp && (cd_.sh > 1 || cd_.sw > 1) &&
+          tiles <= double(kMaxExactTiles)) {
+        const Halo halo = (op == 0 ? spec.ifmap : spec.weight).halo;
+        gl.exact_pixel_tiles = (gen.cols() + tile_p - 1) / tile_p;
+        for (int64_t q0 = 0; q0 < gen.rows(); q0 += tile_g) {
+          const int64_t q1 = std::min(gen.rows(), q0 + tile_g);
+          int64_t before = 0;  // keep: the footprint of the pixel tiles so far
+          for (int64_t v0 = 0; v0 < gen.cols(); v0 += tile_p) {
+            const int64_t v1 = std::min(gen.cols(), v0 + tile_p);
+            if (halo == Halo::refetch) {
+              gl.exact.push_back(counter.footprint(q0, q1, v0, v1));
+            } else {
+              const int64_t upto = counter.footprint(q0, q1, 0, v1);
+              gl.exact.push_back(upto - before);
+              before = upto;
+            }
+          }
+        }
+      }
+      // Tap-major rows (channel-tap): the rest per row tile (gemm_schedule.h GeneratedLoads).
+      if (gen.tap_major()) {
+        const Halo halo = (op == 0 ? spec.ifmap : spec.weight).halo;
+        for (int64_t q0 = 0, g = 0; q0 < gen.rows(); q0 += tile_g, ++g)
+          gl.rest_rows.push_back(counter.row_tile_elements(q0, std::min(gen.rows(), q0 + tile_g), tile_p, halo) -
+                                 gl.first[size_t(g)]);
+      }
       // The schedule's steady-state jumps need the middle tiles of every loop to move equal bytes:
       // the first and last row tiles keep their own first-tile bytes, the middle ones their mean.
-      if (gl.first.size() > 2) {
+      for (std::vector<int64_t>* v : {&gl.first, &gl.rest_rows}) {
+        if (v->size() <= 2) continue;
         int64_t sum = 0;
-        for (size_t i = 1; i + 1 < gl.first.size(); ++i) sum += gl.first[i];
-        const int64_t n = int64_t(gl.first.size()) - 2, mean = (sum + n - 1) / n;
-        for (size_t i = 1; i + 1 < gl.first.size(); ++i) gl.first[i] = mean;
+        for (size_t i = 1; i + 1 < v->size(); ++i) sum += (*v)[i];
+        const int64_t n = int64_t(v->size()) - 2, mean = (sum + n - 1) / n;
+        for (size_t i = 1; i + 1 < v->size(); ++i) (*v)[i] = mean;
       }
       o.dram_elems = double(pass[op]);
     }

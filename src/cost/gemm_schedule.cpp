@@ -252,10 +252,16 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
     if (!generated || !(*generated)[size_t(op)].on) return share(D, rd, cd, i);
     const GeneratedLoads& g = (*generated)[size_t(op)];
     const size_t pd = size_t(g.pixel_dim), gd = size_t(g.row_dim);
+    if (!g.exact.empty()) return g.exact[size_t(i[gd] * g.exact_pixel_tiles + i[pd])];
     if (i[pd] == 0) return g.first[size_t(i[gd])];
+    if (!g.rest_rows.empty())
+      return tile_share(g.rest_rows[size_t(i[gd])], dm.ext[pd] - dm.size(int(pd), 0), 1, dm.size(int(pd), i[pd]), 1);
     return tile_share(g.rest, dm.ext[pd] - dm.size(int(pd), 0), dm.ext[gd], dm.size(int(pd), i[pd]),
                       dm.size(int(gd), i[gd]));
   };
+
+  // Exact per-tile loads (GeneratedLoads::exact) do not repeat: no unit is jumped over.
+  const bool irregular = generated && (!(*generated)[0].exact.empty() || !(*generated)[1].exact.empty());
 
   // 1. Materialization on the shared link.
   int64_t t_mat = 0;
@@ -435,7 +441,7 @@ ScheduleTiming time_gemm_schedule(const GemmWork& w, const Spec& spec, const std
       }
       capture(now);
       const bool have2 = units_seen[size_t(lvl)] >= 2;
-      bool steady = have2;
+      bool steady = have2 && !irregular;
       int64_t delta = 0;
       if (steady) {
         const State& p1 = unit_prev[size_t(lvl)];

@@ -46,6 +46,17 @@ struct GeneratedLoads {
   int pixel_dim = 0, row_dim = 0;  // the GEMM dims (0 m, 1 n, 2 k) of the generator's columns / rows
   std::vector<int64_t> first;
   int64_t rest = 0;
+  // Tap-major generators (the channel-tap mapping): the rest per generator-row tile instead (a row
+  // tile's fresh elements per pixel follow its channels, not its rows: one tap of 64 channels moves
+  // as much as four), each non-first tile its share over that row tile's other pixel tiles; the
+  // middle row tiles their mean, like `first`. Empty: `rest` as above.
+  std::vector<int64_t> rest_rows;
+  // Every tile's own elements, (row tile g, pixel tile j) at g * exact_pixel_tiles + j, when the
+  // loads are too irregular for shares: a strided BP-im2col dX under channel-tap, where one tap
+  // reaches only the pixels of its stride phase, so a pixel tile loads dY rows or none. The schedule
+  // then steps every tile (no steady-state jump). Empty: first / rest as above.
+  std::vector<int64_t> exact;
+  int64_t exact_pixel_tiles = 0;
 };
 
 // Cycles the buffers' ports need to feed one tile step of g = (tm, tn, tk) to the arrays and take its

@@ -27,6 +27,7 @@ void put_operand(std::string& k, const OperandDesc& o) {
   put(k, r.kind);
   put(k, o.generator_transposed, d.N, d.C, d.H, d.W, d.K, d.R, d.S, d.sh, d.sw, d.pt, d.pl, d.pb, d.pr);
   put(k, r.out_h, r.out_w, r.stride_h, r.stride_w);
+  put(k, r.tap_major, r.channels_padded);   // the channel-tap mapping's row order
   for (const std::vector<int64_t>* v : {&r.taps_h, &r.taps_w, &r.rows_h, &r.rows_w}) {
     put(k, v->size());
     for (int64_t x : *v) put(k, x);

@@ -38,7 +38,10 @@ std::vector<int64_t> tile_fetches(const OperandDesc& o, int64_t rows, int64_t co
         // Row q is channel a, tap (r, t); column v is image n, pixel (y, x), walked in order with
         // the generator's own tables (index(q, v) without its divisions; checked on each row's
         // first element).
-        const int64_t a = q / (R * S), r = q / S % R, t = q % S;
+        // Channel-tap: the rows tap-major, padding rows (no channel) read nothing.
+        int64_t a = 0, r = 0, t = 0;
+        if (!gen.row_coords(q, a, r, t)) continue;
+        ST_INVARIANT(gen.tap_major() || (a == q / (R * S) && r == q / S % R && t == q % S));
         int64_t n = v0 / (oh * ow), y = v0 / ow % oh, x = v0 % ow;
         for (int64_t v = v0; v < v1; ++v) {
           const int64_t h = gen.h_offset(r, y), w = gen.w_offset(t, x);

@@ -14,8 +14,13 @@
 namespace st::dse {
 
 std::string work_key(const Spec& s) {
-  return fmt::format("{}/{}/{}/{}", to_string(s.array.format), s.vector.lanes, s.vector.fuse_with_conv,
-                     int(s.storage.weights));
+  std::string k = fmt::format("{}/{}/{}/{}", to_string(s.array.format), s.vector.lanes, s.vector.fuse_with_conv,
+                              int(s.storage.weights));
+  // The channel-tap mapping pads each tap's channels to the array rows on WS/IS: its convolutions'
+  // GEMM shapes depend on the rows and the dataflow (im2col's do not).
+  if (s.array.conv_mapping == ConvMapping::channel_tap)
+    k += fmt::format("/channel_tap/{}/{}", s.array.dataflow == Dataflow::os ? 0 : s.array.rows, to_string(s.array.dataflow));
+  return k;
 }
 
 namespace {

@@ -1,7 +1,8 @@
 #pragma once
 // Costing many design points of one network step. The step's work list does not depend on buffer
 // sizes, bandwidths, array shape or dataflow (only on the array format, the weights' storage, the
-// vector lanes and whether BN/ReLU fuse with the conv: `work_key`), so it is described once per key and
+// vector lanes and whether BN/ReLU fuse with the conv, and under the channel-tap mapping the array
+// rows and dataflow, which pad its GEMMs: `work_key`), so it is described once per key and
 // deduplicated by cost_key; each point then costs only the distinct descriptions and sums them in
 // record order, which gives exactly (bit for bit) the totals a fresh project() + Ledger would.
 // Points are evaluated in parallel (OpenMP); each result is written to its own index, so results do

@@ -26,11 +26,13 @@ constexpr double kBitsPerByte = 8;
 constexpr double kBytesPerKib = 1024;
 
 const std::vector<std::string> kKeys = {
-    "array",       "array_count",     "dataflow",        "ifmap_kib",        "weight_kib",       "output_kib",
+    "array",       "array_count",     "dataflow",        "conv_mapping",        "ifmap_kib",        "weight_kib",       "output_kib",
     "vector_kib",  "buffers_kib",     "dram_gbps",        "ifmap_link_bits",  "weight_link_bits",
     "output_link_bits", "vector_link_bits"};
 // Keys a budget decides (they cannot also be swept in budget mode).
-bool budget_owned(const std::string& k) { return k != "array" && k != "array_count" && k != "dataflow"; }
+bool budget_owned(const std::string& k) {
+  return k != "array" && k != "array_count" && k != "dataflow" && k != "conv_mapping";
+}
 
 [[noreturn]] void bad(const std::string& expr, const std::string& what) {
   throw UserError(fmt::format("--sweep '{}': {}", expr, what));
@@ -114,6 +116,7 @@ Axis parse_sweep(const std::string& expr) {
   if (eq == std::string::npos) bad(expr, "expected KEY=VALUES (e.g. ifmap_kib=16..1024:x2)");
   a.key = trim(expr.substr(0, eq));
   if (a.key == "array.count") a.key = "array_count";   // the spec key's own name, accepted too
+  if (a.key == "array.conv_mapping") a.key = "conv_mapping";
   if (std::find(kKeys.begin(), kKeys.end(), a.key) == kKeys.end())
     bad(expr, fmt::format("unknown key '{}' (keys: {})", a.key, fmt::join(kKeys, ", ")));
   const std::string rhs = trim(expr.substr(eq + 1));
@@ -127,6 +130,10 @@ Axis parse_sweep(const std::string& expr) {
     const bool is_range = item.find("..") != std::string::npos;
     if (a.key == "dataflow") {
       if (is_range || !parse_dataflow(item)) bad(expr, fmt::format("dataflow '{}' is not os, ws or is", item));
+      add(item);
+    } else if (a.key == "conv_mapping") {
+      if (is_range || !parse_conv_mapping(item))
+        bad(expr, fmt::format("conv_mapping '{}' is not im2col or channel_tap", item));
       add(item);
     } else if (a.key == "array") {
       if (is_range) {
@@ -165,6 +172,12 @@ void apply_param(Spec& s, const std::string& key, const std::string& value, cons
     const auto d = parse_dataflow(value);
     if (!d) bad(expr, fmt::format("dataflow '{}' is not os, ws or is", value));
     s.array.dataflow = *d;
+    return;
+  }
+  if (key == "conv_mapping") {
+    const auto m = parse_conv_mapping(value);
+    if (!m) bad(expr, fmt::format("conv_mapping '{}' is not im2col or channel_tap", value));
+    s.array.conv_mapping = *m;
     return;
   }
   const double v = number(value, "value", expr);
@@ -316,7 +329,7 @@ std::vector<std::array<int, 4>> compositions(int total, bool exact) {
 std::vector<DesignPoint> budget_points(const Spec& base, const Budget& b, const std::vector<Axis>& axes) {
   for (const Axis& a : axes)
     if (budget_owned(a.key))
-      bad(a.expr, fmt::format("'{}' is decided by --budget; only array, array_count and dataflow can be swept with it", a.key));
+      bad(a.expr, fmt::format("'{}' is decided by --budget; only array, array_count, dataflow and conv_mapping can be swept with it", a.key));
   validate_axes(base, axes);
   const double us = b.sram_kib / b.sram_steps, ub = b.dram_gbps / b.gbps_steps;
   // The loader's checks are per field: validating every unit count on every buffer covers all splits.

@@ -107,13 +107,26 @@ bool is_negative_zero(float v) { return v == 0.0f && std::signbit(v); }
 bool any_negative_zero(const float* out, int64_t count) { return std::any_of(out, out + count, is_negative_zero); }
 
 template <class MN, class A, class B>
-void recompute_negative_zeros(const ArrayConfig& cfg, int64_t K, float* out, int64_t count, MN mn, A a, B b) {
+void recompute_negative_zeros(const ArrayConfig& cfg, int64_t K, float* out, int64_t count, MN mn, A a, B b,
+                              const std::vector<int32_t>* chunks = nullptr) {
   for (int64_t i = 0; i < count; ++i) {
     float& v = out[i];
     if (!is_negative_zero(v)) continue;
     const auto [m, n] = mn(i);
-    v = systolic_output(cfg, K, [&](int64_t k) { return a(k, m); }, [&](int64_t k) { return b(k, n); });
+    v = systolic_output(cfg, K, [&](int64_t k) { return a(k, m); }, [&](int64_t k) { return b(k, n); }, chunks);
   }
+}
+
+// The channel-tap mapping (lowering.h "Mappings"): the reduction tap-major, each tap's channels in
+// chunks of the array rows.
+bool channel_tap(const ArrayConfig& cfg) { return cfg.conv_mapping == ConvMapping::channel_tap; }
+
+// A weight operand packed channel-major (rows (a, u): A channels x U taps, `cols` wide), reordered
+// tap-major in place through `tmp`.
+void rows_tap_major(float* rows_cm, int64_t A, int64_t U, int64_t cols, std::vector<float>& tmp) {
+  tmp.assign(rows_cm, rows_cm + A * U * cols);
+  const std::vector<int64_t> order = tap_major_order(A, U);
+  for (int64_t j = 0; j < A * U; ++j) std::copy_n(tmp.data() + order[size_t(j)] * cols, cols, rows_cm + j * cols);
 }
 
 // One stride phase (ph, pw) of the strided dX (zero-skip, and BP-im2col's host path): the kernel taps
@@ -168,11 +181,24 @@ void conv_fwd(const ExecContext& ctx, const ConvDesc& d, Lowering l, const Tenso
   expect(wei, {d.K, d.C, d.R, d.S}, "conv_fwd", "wei", d);
   ensure(dst, {d.N, d.K, d.P(), d.Q()}, false);
   const int64_t PQ = d.P() * d.Q(), CRS = d.C * d.R * d.S, M = d.N * PQ;
-  // A = im2col(X) (N P Q x CRS), generated panel by panel from X: never stored whole.
-  const AddressGenerator gen = AddressGenerator::im2col(d, d.P(), d.Q(), d.sh, d.sw);
+  // A = im2col(X) (N P Q x CRS), generated panel by panel from X: never stored whole. Channel-tap:
+  // the same columns tap-major, (r, s, c), each tap's channels in chunks of the array rows.
+  const bool ct = channel_tap(cfg);
+  AddressGenerator gen = AddressGenerator::im2col(d, d.P(), d.Q(), d.sh, d.sw);
+  if (ct) gen.set_tap_major(d.C);
   const OperandSource im2col = source(gen, rounded_backing(cfg, src.data(), src.size()), /*k_major=*/true);
+  MatView b{wei.data(), CRS, true};  // W^T (CRS x K): W read transposed
+  std::vector<int32_t> chunks;
+  if (ct) {
+    float* wt = scratch_floats(ScratchSlot::conv_operand, CRS * d.K);  // W^T (R S C, K), tap-major
+    const std::vector<int64_t> order = tap_major_order(d.C, d.R * d.S);
+    for (int64_t j = 0; j < CRS; ++j)
+      for (int64_t k = 0; k < d.K; ++k) wt[j * d.K + k] = wei[k * CRS + order[size_t(j)]];
+    b = MatView{wt, d.K, false};
+    chunks = tap_chunks(d.C, d.R * d.S, cfg.rows);
+  }
   float* out = scratch_floats(ScratchSlot::conv_out, M * d.K);  // Y^T (N P Q, K)
-  systolic_gemm(cfg, GemmShape{M, d.K, CRS}, im2col, MatView{wei.data(), CRS, true}, out, d.K);
+  systolic_gemm(cfg, GemmShape{M, d.K, CRS}, im2col, b, out, d.K, ct ? &chunks : nullptr);
   scatter_nchw(out, d.N, d.K, PQ, dst.data());
   emit_all(ctx, d, Direction::fwd, l);
 }
@@ -191,6 +217,11 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
   // full B'; the host drops them (they are the other phases' taps, zero for every pixel of this
   // phase) and keeps the array's chunks of the full (k, r', t') order (systolic_gemm `chunks`), which
   // gives the bits of the full GEMM unless a weight is Inf/NaN once rounded to the array format (0 x Inf = NaN), checked first.
+  // Channel-tap (lowering.h "Mappings"): every reduction tap-major, (tap, k), chunks per tap. Then
+  // the other phases' taps are whole chunks of zero products in the full chain, so a phase's
+  // sub-GEMM with its own taps' chunks is the full chain without them (the -0 rule below applies).
+  const bool ct = channel_tap(cfg);
+  std::vector<float> tmp;
   const bool strided = d.sh > 1 || d.sw > 1;
   const bool bp_phased = l == Lowering::bp_im2col && strided && all_finite_on_array(cfg, wei);
   if (l == Lowering::zero_skip || bp_phased) {
@@ -204,11 +235,18 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
       float* b = scratch_floats(ScratchSlot::conv_operand, Kr * d.C);  // phase W' (K R_phi S_phi, C)
       float* out = scratch_floats(ScratchSlot::conv_out, M * d.C);   // (N H_phi W_phi, C)
       pack_dx_b(d, wei.data(), th, tw, b);
-      const AddressGenerator gen = AddressGenerator::dx_phase(d, th, tw, rh, rw);
+      AddressGenerator gen = AddressGenerator::dx_phase(d, th, tw, rh, rw);
+      const int64_t ntaps = int64_t(th.size() * tw.size());
       std::vector<int32_t> chunks;
-      if (bp_phased) chunks = phase_chunks(d, th, tw, cfg.rows);
+      if (ct) {
+        gen.set_tap_major(d.K);
+        rows_tap_major(b, d.K, ntaps, d.C, tmp);
+        chunks = tap_chunks(d.K, ntaps, cfg.rows);
+      } else if (bp_phased) {
+        chunks = phase_chunks(d, th, tw, cfg.rows);
+      }
       systolic_gemm(cfg, GemmShape{M, d.C, Kr}, source(gen, dy, /*k_major=*/true), MatView{b, d.C, false}, out,
-                    d.C, bp_phased ? &chunks : nullptr);
+                    d.C, ct || bp_phased ? &chunks : nullptr);
       float* ds = diff_src.data();
 #pragma omp parallel for collapse(2) schedule(static)
       for (int64_t n = 0; n < d.N; ++n)
@@ -218,8 +256,11 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
               ds[((n * d.C + c) * d.H + rh[ih]) * d.W + rw[iw]] = out[((n * nh + ih) * nw + iw) * d.C + c];
     }
     // The full B'^T (rows k = (k, r', t'), columns m = (n, h, w)) against W', built only for a -0.
+    // Channel-tap: the same, both tap-major, with the full reduction's chunks per tap.
     if (bp_phased && any_negative_zero(diff_src.data(), diff_src.size())) {
-      const AddressGenerator full = AddressGenerator::dx_bp(d);
+      AddressGenerator full = AddressGenerator::dx_bp(d);
+      if (ct) full.set_tap_major(d.K);
+      const std::vector<int32_t> full_chunks = tap_chunks(d.K, d.R * d.S, cfg.rows);
       std::vector<float> wp;  // W' (KRS x C) in the array's format, built when a -0 needs it
       const int64_t KRS = d.K * d.R * d.S;
       recompute_negative_zeros(
@@ -239,10 +280,12 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
               for (int64_t t = d.S - 1; t >= 0; --t) all_w.push_back(t);
               wp.resize(static_cast<size_t>(KRS * d.C));
               pack_dx_b(d, wei.data(), all_h, all_w, wp.data());
+              if (ct) rows_tap_major(wp.data(), d.K, d.R * d.S, d.C, tmp);
               round_array(cfg.format, cfg.subnormals, wp.data(), int64_t(wp.size()));
             }
             return wp[k * d.C + c];
-          });
+          },
+          ct ? &full_chunks : nullptr);
     }
     emit_all(ctx, d, Direction::bwd_data, l);
     return;
@@ -255,8 +298,13 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
   const int64_t KRS = d.K * d.R * d.S, M = d.N * HW;
   float* b = scratch_floats(ScratchSlot::conv_operand, KRS * d.C);  // W' (KRS, C)
   pack_dx_b(d, wei.data(), all_h, all_w, b);
+  std::vector<int32_t> chunks;
+  if (ct) {
+    rows_tap_major(b, d.K, d.R * d.S, d.C, tmp);
+    chunks = tap_chunks(d.K, d.R * d.S, cfg.rows);
+  }
   // A = B'^T (N H W x KRS), generated panel by panel: from the compact dY (bp-im2col, zeros made at
-  // the array edge) or from the materialized U_pad (explicit).
+  // the array edge) or from the materialized U_pad (explicit). Channel-tap: its columns tap-major.
   const bool expl = l == Lowering::explicit_im2col;
   const float* backing = diff_dst.data();
   if (expl) {
@@ -264,11 +312,12 @@ void conv_bwd_data(const ExecContext& ctx, const ConvDesc& d, Lowering l, const 
     materialize_u_pad(d, diff_dst.data(), u_pad);
     backing = u_pad;
   }
-  const AddressGenerator gen = expl ? AddressGenerator::dx_explicit(d) : AddressGenerator::dx_bp(d);
+  AddressGenerator gen = expl ? AddressGenerator::dx_explicit(d) : AddressGenerator::dx_bp(d);
+  if (ct) gen.set_tap_major(d.K);
   const int64_t backing_elems = expl ? d.N * d.K * d.Hu() * d.Wu() : diff_dst.size();
   const OperandSource bprime = source(gen, rounded_backing(cfg, backing, backing_elems), /*k_major=*/true);
   float* out = scratch_floats(ScratchSlot::conv_out, M * d.C);  // dX^T (N H W, C)
-  systolic_gemm(cfg, GemmShape{M, d.C, KRS}, bprime, MatView{b, d.C, false}, out, d.C);
+  systolic_gemm(cfg, GemmShape{M, d.C, KRS}, bprime, MatView{b, d.C, false}, out, d.C, ct ? &chunks : nullptr);
   scatter_nchw(out, d.N, d.C, HW, diff_src.data());
   emit_all(ctx, d, Direction::bwd_data, l);
 }
@@ -281,6 +330,9 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
   expect(diff_dst, {d.N, d.K, d.P(), d.Q()}, "conv_bwd_weights", "diff_dst", d);
   ensure(diff_wei, {d.K, d.C, d.R, d.S}, true);
   const int64_t CRS = d.C * d.R * d.S;
+  // Channel-tap orders dW's output columns tap-major and leaves its reduction (over pixels) as it is
+  // (lowering.h "Mappings"): every output's chain is im2col's, so the numerics are the same; only
+  // the work description differs.
   // BP-im2col with a stride: the dilated dY's inserted zeros are whole zero columns of the GEMM's A
   // (the same for every output channel). The modeled array multiplies them; the host drops them
   // and keeps the array's chunk boundaries (systolic_gemm `chunks`), which gives the same bits
@@ -391,6 +443,16 @@ GeneratorRecipe im2col_recipe(const ConvDesc& d, int64_t out_h, int64_t out_w, i
   return r;
 }
 
+// The channel-tap mapping's order of the generator's rows: tap-major, each tap's channels padded to
+// `a_pad` (lowering.h "Mappings"; a_pad 0: no mapping, the recipe as it is).
+GeneratorRecipe mapped(GeneratorRecipe r, int64_t a_pad) {
+  if (a_pad > 0) {
+    r.tap_major = true;
+    r.channels_padded = a_pad;
+  }
+  return r;
+}
+
 GeneratorRecipe recipe(const ConvDesc& d, GeneratorRecipe::Kind kind) {
   GeneratorRecipe r;
   r.kind = kind;
@@ -414,7 +476,7 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   d.validate();
   const int eb = format_bytes(spec.array.format), cb = accumulator_bytes(spec.array.format);
   const ConvCounts cnt = conv_counts(d);
-  const int64_t P = d.P(), Q = d.Q(), CRS = d.C * d.R * d.S, KRS = d.K * d.R * d.S;
+  const int64_t P = d.P(), Q = d.Q(), CRS = d.C * d.R * d.S;
   const double x_elems = double(d.src_elems()), w_elems = double(d.wei_elems());
   const double dy = double(cnt.dy);
   // The tensors in DRAM: activations and gradients in fp32, the weights as the spec stores them.
@@ -425,13 +487,26 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
     return double(d.N * d.C) * double(valid_pairs({d.H, d.R, s_h, d.pt, out_h})) *
            double(valid_pairs({d.W, d.S, s_w, d.pl, out_w}));
   };
+  // Channel-tap (lowering.h "Mappings"): each reduction tap-major, and on WS/IS every tap's
+  // channels padded up to a multiple of the array rows, so a tap never shares a fold with another:
+  // the GEMM's K is taps x padded channels, the padding rows zeros the generator injects (never
+  // fetched, never useful), the weight operand as sparse (fetched_fraction < 1). `tap_pad(A)`: the
+  // rows A channels take per tap; 0 under im2col (no mapping).
+  const bool ct = spec.array.conv_mapping == ConvMapping::channel_tap;
+  const int64_t rows = spec.array.rows;
+  auto tap_pad = [&](int64_t A) -> int64_t {
+    if (!ct) return 0;
+    return spec.array.dataflow == Dataflow::os ? A : (A + rows - 1) / rows * rows;
+  };
+  auto per_tap = [&](int64_t A) { return ct ? tap_pad(A) : A; };
   std::vector<GemmWork> out;
 
   if (dir == Direction::fwd) {
-    GemmWork w = gemm(layer, OpKind::conv_fwd, Phase::forward, {d.N * P * Q, d.K, CRS}, cb, TensorRole::dst);
-    w.a = operand(d.N * P * Q, CRS, eb, x, x_elems, x_nonzero(P, Q, d.sh, d.sw));
-    generated(w.a, im2col_recipe(d, P, Q, d.sh, d.sw));
-    w.b = operand(CRS, d.K, eb, wei, w_elems, w_elems);
+    const int64_t Kg = d.R * d.S * per_tap(d.C);
+    GemmWork w = gemm(layer, OpKind::conv_fwd, Phase::forward, {d.N * P * Q, d.K, Kg}, cb, TensorRole::dst);
+    w.a = operand(d.N * P * Q, Kg, eb, x, x_elems, x_nonzero(P, Q, d.sh, d.sw));
+    generated(w.a, mapped(im2col_recipe(d, P, Q, d.sh, d.sw), tap_pad(d.C)));
+    w.b = operand(Kg, d.K, eb, wei, w_elems, w_elems);
     w.useful_macs = cnt.macs_fwd;
     out.push_back(w);
     return out;
@@ -439,20 +514,20 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
 
   if (dir == Direction::bwd_data) {
     if (l != Lowering::zero_skip) {
-      const int64_t M = d.N * d.H * d.W;
-      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, KRS}, cb, TensorRole::diff_src);
-      w.a = operand(M, KRS, eb, dy_t, dy, double(cnt.bprime_nonzero));
+      const int64_t M = d.N * d.H * d.W, Kg = d.R * d.S * per_tap(d.K);
+      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kg}, cb, TensorRole::diff_src);
+      w.a = operand(M, Kg, eb, dy_t, dy, double(cnt.bprime_nonzero));
       // U_pad holds dY and, unless the stride is 1 and the padding R-1 / S-1 - pad is 0 on every side
       // (1x1, stride 1, pad 0), inserted zeros and a zero border. Where it holds no zero it is dY
       // itself, byte for byte (U_pad is never smaller than dY and contains all of it), so explicit
       // reads dY as BP-im2col does.
       if (l == Lowering::explicit_im2col && double(cnt.dy_padded) != dy) {
         materialized(w.a, double(cnt.dy_padded), dy, dy_t.stored);
-        generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_explicit));
+        generated(w.a, mapped(recipe(d, GeneratorRecipe::Kind::dx_explicit), tap_pad(d.K)));
       } else {
-        generated(w.a, recipe(d, GeneratorRecipe::Kind::dx_bp));
+        generated(w.a, mapped(recipe(d, GeneratorRecipe::Kind::dx_bp), tap_pad(d.K)));
       }
-      w.b = operand(KRS, d.C, eb, wei, w_elems, w_elems);
+      w.b = operand(Kg, d.C, eb, wei, w_elems, w_elems);
       w.useful_macs = cnt.macs_dx_useful;
       out.push_back(w);
       return out;
@@ -478,13 +553,14 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
       };
       const double nz = double(d.N * d.K) * double(pairs(rh, th, d.pt, d.sh, P)) *
                         double(pairs(rw, tw, d.pl, d.sw, Q));
-      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kr}, cb, TensorRole::diff_src);
+      const int64_t Kg = int64_t(th.size() * tw.size()) * per_tap(d.K);  // Kr, padded per tap (channel-tap)
+      GemmWork w = gemm(layer, OpKind::conv_bwd_data, Phase::backward_data, {M, d.C, Kg}, cb, TensorRole::diff_src);
       w.sub_gemms = 1;
-      w.a = operand(M, Kr, eb, dy_t, std::min(dy, double(M) * double(Kr)), nz);
+      w.a = operand(M, Kg, eb, dy_t, std::min(dy, double(M) * double(Kr)), nz);
       GeneratorRecipe r = recipe(d, GeneratorRecipe::Kind::dx_phase);
       r.taps_h = th, r.taps_w = tw, r.rows_h = rh, r.rows_w = rw;
-      generated(w.a, std::move(r));
-      w.b = operand(Kr, d.C, eb, wei, double(Kr * d.C), double(Kr * d.C));
+      generated(w.a, mapped(std::move(r), tap_pad(d.K)));
+      w.b = operand(Kg, d.C, eb, wei, double(Kr * d.C), double(Kr * d.C));
       w.useful_macs = nz * double(d.C);
       out.push_back(w);
     }
@@ -511,7 +587,8 @@ std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, co
   }
   w.b = zero_free ? operand(Kred, CRS, eb, x, x_elems, x_nonzero(P, Q, d.sh, d.sw))
                   : operand(Kred, CRS, eb, x, x_elems, x_nonzero(oh, ow, 1, 1));
-  generated(w.b, zero_free ? im2col_recipe(d, P, Q, d.sh, d.sw) : im2col_recipe(d, oh, ow, 1, 1));
+  // Channel-tap: the columns (weight taps x channels) tap-major, nothing padded (they are outputs).
+  generated(w.b, mapped(zero_free ? im2col_recipe(d, P, Q, d.sh, d.sw) : im2col_recipe(d, oh, ow, 1, 1), ct ? d.C : 0));
   w.useful_macs = cnt.macs_dw_zero_free;
   w.accumulate_into_c = true;
   out.push_back(w);

@@ -15,6 +15,10 @@
 // The three lowerings give the same numbers up to the accumulation-order rule in lowering.h
 // (explicit == bp-im2col bitwise always; zero-skip bitwise for OS, or when K_red <= array rows).
 //
+// The spec's [array] conv_mapping chooses how the reductions meet the array (kernels/lowering.h
+// "Mappings"): im2col (channel-major, chunks of `rows` across channels and taps) or channel_tap
+// (tap-major, each tap's channels in chunks of `rows`; dW's columns tap-major, its bits im2col's).
+//
 // Each call describes its GEMM(s) to ctx's sink; conv_work gives the same descriptions from a shape
 // alone (timing-only mode: projections, bpcompare), so the two can never disagree.
 #include <string>
@@ -54,6 +58,8 @@ void conv_bwd_weights(const ExecContext& ctx, const ConvDesc& d, Lowering l, con
 //   where it is dY byte for byte (dW at stride 1; dX of a 1x1 stride-1 pad-0 conv) explicit's
 //   description is BP-im2col's: dY read directly, nothing extra.
 // The forward GEMM is the same in every mode (the paper changes backprop only).
+// Channel-tap: the lowered operands' generators tap-major, and on WS / IS each tap's channels padded
+// to a multiple of the array rows (K = taps x padded channels; the padding rows generated zeros).
 std::vector<GemmWork> conv_work(const ConvDesc& d, Direction dir, Lowering l, const Spec& spec,
                                 const std::string& layer = "");
 

@@ -261,6 +261,7 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
                                          to_string(spec.array.format), io::printable(acc)));
     a.boolean("fused_mac", spec.array.fused_mac);
     a.choice("subnormals", spec.array.subnormals, parse_subnormals, "\"keep\", \"flush\"");
+    a.choice("conv_mapping", spec.array.conv_mapping, parse_conv_mapping, "\"im2col\", \"channel_tap\"");
     a.finish();
   }
   {
@@ -395,6 +396,7 @@ std::string spec_to_toml(const Spec& s) {
   line("accumulator", toml_str(s.array.format == Format::int8 ? "int32" : "fp32"));
   line("fused_mac", b(s.array.fused_mac));
   line("subnormals", toml_str(to_string(s.array.subnormals)));
+  line("conv_mapping", toml_str(to_string(s.array.conv_mapping)));
   auto buffer = [&](std::string_view name, const BufferSpec& bs) {
     o += fmt::format("\n[buffers.{}]\n", name);
     line("kib", real(bs.kib));

@@ -60,7 +60,8 @@ std::vector<int64_t> rows_of_phase(int64_t in, int64_t pad, int64_t stride, int6
 
 }  // namespace
 
-void plain_gemm(const ArrayConfig& cfg, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
+void plain_gemm(const ArrayConfig& cfg, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C,
+                const std::vector<int32_t>* chunks) {
   if (cfg.format == Format::int8) throw UserError("the same-order reference network is floating point only (int8 is inference-only)");
   std::vector<float> a(static_cast<size_t>(M * K)), b(static_cast<size_t>(K * N));
   for (int64_t i = 0; i < M * K; ++i) a[i] = round_to(cfg.format, A[i], cfg.subnormals);
@@ -72,6 +73,15 @@ void plain_gemm(const ArrayConfig& cfg, int64_t M, int64_t N, int64_t K, const f
       float out = 0.0f;
       if (os) {
         for (int64_t k = 0; k < K; ++k) out = pe_mac(out, a[m * K + k], b[k * N + n], cfg.fused_mac, cfg.subnormals);
+      } else if (chunks) {
+        int64_t k0 = 0;
+        for (int32_t len : *chunks) {
+          float s = 0.0f;
+          for (int64_t k = k0; k < k0 + len; ++k) s = pe_mac(s, a[m * K + k], b[k * N + n], cfg.fused_mac, cfg.subnormals);
+          out = pe_add(out, s, cfg.subnormals);
+          k0 += len;
+        }
+        ST_INVARIANT(k0 == K);
       } else {
         for (int64_t k0 = 0; k0 < K; k0 += chunk) {
           float s = 0.0f;
@@ -111,16 +121,34 @@ const Tensor& PlainNet::activation(const std::string& node) const { return act_[
 const Tensor& PlainNet::activation_grad(const std::string& node) const { return diff_[node_id(node)]; }
 
 void PlainNet::gemm(int64_t M, int64_t N, int64_t K, const std::vector<float>& A, const std::vector<float>& B,
-                    std::vector<float>& C) {
+                    std::vector<float>& C, int64_t red_a, int64_t red_u) {
   ST_INVARIANT(int64_t(A.size()) == M * K && int64_t(B.size()) == K * N);
   C.assign(static_cast<size_t>(M * N), 0.0f);
   ++gemms_;
   if (M == 0 || N == 0) return;
+  // The channel-tap mapping (lowering.h "Mappings"): the reduction, red_a channels x red_u taps in
+  // channel-major order, taken tap-major, each tap's channels in chunks of the array rows.
+  const bool ct = spec_.array.conv_mapping == ConvMapping::channel_tap && red_a > 0;
+  std::vector<float> At, Bt;
+  std::vector<int32_t> chunks;
+  if (ct) {
+    ST_INVARIANT(red_a * red_u == K);
+    const std::vector<int64_t> order = tap_major_order(red_a, red_u);
+    At.resize(A.size());
+    Bt.resize(B.size());
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < K; ++j) At[size_t(m * K + j)] = A[size_t(m * K + order[size_t(j)])];
+    for (int64_t j = 0; j < K; ++j)
+      for (int64_t n = 0; n < N; ++n) Bt[size_t(j * N + n)] = B[size_t(order[size_t(j)] * N + n)];
+    chunks = tap_chunks(red_a, red_u, spec_.array.rows);
+  }
+  const float* a = ct ? At.data() : A.data();
+  const float* b = ct ? Bt.data() : B.data();
   if (gemm_kind_ == PlainGemm::pe_level)
-    systolic_gemm_reference(spec_.array, GemmShape{M, N, K}, MatView{A.data(), K, false}, MatView{B.data(), N, false},
-                            C.data(), N);
+    systolic_gemm_reference(spec_.array, GemmShape{M, N, K}, MatView{a, K, false}, MatView{b, N, false}, C.data(), N,
+                            ct ? &chunks : nullptr);
   else
-    plain_gemm(spec_.array, M, N, K, A.data(), B.data(), C.data());
+    plain_gemm(spec_.array, M, N, K, a, b, C.data(), ct ? &chunks : nullptr);
 }
 
 void PlainNet::conv_forward(int id) {
@@ -129,7 +157,7 @@ void PlainNet::conv_forward(int id) {
   const Tensor& w = params_.at(net_.nodes[id].name + ".weight");
   std::vector<float> C;
   gemm(d.N * d.P() * d.Q(), d.K, d.C * d.R * d.S, VirtualMatrix(d, Operand::fwd_a).dense(x.data()),
-       VirtualMatrix(d, Operand::fwd_b).dense(w.data()), C);
+       VirtualMatrix(d, Operand::fwd_b).dense(w.data()), C, d.C, d.R * d.S);
   Tensor& y = act_[id];
   y = Tensor({d.N, d.K, d.P(), d.Q()});
   const int64_t PQ = d.P() * d.Q();
@@ -157,7 +185,8 @@ void PlainNet::conv_backward(int id, bool need_dx, Tensor& dx) {
     return u;
   };
 
-  // dW (K x CRS), added into the gradient after the GEMM (the accumulator memory's one add).
+  // dW (K x CRS), added into the gradient after the GEMM (the accumulator memory's one add). Its
+  // reduction runs over pixels: the channel-tap mapping only reorders its columns (no chain changes).
   std::vector<float> C;
   if (lowering_ == Lowering::zero_skip) {
     gemm(d.K, CRS, d.N * P * Q, VirtualMatrix(d, Operand::dw_a_zero_free).dense(dy.data()),
@@ -183,7 +212,7 @@ void PlainNet::conv_backward(int id, bool need_dx, Tensor& dx) {
         const int64_t nh = int64_t(rh.size()), nw = int64_t(rw.size());
         ST_INVARIANT(a.rows() == d.N * nh * nw);
         if (a.rows() == 0 || a.cols() == 0) continue;  // no tap reaches this phase: its rows stay +0
-        gemm(a.rows(), d.C, a.cols(), a.dense(dy.data()), b.dense(w.data()), C);
+        gemm(a.rows(), d.C, a.cols(), a.dense(dy.data()), b.dense(w.data()), C, d.K, a.cols() / d.K);
         for (int64_t n = 0; n < d.N; ++n)
           for (int64_t ih = 0; ih < nh; ++ih)
             for (int64_t iw = 0; iw < nw; ++iw)
@@ -196,7 +225,7 @@ void PlainNet::conv_backward(int id, bool need_dx, Tensor& dx) {
       lowering_ == Lowering::explicit_im2col
           ? VirtualMatrix(d, Operand::dx_a_explicit).dense(dilated(d.R - 1 - d.pt, d.S - 1 - d.pl, d.Hu(), d.Wu()).data())
           : VirtualMatrix(d, Operand::dx_a_bp).dense(dy.data());
-  gemm(d.N * d.H * d.W, d.C, d.K * d.R * d.S, a, VirtualMatrix(d, Operand::dx_b).dense(w.data()), C);
+  gemm(d.N * d.H * d.W, d.C, d.K * d.R * d.S, a, VirtualMatrix(d, Operand::dx_b).dense(w.data()), C, d.K, d.R * d.S);
   const int64_t HW = d.H * d.W;
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t c = 0; c < d.C; ++c)

@@ -9,7 +9,8 @@
 //            reference GEMM; none of the fast path's address generators, panels, host skip paths
 //            (strided BP-im2col runs the full GEMM here, inserted zeros included) or scatters
 //   GEMM     PlainGemm::loop: three plain loops in the order kernels/systolic.h documents (OS one
-//            chain over k; WS/IS chunks of `rows` k's from +0, chunk sums added in order), one
+//            chain over k; WS/IS chunks of `rows` k's from +0, chunk sums added in order; under the
+//            channel-tap mapping the reduction permuted tap-major, chunks per tap), one
 //            pe_mac per product; PlainGemm::pe_level: the cycle-stepped PE-level reference
 //            (systolic_gemm_reference), slow, for small arrays
 //   vector   BN, ReLU, pooling, add, option-A shortcut, fc bias, softmax cross-entropy: scalar loops
@@ -40,7 +41,9 @@ enum class PlainGemm : uint8_t { loop, pe_level };
 
 // C (M x N, row-major) = A (M x K) B (K x N), both row-major, rounded to cfg.format on entry, in the
 // order kernels/systolic.h documents, by plain loops. NaN outputs are the canonical NaN.
-void plain_gemm(const ArrayConfig& cfg, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);
+// `chunks` (WS/IS): the reduction's chunks when not `rows` each (the channel-tap mapping's per tap).
+void plain_gemm(const ArrayConfig& cfg, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C,
+                const std::vector<int32_t>* chunks = nullptr);
 
 class PlainNet {
  public:
@@ -57,8 +60,9 @@ class PlainNet {
 
  private:
   int node_id(const std::string& name) const;
+  // red_a x red_u: the reduction's channels x taps (channel-major), for the channel-tap mapping.
   void gemm(int64_t M, int64_t N, int64_t K, const std::vector<float>& A, const std::vector<float>& B,
-            std::vector<float>& C);
+            std::vector<float>& C, int64_t red_a = 0, int64_t red_u = 0);
   void conv_forward(int id);
   void conv_backward(int id, bool need_dx, Tensor& dx);
   void give(int producer, Tensor&& g);  // a gradient contribution to `producer`'s output

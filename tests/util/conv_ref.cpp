@@ -66,16 +66,54 @@ Tensor onednn_conv_bwd_weights(const ConvDesc& d, const Tensor& src, const Tenso
 }
 
 namespace {
-// C (rows x cols) = A . B on the PE-level reference from dense virtual operands.
+// The channel-tap mapping of one lowered GEMM (kernels/lowering.h "Mappings"), from its definition:
+// the reduction (A x U, channel-major) reordered tap-major with its per-tap chunks, or the output
+// columns (A x U, dW) reordered tap-major. {0, 0}: nothing to reorder.
+struct TapMajor {
+  int64_t red_a = 0, red_u = 0;   // reduction: channels x taps
+  int64_t col_a = 0, col_u = 0;   // output columns (dW): channels x taps
+};
+
+// C (rows x cols) = A . B on the PE-level reference from dense virtual operands. Under channel-tap
+// the operands are permuted as `tm` says (columns of C returned in the channel-major order).
 std::vector<float> ref_gemm(const ArrayConfig& cfg, const VirtualMatrix& va, const float* a_backing,
-                            const VirtualMatrix& vb, const float* b_backing) {
+                            const VirtualMatrix& vb, const float* b_backing, TapMajor tm = {}) {
   std::vector<float> A = va.dense(a_backing), B = vb.dense(b_backing);
   const GemmShape g{va.rows(), vb.cols(), va.cols()};
+  const bool ct = cfg.conv_mapping == ConvMapping::channel_tap;
+  std::vector<int32_t> chunks;
+  std::vector<int64_t> col_order;
+  if (ct && tm.red_a > 0) {
+    EXPECT_EQ(tm.red_a * tm.red_u, g.K);
+    const std::vector<int64_t> order = tap_major_order(tm.red_a, tm.red_u);
+    std::vector<float> A2(A.size()), B2(B.size());
+    for (int64_t m = 0; m < g.M; ++m)
+      for (int64_t j = 0; j < g.K; ++j) A2[size_t(m * g.K + j)] = A[size_t(m * g.K + order[size_t(j)])];
+    for (int64_t j = 0; j < g.K; ++j)
+      for (int64_t n = 0; n < g.N; ++n) B2[size_t(j * g.N + n)] = B[size_t(order[size_t(j)] * g.N + n)];
+    A.swap(A2);
+    B.swap(B2);
+    chunks = tap_chunks(tm.red_a, tm.red_u, cfg.rows);
+  }
+  if (ct && tm.col_a > 0) {
+    EXPECT_EQ(tm.col_a * tm.col_u, g.N);
+    col_order = tap_major_order(tm.col_a, tm.col_u);
+    std::vector<float> B2(B.size());
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t j = 0; j < g.N; ++j) B2[size_t(k * g.N + j)] = B[size_t(k * g.N + col_order[size_t(j)])];
+    B.swap(B2);
+  }
   std::vector<float> C(static_cast<size_t>(std::max<int64_t>(g.M * g.N, 1)));
   if (g.M * g.N > 0) {
     if (g.K == 0) std::fill(C.begin(), C.end(), 0.0f);
     else systolic_gemm_reference(cfg, g, MatView{A.data(), g.K, false}, MatView{B.data(), g.N, false},
-                                 C.data(), g.N);
+                                 C.data(), g.N, chunks.empty() ? nullptr : &chunks);
+  }
+  if (!col_order.empty()) {
+    std::vector<float> C2(C.size());
+    for (int64_t m = 0; m < g.M; ++m)
+      for (int64_t j = 0; j < g.N; ++j) C2[size_t(m * g.N + col_order[size_t(j)])] = C[size_t(m * g.N + j)];
+    C.swap(C2);
   }
   return C;
 }
@@ -87,7 +125,7 @@ Tensor array_ref_conv(const ArrayConfig& cfg, const ConvDesc& d, Direction dir, 
   if (dir == Direction::fwd) {
     Tensor dst({d.N, d.K, P, Q});
     auto C = ref_gemm(cfg, VirtualMatrix(d, Operand::fwd_a), in0.data(), VirtualMatrix(d, Operand::fwd_b),
-                      in1.data());
+                      in1.data(), {d.C, d.R * d.S});
     for (int64_t n = 0; n < d.N; ++n)
       for (int64_t k = 0; k < d.K; ++k)
         for (int64_t p = 0; p < P * Q; ++p) dst[(n * d.K + k) * P * Q + p] = C[(n * P * Q + p) * d.K + k];
@@ -106,7 +144,7 @@ Tensor array_ref_conv(const ArrayConfig& cfg, const ConvDesc& d, Direction dir, 
       }
       auto C = ref_gemm(cfg, VirtualMatrix(d, l == Lowering::explicit_im2col ? Operand::dx_a_explicit
                                                                              : Operand::dx_a_bp),
-                        a_backing, VirtualMatrix(d, Operand::dx_b), in1.data());
+                        a_backing, VirtualMatrix(d, Operand::dx_b), in1.data(), {d.K, d.R * d.S});
       const int64_t HW = d.H * d.W;
       for (int64_t n = 0; n < d.N; ++n)
         for (int64_t c = 0; c < d.C; ++c)
@@ -116,7 +154,8 @@ Tensor array_ref_conv(const ArrayConfig& cfg, const ConvDesc& d, Direction dir, 
     for (int64_t ph = 0; ph < d.sh; ++ph)
       for (int64_t pw = 0; pw < d.sw; ++pw) {
         VirtualMatrix va(d, Operand::dx_a_phase, ph, pw), vb(d, Operand::dx_b_phase, ph, pw);
-        auto C = ref_gemm(cfg, va, in0.data(), vb, in1.data());
+        const int64_t ntaps = int64_t(phase_taps(axis_h(d), ph).size() * phase_taps(axis_w(d), pw).size());
+        auto C = ref_gemm(cfg, va, in0.data(), vb, in1.data(), {ntaps > 0 ? d.K : 0, ntaps});
         const auto rh = phase_rows(axis_h(d), ph), rw = phase_rows(axis_w(d), pw);
         const int64_t nh = int64_t(rh.size()), nw = int64_t(rw.size());
         for (int64_t n = 0; n < d.N; ++n)
@@ -129,17 +168,18 @@ Tensor array_ref_conv(const ArrayConfig& cfg, const ConvDesc& d, Direction dir, 
   }
   Tensor dw({d.K, d.C, d.R, d.S});
   std::vector<float> C;
+  const TapMajor cols{0, 0, d.C, d.R * d.S};  // channel-tap: dW's columns tap-major
   if (l == Lowering::zero_skip) {
     C = ref_gemm(cfg, VirtualMatrix(d, Operand::dw_a_zero_free), in1.data(),
-                 VirtualMatrix(d, Operand::dw_b_zero_free), in0.data());
+                 VirtualMatrix(d, Operand::dw_b_zero_free), in0.data(), cols);
   } else if (l == Lowering::bp_im2col) {
     C = ref_gemm(cfg, VirtualMatrix(d, Operand::dw_a_bp), in1.data(), VirtualMatrix(d, Operand::dw_b_window),
-                 in0.data());
+                 in0.data(), cols);
   } else {
     std::vector<float> u(static_cast<size_t>(d.N * d.K * d.Pd() * d.Qd()));
     materialize_u(d, in1.data(), u.data());
     C = ref_gemm(cfg, VirtualMatrix(d, Operand::dw_a_explicit), u.data(),
-                 VirtualMatrix(d, Operand::dw_b_window), in0.data());
+                 VirtualMatrix(d, Operand::dw_b_window), in0.data(), cols);
   }
   for (int64_t i = 0; i < dw.size(); ++i) dw[i] = C[i];
   return dw;
