@@ -181,6 +181,13 @@ PYBIND11_MODULE(systrain, m) {
             const auto f = parse_format(s);
             if (!f) bad(fmt::format("format must be fp32, bf16, fp16 or int8, got '{}'", s));
             a.format = *f;
+          })
+      .def_property(
+          "conv_mapping", [](const ArrayConfig& a) { return std::string(to_string(a.conv_mapping)); },
+          [](ArrayConfig& a, const std::string& s) {
+            const auto m = parse_conv_mapping(s);
+            if (!m) bad(fmt::format("conv_mapping must be im2col or channel_tap, got '{}'", s));
+            a.conv_mapping = *m;
           });
   py::class_<BufferSpec>(m, "BufferSpec")
       .def_readwrite("kib", &BufferSpec::kib)

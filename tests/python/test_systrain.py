@@ -66,6 +66,9 @@ def test_cost_conv_and_spec_object():
     b = systrain.cost_conv("mb2ic16ih14oc32kh3ph1", spec="tpu-like", direction="bwd_data")
     assert a["counters"] == b["counters"]
     assert a["counters"]["macs.issued"] > 0
+    s.array.conv_mapping = "channel_tap"   # K per tap padded to the rows: more MACs issued
+    t = systrain.cost_conv("mb2ic16ih14oc32kh3ph1", spec=s, direction="fwd")
+    assert t["counters"]["macs.issued"] > systrain.cost_conv("mb2ic16ih14oc32kh3ph1", spec="tpu-like")["counters"]["macs.issued"]
 
 
 def test_project_equals_the_cli():
