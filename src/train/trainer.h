@@ -17,11 +17,14 @@
 // rewritten atomically before every checkpoint, so a kill -9 or Ctrl-C leaves a complete checkpoint
 // and a series that covers it. Crash tests inject faults through SYSTRAIN_FAULT (trainer.cpp).
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 namespace st {
+
+class Replicas;
 
 struct TrainConfig {
   std::string model = "resnet20";
@@ -55,6 +58,18 @@ struct TrainConfig {
   // Fault injection for tests of loss scaling: after step N's (1-based) backward one parameter
   // gradient becomes +Inf (before the unscale pass and its overflow check). 0: off.
   int64_t inject_inf_grad_at_step = 0;
+  // Data-parallel training (README "Scale-out", src/scaleout/replicas.h): this process is one of
+  // replicas->size() replicas, each running batch / P samples of every global batch; the gradients
+  // are all-reduced as [interconnect] says. Rank 0 alone writes the run directory. Null: one process
+  // as before (and a single replica gives the same bits).
+  Replicas* replicas = nullptr;
+  bool sync_bn = false;             // BN statistics over the global batch (default: per replica)
+};
+
+// A rank's set-up succeeded but another's failed (that rank printed the error): exit with `code`.
+struct ReplicaSetupFailed : std::runtime_error {
+  int code;
+  explicit ReplicaSetupFailed(int c) : std::runtime_error("another replica failed during set-up"), code(c) {}
 };
 
 struct TrainResult {
