@@ -7,6 +7,8 @@
 
 #include "models/netdesc.h"
 #include "src/base/error.h"
+#include "src/dse/evaluate.h"
+#include "src/dse/sweep.h"
 #include "src/scaleout/collective_cost.h"
 #include "src/scaleout/dp_projection.h"
 #include "src/spec/spec_toml.h"
@@ -114,4 +116,24 @@ TEST(DataParallelProjection, BadReplicasAndTorusAreRefused) {
   spec.interconnect.torus_x = 3;
   EXPECT_THROW(project_data_parallel(net, spec, Lowering::bp_im2col, 8), UserError);
   EXPECT_NO_THROW(project_data_parallel(net, spec, Lowering::bp_im2col, 9));
+}
+
+TEST(DataParallelProjection, DseSweepsReplicasAndLinkBandwidth) {
+  const Spec base = load_spec("tpu-like");
+  const NetDesc net = resnet("resnet18", 4, 64);
+  const auto pts = dse::sweep_points(base, {dse::parse_sweep("replicas=1,16"), dse::parse_sweep("link_gbps=0.5,100")});
+  ASSERT_EQ(pts.size(), 4u);
+  dse::Evaluator ev(net, Lowering::bp_im2col, StepMode::train);
+  const auto res = ev.run(pts);
+  for (size_t i = 0; i < pts.size(); ++i) {
+    const DataParallelStep d = project_data_parallel(net, pts[i].spec, Lowering::bp_im2col, pts[i].replicas);
+    EXPECT_EQ(res[i].seconds, d.step_s) << i;
+    EXPECT_EQ(res[i].energy_j, d.energy_j() * pts[i].replicas) << i;
+  }
+  EXPECT_EQ(pts[2].replicas, 16);
+  EXPECT_EQ(res[0].seconds, res[1].seconds);  // one accelerator: no link
+  EXPECT_GT(res[2].seconds, res[3].seconds);  // 16 accelerators: the slow link shows
+  EXPECT_THROW(dse::sweep_points(base, {dse::parse_sweep("replicas=0")}), UserError);
+  EXPECT_THROW(dse::sweep_points(base, {dse::parse_sweep("replicas=1.5")}), UserError);
+  EXPECT_THROW(dse::sweep_points(base, {dse::parse_sweep("link_gbps=0")}), UserError);
 }
