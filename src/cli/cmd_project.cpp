@@ -17,6 +17,7 @@
 #include "src/cost/report.h"
 #include "src/io/output_file.h"
 #include "src/project/projection.h"
+#include "src/scaleout/chakra.h"
 #include "src/scaleout/dp_projection.h"
 #include "src/spec/spec_toml.h"
 
@@ -26,6 +27,7 @@ namespace {
 struct ProjectArgs : StepOptions {
   std::string csv, json;
   int replicas = 0;  // 0: one accelerator, no data-parallel section
+  std::string chakra, chakra_prefix = "systrain";  // Chakra traces (src/scaleout/chakra.h)
 };
 
 // --replicas P: the data-parallel step on P accelerators (src/scaleout/dp_projection.h).
@@ -67,6 +69,8 @@ int run_project(const ProjectArgs& a) {
   const Spec& spec = step.spec;
   check_outputs({{a.csv, "--csv"}, {a.json, "--json"}});
   if (a.replicas != 0 && step.mode != StepMode::train) throw UserError("--replicas needs --mode train");
+  if (!a.chakra.empty() && a.replicas == 0) throw UserError("--chakra needs --replicas");
+  if (!a.chakra.empty()) check_chakra_output(a.chakra, a.chakra_prefix);
 
   const auto t0 = std::chrono::steady_clock::now();
   Ledger ledger(spec);
@@ -114,6 +118,11 @@ int run_project(const ProjectArgs& a) {
     dp = project_data_parallel(net, spec, step.lowering, a.replicas);
     print_data_parallel(*dp, spec, a.batch);
   }
+  if (!a.chakra.empty()) {
+    const ChakraTrace t = chakra_trace(*dp, net, spec);
+    const size_t nodes = write_chakra_traces(t, dp->replicas, a.chakra, a.chakra_prefix);
+    fmt::print("  Chakra traces: {}/{}.0.et .. {}.et, {} nodes each\n", a.chakra, a.chakra_prefix, dp->replicas - 1, nodes);
+  }
 
   io::OutputSet outputs;
   if (!a.csv.empty()) outputs.add_text(a.csv, named_csv(ledger.by_layer(), spec), "--csv");
@@ -150,6 +159,10 @@ Registrar reg{{"project", "Project the cost of one training step / inference for
                  sub.add_option("--json", a->json, "JSON summary output");
                  sub.add_option("--replicas", a->replicas,
                                 "data-parallel step on this many accelerators, --batch each ([interconnect] of the spec)");
+                 sub.add_option("--chakra", a->chakra,
+                                "with --replicas: write one Chakra execution trace per accelerator into this directory "
+                                "(ASTRA-sim's input)");
+                 sub.add_option("--chakra-prefix", a->chakra_prefix, "file names <prefix>.<rank>.et")->capture_default_str();
                  return [a] { return run_project(*a); };
                }}};
 
