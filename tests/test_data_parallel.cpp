@@ -166,3 +166,33 @@ TEST(DataParallel, ASetUpErrorIsReportedOnceAndNothingIsWritten) {
   EXPECT_FALSE(std::filesystem::exists(d / "x"));
   EXPECT_TRUE(test::is_user_error(run_cli(kArgs + "--batch 32 --sync-bn --out '" + (d / "y") + "'"), "--sync-bn needs --data-parallel"));
 }
+
+TEST(DataParallel, DseSplitAcrossRanksWritesTheSameReport) {
+  NEED_BIN();
+  test::TempDir d;
+  const std::string args =
+      "dse --model resnet18 --input 64 --batch 4 --sweep array=16x16,32x32 --sweep buffers_kib=32,64,128 "
+      "--sweep replicas=1,4 --no-plots --out ";
+  auto file = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  ASSERT_EQ(run_cli(args + "'" + (d / "one") + "'").rc, 0);
+  const std::string want = file(d / "one/points.csv");
+  ASSERT_GT(want.size(), 100u);
+  for (int np : {1, 2, 3}) {
+    const std::string out = d / ("np" + std::to_string(np));
+    const auto r = run_cli(args + "'" + out + "'", 120, mpirun(np));
+    ASSERT_EQ(r.rc, 0) << r.output;
+    EXPECT_EQ(file(out + "/points.csv"), want) << "np " << np;
+    // Rank 0 alone reports.
+    size_t headers = 0;
+    for (size_t p = r.output.find("== systrain dse"); p != std::string::npos; p = r.output.find("== systrain dse", p + 1))
+      ++headers;
+    EXPECT_EQ(headers, 1u) << r.output;
+  }
+  const auto bad = run_cli("dse --model resnet18 --input 64 --sweep array=0x4 --no-plots", 120, mpirun(2));
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_EQ(bad.err.find("systrain: error:"), bad.err.rfind("systrain: error:")) << bad.err;
+  EXPECT_NE(bad.err.find("array"), std::string::npos) << bad.err;
+}

@@ -5,8 +5,6 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include <new>
-
 #include "src/base/error.h"
 #include "src/cli/command.h"
 #include "src/mpi/mpi_replicas.h"
@@ -58,48 +56,6 @@ void print_data_parallel(const nlohmann::json& r) {
              d["replicas"].get<int64_t>(), d["batch_per_replica"].get<int64_t>(),
              d["sync_bn"].get<bool>() ? "synchronized" : "per-replica", d["topology"].get<std::string>(),
              d["gradient_buckets"].get<int64_t>(), d["wire_format"].get<std::string>());
-}
-
-// train --data-parallel: this process is one MPI rank (P = 1 without mpirun). Errors end every rank:
-// one failing in the set-up is agreed on (the lowest failing rank prints its message, every rank
-// exits with its code); one failing later aborts the job (MPI_Abort), naming its rank.
-int train_data_parallel(TrainConfig& c) {
-  MpiReplicas rep;
-  c.replicas = &rep;
-  int code = 0;
-  std::string what;
-  try {
-    TrainResult r = train(c);
-    if (rep.rank() == 0) {
-      print_report(r.report);
-      print_data_parallel(r.report);
-    }
-    return 0;
-  } catch (const ReplicaSetupFailed& e) {
-    return e.code;  // another rank printed its error
-  } catch (const TrainingDiverged& e) {
-    // Every replica sees the same global loss: all stop at the same step, rank 0 reports.
-    if (rep.rank() == 0) std::fprintf(stderr, "systrain: error: %s\n", e.what());
-    return 3;
-  } catch (const UserError& e) {
-    code = 2;
-    what = e.what();
-  } catch (const std::bad_alloc&) {
-    code = 2;
-    what = "out of memory";
-  } catch (const std::exception& e) {
-    code = 4;
-    what = std::string("unexpected failure: ") + e.what();
-  }
-  if (!rep.setup_agreed()) {
-    const Replicas::Failure f = rep.agree_setup(code);
-    if (f.rank == rep.rank())
-      std::fprintf(stderr, "systrain: error: %s%s\n", rep.size() > 1 ? fmt::format("rank {}: ", rep.rank()).c_str() : "",
-                   what.c_str());
-    return code;
-  }
-  std::fprintf(stderr, "systrain: error: rank %d of %d: %s; ending every rank\n", rep.rank(), rep.size(), what.c_str());
-  rep.abort(code);
 }
 
 Registrar reg{{"train", "Train a ResNet on a dataset on the modeled accelerator and report its cost",
@@ -157,7 +113,16 @@ Registrar reg{{"train", "Train a ResNet on a dataset on the modeled accelerator 
                               "PyTorch DDP)");
                  return [c, dp] {
                    if (c->sync_bn && !*dp) throw UserError("--sync-bn needs --data-parallel");
-                   if (*dp) return train_data_parallel(*c);
+                   if (*dp)  // this process is one MPI rank (P = 1 without mpirun)
+                     return run_replicated([&](MpiReplicas& rep) {
+                       c->replicas = &rep;
+                       TrainResult r = train(*c);
+                       if (rep.rank() == 0) {
+                         print_report(r.report);
+                         print_data_parallel(r.report);
+                       }
+                       return 0;
+                     });
                    TrainResult r = train(*c);
                    print_report(r.report);
                    return 0;

@@ -4,6 +4,9 @@
 #include <mpi.h>
 
 #include <climits>
+#include <cstdio>
+#include <new>
+#include <string>
 #include <cstdlib>
 
 #include "src/base/error.h"
@@ -46,6 +49,38 @@ void MpiReplicas::exchange(const std::vector<Message>& sends, std::vector<Messag
     MPI_Isend(m.data.data(), count(m.data.size()), MPI_FLOAT, m.peer, 0, MPI_COMM_WORLD, &req.back());
   }
   MPI_Waitall(static_cast<int>(req.size()), req.data(), MPI_STATUSES_IGNORE);
+}
+
+int run_replicated(const std::function<int(MpiReplicas&)>& body) {
+  MpiReplicas rep;
+  int code = 0;
+  std::string what;
+  try {
+    return body(rep);
+  } catch (const ReplicaSetupFailed& e) {
+    return e.code;  // another rank printed its error
+  } catch (const TrainingDiverged& e) {
+    if (rep.rank() == 0) std::fprintf(stderr, "systrain: error: %s\n", e.what());
+    return 3;
+  } catch (const UserError& e) {
+    code = 2;
+    what = e.what();
+  } catch (const std::bad_alloc&) {
+    code = 2;
+    what = "out of memory";
+  } catch (const std::exception& e) {
+    code = 4;
+    what = std::string("unexpected failure: ") + e.what();
+  }
+  if (!rep.setup_agreed()) {
+    const Replicas::Failure f = rep.agree_setup(code);
+    if (f.rank == rep.rank())
+      std::fprintf(stderr, "systrain: error: %s%s\n", rep.size() > 1 ? fmt::format("rank {}: ", rep.rank()).c_str() : "",
+                   what.c_str());
+    return code;
+  }
+  std::fprintf(stderr, "systrain: error: rank %d of %d: %s; ending every rank\n", rep.rank(), rep.size(), what.c_str());
+  rep.abort(code);
 }
 
 void MpiReplicas::abort(int code) {

@@ -3,6 +3,7 @@
 // The training loop sees only this interface; the MPI implementation lives in src/mpi/ (linked by
 // the CLI alone, so the libraries never initialise MPI), and SingleReplica is P = 1 in-process.
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "src/ops/batchnorm.h"
@@ -29,6 +30,12 @@ class Replicas : public Transport {
 
  private:
   bool agreed_ = false;
+};
+
+// A rank's set-up succeeded but another's failed (that rank printed the error): exit with `code`.
+struct ReplicaSetupFailed : std::runtime_error {
+  int code;
+  explicit ReplicaSetupFailed(int c) : std::runtime_error("another replica failed during set-up"), code(c) {}
 };
 
 // P = 1 without MPI.

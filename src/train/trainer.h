@@ -17,7 +17,6 @@
 // rewritten atomically before every checkpoint, so a kill -9 or Ctrl-C leaves a complete checkpoint
 // and a series that covers it. Crash tests inject faults through SYSTRAIN_FAULT (trainer.cpp).
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -66,11 +65,6 @@ struct TrainConfig {
   bool sync_bn = false;             // BN statistics over the global batch (default: per replica)
 };
 
-// A rank's set-up succeeded but another's failed (that rank printed the error): exit with `code`.
-struct ReplicaSetupFailed : std::runtime_error {
-  int code;
-  explicit ReplicaSetupFailed(int c) : std::runtime_error("another replica failed during set-up"), code(c) {}
-};
 
 struct TrainResult {
   nlohmann::json report;            // what report.json holds
