@@ -81,7 +81,8 @@ void validate(const TrainConfig& c) {
 //   SYSTRAIN_FAULT=SIG@step:N        raise SIG right after step N's update, before its checkpoint
 //   SYSTRAIN_FAULT=SIG@checkpoint:N  raise SIG inside the checkpoint of step N, when its temporary is
 //                                    complete and not yet renamed
-// SIG is KILL, INT, TERM or STOP. Unset: off. A malformed value is refused (a test must not pass
+// SIG is KILL, INT, TERM or STOP. Unset: off. With --data-parallel, SYSTRAIN_FAULT_RANK=r limits the
+// fault to rank r (tests/test_data_parallel.cpp: a rank that dies). A malformed value is refused (a test must not pass
 // because its fault silently never happened).
 struct Fault {
   int sig = 0;
