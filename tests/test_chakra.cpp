@@ -135,4 +135,10 @@ TEST(Chakra, ProjectWritesOneTracePerAcceleratorAndRefusesBadTargets) {
   EXPECT_TRUE(test::is_user_error(test::run_cli("project --model resnet18 --input 64 --chakra '" + (dir / "x") + "'"),
                                   "--chakra needs --replicas"));
   EXPECT_FALSE(fs::exists(dir / "x"));
+  // A bad replica count is refused before any work (no report printed).
+  for (const char* bad : {"--replicas -1", "--replicas 2000000"}) {
+    const auto r = test::run_cli(std::string("project --model resnet18 --input 64 ") + bad);
+    EXPECT_TRUE(test::is_user_error(r, "--replicas must be in 1..1048576")) << bad;
+    EXPECT_EQ(r.output.find("== systrain project"), std::string::npos) << r.output;
+  }
 }

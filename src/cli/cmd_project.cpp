@@ -70,6 +70,7 @@ int run_project(const ProjectArgs& a) {
   check_outputs({{a.csv, "--csv"}, {a.json, "--json"}});
   if (a.replicas != 0 && step.mode != StepMode::train) throw UserError("--replicas needs --mode train");
   if (!a.chakra.empty() && a.replicas == 0) throw UserError("--chakra needs --replicas");
+  if (a.replicas != 0) check_replicas(spec, a.replicas);
   if (!a.chakra.empty()) check_chakra_output(a.chakra, a.chakra_prefix);
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -54,10 +54,14 @@ VectorWork reduction_work(const CollectiveCost& c, const InterconnectSpec& ic, s
 
 }  // namespace
 
-DataParallelStep project_data_parallel(const NetDesc& net, const Spec& spec, Lowering lowering, int P) {
+void check_replicas(const Spec& spec, int P) {
   if (P < 1 || P > (1 << 20)) throw UserError(fmt::format("--replicas must be in 1..{} (got {})", 1 << 20, P));
+  if (spec.interconnect.topology == Topology::torus2d) torus_x_for(P, spec.interconnect.torus_x);
+}
+
+DataParallelStep project_data_parallel(const NetDesc& net, const Spec& spec, Lowering lowering, int P) {
+  check_replicas(spec, P);
   const InterconnectSpec& ic = spec.interconnect;
-  if (ic.topology == Topology::torus2d) torus_x_for(P, ic.torus_x);  // refuses a torus_x that does not divide P
   DataParallelStep d;
   d.replicas = P;
   d.records = project(net, spec, lowering, StepMode::train);

@@ -68,6 +68,9 @@ struct DataParallelStep {
   nlohmann::json json(int64_t batch_per_replica) const;
 };
 
+// Refuses a replica count out of range or one the spec's torus cannot be (UserError).
+void check_replicas(const Spec& spec, int replicas);
+
 DataParallelStep project_data_parallel(const NetDesc& net, const Spec& spec, Lowering lowering, int replicas);
 
 }  // namespace st
