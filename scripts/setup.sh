@@ -8,7 +8,7 @@ cd "$here"
 packages=(g++ cmake make pkg-config libdnnl-dev ocl-icd-opencl-dev libeigen3-dev libhdf5-dev libgtest-dev libgmock-dev
           libbenchmark-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
           gnuplot-nox dataset-fashion-mnist pybind11-dev python3-dev python3-numpy python3-pytest
-          python3-matplotlib)
+          python3-matplotlib libopenmpi-dev openmpi-bin libprotobuf-dev protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

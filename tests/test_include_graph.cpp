@@ -30,8 +30,10 @@ const std::map<std::string, int>& floors() {
       {"src/spec", 30},    {"src/cost", 31},      // core: spec < cost < ops, topology < project
       {"src/ops", 32},     {"src/topology", 32},  //
       {"src/project", 33},  {"src/costref", 32},  // the cost reference: beside ops, see below
+      {"src/scaleout", 35},                       // scale-out: collectives, interconnect cost, Chakra
       {"src/train", 40},                          // train (incl. the oneDNN reference network)
       {"src/dse", 50},                            // dse
+      {"src/mpi", 55},                            // MPI replicas: linked by the cli alone
       {"src/cli", 60},     {"python", 60},        // cli, the Python module
   };
   return f;
@@ -184,7 +186,7 @@ TEST(IncludeGraph, SourceTreeIsADagOfFloors) {
   std::set<std::string> folders;
   for (const Edge& e : edges) folders.insert(e.from);
   for (const char* f : {"src/io", "kernels", "datasets", "models", "src/spec", "src/cost", "src/ops", "src/project",
-                        "src/train", "src/dse", "src/cli"})
+                        "src/scaleout", "src/train", "src/dse", "src/mpi", "src/cli"})
     EXPECT_TRUE(folders.count(f)) << f << " was not read";
   std::string all;
   for (const std::string& p : problems(edges, floors())) all += p + "\n";

@@ -18,6 +18,7 @@
 #include "src/io/h5.h"
 #include "src/train/trainer.h"
 #include "tests/util/cli_run.h"
+#include "tests/util/run_files.h"
 #include "tests/util/temp_dir.h"
 #include "tests/util/train_config.h"
 
@@ -46,26 +47,8 @@ std::string tmpdir(const std::string& name) {
   return p.string();
 }
 
-// Every parameter and momentum tensor of a checkpoint, concatenated.
-std::vector<float> checkpoint_state(const std::string& dir) {
-  h5::File f = h5::File::open(dir + "/checkpoint.h5");
-  std::vector<float> all;
-  for (const char* g : {"params", "velocity"})
-    for (const auto& name : f.list(g)) {
-      auto v = f.read<float>(std::string(g) + "/" + name);
-      all.insert(all.end(), v.begin(), v.end());
-    }
-  return all;
-}
-
-std::vector<double> losses(const std::string& dir) {
-  h5::File f = h5::File::open(dir + "/stats.h5");
-  h5::Dims dims;
-  auto v = f.read<double>("series", &dims);
-  std::vector<double> out;
-  for (int64_t r = 0; r < dims[0]; ++r) out.push_back(v[r * dims[1] + 3]);  // column "loss"
-  return out;
-}
+std::vector<float> checkpoint_state(const std::string& dir) { return test::checkpoint_state(dir); }
+std::vector<double> losses(const std::string& dir) { return test::series_losses(dir); }
 
 }  // namespace
 

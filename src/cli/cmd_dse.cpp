@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "src/base/error.h"
@@ -13,6 +14,7 @@
 #include "src/cli/step_options.h"
 #include "src/dse/explore.h"
 #include "src/io/output_file.h"
+#include "src/mpi/mpi_replicas.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
@@ -37,7 +39,9 @@ const char* kBudgetHelp =
     "(at most S in total), B GB/s exactly among the ifmap/weight/output links and the vector unit's "
     "(shared) link in units of B/N; N defaults to 8. Only array, array_count, dataflow and conv_mapping may also be swept.";
 
-int run_dse(const DseArgs& a) {
+// `rep`: this process is one rank of `mpirun -np P systrain dse` (dse::ExploreOptions::ranks); rank 0
+// alone prints and writes.
+int run_dse(const DseArgs& a, Replicas* rep) {
   const Step step = resolve_step(a);
   const NetDesc& net = step.net;
   const Spec& base = step.spec;
@@ -62,7 +66,9 @@ int run_dse(const DseArgs& a) {
       for (const std::string& f : {points_path, report_path, script_path}) io::check_output(f, "--out file");
   }
 
+  o.ranks = rep;
   const dse::DseRun run = dse::explore(net, base, o);
+  if (rep && rep->rank() != 0) return 0;
   fmt::print("== systrain dse: {} {}x{}x{}, batch {}, {} step, base spec {}, lowering {} ==\n", net.name, a.channels,
              a.input, a.input, a.batch, a.mode, base.name, a.lowering);
   fmt::print("{}", dse::summary_text(run));
@@ -97,7 +103,12 @@ Registrar reg{{"dse", "Design-space exploration: sweep array / dataflow / buffer
                  sub.add_option("--out", a->out, "run directory: points.csv, report.json, plots (PNG)");
                  sub.add_option("--json", a->json, "also write report.json here");
                  sub.add_flag("--no-plots", a->no_plots, "do not run gnuplot");
-                 return [a] { return run_dse(*a); };
+                 return [a] {
+                   // Under mpirun the design points are split across the ranks (README "Scale-out").
+                   if (std::getenv("OMPI_COMM_WORLD_SIZE"))
+                     return run_replicated([&](MpiReplicas& rep) { return run_dse(*a, &rep); });
+                   return run_dse(*a, nullptr);
+                 };
                }}};
 
 }  // namespace

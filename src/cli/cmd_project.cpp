@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "src/base/error.h"
@@ -16,6 +17,8 @@
 #include "src/cost/report.h"
 #include "src/io/output_file.h"
 #include "src/project/projection.h"
+#include "src/scaleout/chakra.h"
+#include "src/scaleout/dp_projection.h"
 #include "src/spec/spec_toml.h"
 
 namespace st::cli {
@@ -23,7 +26,25 @@ namespace {
 
 struct ProjectArgs : StepOptions {
   std::string csv, json;
+  int replicas = 0;  // 0: one accelerator, no data-parallel section
+  std::string chakra, chakra_prefix = "systrain";  // Chakra traces (src/scaleout/chakra.h)
 };
+
+// --replicas P: the data-parallel step on P accelerators (src/scaleout/dp_projection.h).
+void print_data_parallel(const DataParallelStep& d, const Spec& spec, int64_t batch) {
+  const InterconnectSpec& ic = spec.interconnect;
+  fmt::print("\n  data parallel: {} accelerators x batch {} (global {}), {} at {} GB/s per link, {} ns, {} gradients, "
+             "{} buckets{}\n",
+             d.replicas, batch, batch * d.replicas, to_string(ic.topology), ic.link_gbps, ic.latency_ns,
+             to_string(ic.wire_format), d.buckets.size(), ic.overlap ? " overlapped with backward" : " after backward");
+  fmt::print("    compute {:.4g} ms (forward {:.4g}, backward {:.4g}, all-reduce on chip {:.4g}, update {:.4g})\n",
+             d.compute_s() * 1e3, d.forward_s * 1e3, d.backward_s * 1e3, d.reduce_s * 1e3, d.update_s * 1e3);
+  fmt::print("    communication {:.4g} ms, exposed {:.4g} ms; step {:.4g} ms, {:.5g} images/s, scaling efficiency {:.1f}%\n",
+             d.comm_s * 1e3, d.exposed_s * 1e3, d.step_s * 1e3, double(batch * d.replicas) / d.step_s,
+             100 * (d.forward_s + d.backward_s + d.update_s) / d.step_s);
+  fmt::print("    links: {:.4g} MB sent per accelerator, {:.4g} J; energy per accelerator {:.4g} J, machine {:.4g} J\n",
+             d.link_bytes / 1e6, d.link_energy_j, d.energy_j(), d.energy_j() * d.replicas);
+}
 
 double share(double part, double whole) { return whole > 0 ? part / whole : 0; }
 
@@ -47,6 +68,10 @@ int run_project(const ProjectArgs& a) {
   const NetDesc& net = step.net;
   const Spec& spec = step.spec;
   check_outputs({{a.csv, "--csv"}, {a.json, "--json"}});
+  if (a.replicas != 0 && step.mode != StepMode::train) throw UserError("--replicas needs --mode train");
+  if (!a.chakra.empty() && a.replicas == 0) throw UserError("--chakra needs --replicas");
+  if (a.replicas != 0) check_replicas(spec, a.replicas);
+  if (!a.chakra.empty()) check_chakra_output(a.chakra, a.chakra_prefix);
 
   const auto t0 = std::chrono::steady_clock::now();
   Ledger ledger(spec);
@@ -90,6 +115,16 @@ int run_project(const ProjectArgs& a) {
   };
   print_stalls("conv", conv);
   print_stalls("non-conv", non_conv);
+  std::optional<DataParallelStep> dp;
+  if (a.replicas != 0) {
+    dp = project_data_parallel(net, spec, step.lowering, a.replicas);
+    print_data_parallel(*dp, spec, a.batch);
+  }
+  if (!a.chakra.empty()) {
+    const ChakraTrace t = chakra_trace(*dp, net, spec);
+    const size_t nodes = write_chakra_traces(t, dp->replicas, a.chakra, a.chakra_prefix);
+    fmt::print("  Chakra traces: {}/{}.0.et .. {}.et, {} nodes each\n", a.chakra, a.chakra_prefix, dp->replicas - 1, nodes);
+  }
 
   io::OutputSet outputs;
   if (!a.csv.empty()) outputs.add_text(a.csv, named_csv(ledger.by_layer(), spec), "--csv");
@@ -112,6 +147,7 @@ int run_project(const ProjectArgs& a) {
                         {"non_conv_energy_share", energy_share},
                         {"by_kind", by_kind},
                         {"ledger", ledger_json(ledger)}};
+    if (dp) j["data_parallel"] = dp->json(a.batch);
     outputs.add_text(a.json, j.dump(2) + "\n", "--json");
   }
   std::fflush(stdout);  // the summary first when an output streams into stdout
@@ -125,6 +161,12 @@ Registrar reg{{"project", "Project the cost of one training step / inference for
                  add_step_options(sub, *a);
                  sub.add_option("--csv", a->csv, "per-layer CSV output");
                  sub.add_option("--json", a->json, "JSON summary output");
+                 sub.add_option("--replicas", a->replicas,
+                                "data-parallel step on this many accelerators, --batch each ([interconnect] of the spec)");
+                 sub.add_option("--chakra", a->chakra,
+                                "with --replicas: write one Chakra execution trace per accelerator into this directory "
+                                "(ASTRA-sim's input)");
+                 sub.add_option("--chakra-prefix", a->chakra_prefix, "file names <prefix>.<rank>.et")->capture_default_str();
                  return [a] { return run_project(*a); };
                }}};
 

@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "src/base/error.h"
 #include "src/cli/command.h"
+#include "src/mpi/mpi_replicas.h"
 #include "src/train/trainer.h"
 
 namespace st::cli {
@@ -44,6 +46,16 @@ void print_report(const nlohmann::json& r) {
   fmt::print("  conv backprop vs explicit im2col (per step): cycles -{:.1f}%, DRAM bytes -{:.1f}%, SRAM bytes -{:.1f}%\n",
              100 * b["cycles"]["saving"].get<double>(), 100 * b["dram_bytes"]["saving"].get<double>(),
              100 * b["sram_bytes"]["saving"].get<double>());
+}
+
+void print_data_parallel(const nlohmann::json& r) {
+  if (!r.contains("data_parallel")) return;
+  const auto& d = r["data_parallel"];
+  fmt::print("  data parallel        {} replicas x batch {} ({} BN, {} all-reduce in {} buckets, {} on the wire); "
+             "accelerator figures per replica\n",
+             d["replicas"].get<int64_t>(), d["batch_per_replica"].get<int64_t>(),
+             d["sync_bn"].get<bool>() ? "synchronized" : "per-replica", d["topology"].get<std::string>(),
+             d["gradient_buckets"].get<int64_t>(), d["wire_format"].get<std::string>());
 }
 
 Registrar reg{{"train", "Train a ResNet on a dataset on the modeled accelerator and report its cost",
@@ -92,7 +104,25 @@ Registrar reg{{"train", "Train a ResNet on a dataset on the modeled accelerator 
                  sub.add_option("--json", c->json, "also write the report JSON here");
                  sub.add_flag("--no-eval", [c](int64_t) { c->evaluate = false; }, "skip the test-split evaluation");
                  sub.add_flag("--quiet", c->quiet, "no progress output");
-                 return [c] {
+                 auto dp = std::make_shared<bool>(false);
+                 sub.add_flag("--data-parallel", *dp,
+                              "one replica of a data-parallel run: start P of them with mpirun -np P (README "
+                              "\"Scale-out\"); --batch stays the global batch");
+                 sub.add_flag("--sync-bn", c->sync_bn,
+                              "with --data-parallel: BN statistics over the global batch (default: per replica, as "
+                              "PyTorch DDP)");
+                 return [c, dp] {
+                   if (c->sync_bn && !*dp) throw UserError("--sync-bn needs --data-parallel");
+                   if (*dp)  // this process is one MPI rank (P = 1 without mpirun)
+                     return run_replicated([&](MpiReplicas& rep) {
+                       c->replicas = &rep;
+                       TrainResult r = train(*c);
+                       if (rep.rank() == 0) {
+                         print_report(r.report);
+                         print_data_parallel(r.report);
+                       }
+                       return 0;
+                     });
                    TrainResult r = train(*c);
                    print_report(r.report);
                    return 0;

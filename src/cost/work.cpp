@@ -28,6 +28,7 @@ std::string_view to_string(OpKind k) {
     case OpKind::shortcut_fwd: return "shortcut_fwd";
     case OpKind::shortcut_bwd: return "shortcut_bwd";
     case OpKind::grad_unscale: return "grad_unscale";
+    case OpKind::grad_allreduce: return "grad_allreduce";
     case OpKind::kCount: break;
   }
   return "?";

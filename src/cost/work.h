@@ -23,6 +23,7 @@ enum class OpKind : uint8_t {
   add_fwd, add_bwd, loss_fwd, loss_bwd, sgd_update,
   shortcut_fwd, shortcut_bwd,   // option-A shortcut: strided copy + channel zero-pad (and back)
   grad_unscale,                 // fp16 loss scaling: parameter gradients x 1/S and their finiteness check
+  grad_allreduce,               // data parallelism: the gradient all-reduce's on-chip work (src/scaleout)
   kCount
 };
 std::string_view to_string(OpKind k);

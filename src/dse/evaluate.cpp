@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -10,6 +11,7 @@
 #include "src/cost/cost_model.h"
 #include "src/cost/ledger.h"
 #include "src/cost/report.h"
+#include "src/scaleout/dp_projection.h"
 
 namespace st::dse {
 
@@ -173,6 +175,21 @@ std::vector<PointResult> Evaluator::run(const std::vector<DesignPoint>& pts, std
       res[size_t(i)] = summarize(total, p.spec);
       if (totals) (*totals)[size_t(i)] = std::move(total);
     }
+  }
+  // Data-parallel points: the step on `replicas` accelerators (compute, exposed communication) and the
+  // machine's energy, from the timeline of src/scaleout/dp_projection.h (a fresh projection per point,
+  // ~ms each; serial, so the order of the work does not depend on the threads).
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (pts[i].replicas == 1 && std::none_of(pts[i].params.begin(), pts[i].params.end(),
+                                             [](const auto& kv) { return kv.first == "replicas"; }))
+      continue;
+    if (mode_ != StepMode::train) throw UserError("--sweep replicas needs --mode train");
+    const DataParallelStep d = project_data_parallel(net_, pts[i].spec, lowering_, pts[i].replicas);
+    PointResult& r = res[i];
+    r.seconds = d.step_s;
+    r.cycles = d.step_s * pts[i].spec.clock_ghz * 1e9;
+    r.stall_cycles = r.cycles - r.compute_cycles;
+    r.energy_j = d.energy_j() * d.replicas;
   }
   return res;
 }

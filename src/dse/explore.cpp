@@ -8,6 +8,7 @@
 
 #include "src/base/error.h"
 #include "src/cost/ledger.h"
+#include "src/scaleout/replicas.h"
 
 namespace st::dse {
 
@@ -19,6 +20,28 @@ std::map<std::string, double> cycles_by_kind(const NetDesc& net, const Spec& spe
   std::map<std::string, double> m;
   for (const auto& [k, s] : ledger.by_kind()) m[k] = s.get("cycles.total");
   return m;
+}
+
+constexpr size_t kResultFields = 7;
+
+std::vector<PointResult> evaluate_on_ranks(Evaluator& ev, const std::vector<DesignPoint>& pts, Replicas& ranks) {
+  const size_t n = pts.size(), P = size_t(ranks.size()), block = (n + P - 1) / P;
+  const size_t lo = std::min(n, block * size_t(ranks.rank())), hi = std::min(n, lo + block);
+  const std::vector<PointResult> mine =
+      ev.run(std::vector<DesignPoint>(pts.begin() + std::ptrdiff_t(lo), pts.begin() + std::ptrdiff_t(hi)));
+  std::vector<double> packed(block * kResultFields, 0.0);
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const PointResult& r = mine[i];
+    const double f[kResultFields] = {r.cycles, r.compute_cycles, r.stall_cycles, r.seconds, r.energy_j, r.sram_bytes, r.dram_bytes};
+    std::copy(f, f + kResultFields, packed.begin() + std::ptrdiff_t(i * kResultFields));
+  }
+  const std::vector<double> all = ranks.allgather(packed);  // rank r's block at r * block
+  std::vector<PointResult> res(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double* f = all.data() + i * kResultFields;  // blocks are contiguous in point order
+    res[i] = {f[0], f[1], f[2], f[3], f[4], f[5], f[6]};
+  }
+  return res;
 }
 
 }  // namespace
@@ -45,9 +68,16 @@ DseRun explore(const NetDesc& net, const Spec& base, const ExploreOptions& o) {
               {"spec", base.name},  {"lowering", to_string(o.lowering)},
               {"sweeps", sweeps},   {"budget", o.budget}};
 
+  for (const std::string& s : o.sweeps)
+    if (o.mode != StepMode::train && parse_sweep(s).key == "replicas")
+      throw UserError("--sweep replicas needs --mode train");
+  // Under mpirun every rank has checked the same inputs and built the same points: agreed here, so a
+  // rank that failed does not leave the others waiting in the gather (run_replicated).
+  if (o.ranks)
+    if (const Replicas::Failure f = o.ranks->agree_setup(0); f.rank >= 0) throw ReplicaSetupFailed(f.code);
   Evaluator ev(net, o.lowering, o.mode);
   const auto t0 = std::chrono::steady_clock::now();
-  run.results = ev.run(run.points);
+  run.results = o.ranks && o.ranks->size() > 1 ? evaluate_on_ranks(ev, run.points, *o.ranks) : ev.run(run.points);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run.distinct_per_point = ev.distinct_per_point();
   run.threads = omp_get_max_threads();

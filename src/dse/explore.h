@@ -7,6 +7,10 @@
 
 #include "src/dse/report.h"
 
+namespace st {
+class Replicas;
+}
+
 namespace st::dse {
 
 struct ExploreOptions {
@@ -15,6 +19,10 @@ struct ExploreOptions {
   std::vector<std::string> sweeps;   // --sweep expressions
   std::string budget;                // --budget expression; empty: sweep mode
   double economical_pct = 5;
+  // mpirun -np P systrain dse: the design points are split into P contiguous blocks, one per rank,
+  // and the results gathered in point order, so every rank holds what one process computes (each
+  // point is costed on its own: the same bits wherever it runs). Null: this process costs them all.
+  Replicas* ranks = nullptr;
 };
 
 DseRun explore(const NetDesc& net, const Spec& base, const ExploreOptions& o);

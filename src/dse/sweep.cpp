@@ -28,11 +28,13 @@ constexpr double kBytesPerKib = 1024;
 const std::vector<std::string> kKeys = {
     "array",       "array_count",     "dataflow",        "conv_mapping",        "ifmap_kib",        "weight_kib",       "output_kib",
     "vector_kib",  "buffers_kib",     "dram_gbps",        "ifmap_link_bits",  "weight_link_bits",
-    "output_link_bits", "vector_link_bits"};
+    "output_link_bits", "vector_link_bits", "replicas", "link_gbps"};
 // Keys a budget decides (they cannot also be swept in budget mode).
 bool budget_owned(const std::string& k) {
-  return k != "array" && k != "array_count" && k != "dataflow" && k != "conv_mapping";
+  return k != "array" && k != "array_count" && k != "dataflow" && k != "conv_mapping" && k != "replicas" &&
+         k != "link_gbps";
 }
+constexpr int kMaxReplicas = 1 << 20;
 
 [[noreturn]] void bad(const std::string& expr, const std::string& what) {
   throw UserError(fmt::format("--sweep '{}': {}", expr, what));
@@ -186,6 +188,16 @@ void apply_param(Spec& s, const std::string& key, const std::string& value, cons
     s.array.count = int(v);
     return;
   }
+  if (key == "replicas") {  // not a spec field: DesignPoint::replicas (with_axes)
+    if (v != std::floor(v) || v < 1 || v > kMaxReplicas)
+      bad(expr, fmt::format("replicas {} is not an integer in 1..{}", value, kMaxReplicas));
+    return;
+  }
+  if (key == "link_gbps") {
+    if (!(v > 0 && v <= 1e6)) bad(expr, fmt::format("link_gbps {} is not in (0, 1e6]", value));
+    s.interconnect.link_gbps = v;
+    return;
+  }
   if (key == "ifmap_kib") s.ifmap.kib = v;
   else if (key == "weight_kib") s.weight.kib = v;
   else if (key == "output_kib") s.output.kib = v;
@@ -239,6 +251,7 @@ DesignPoint with_axes(const Spec& base, const std::vector<Axis>& axes, const std
     const std::string& v = axes[i].values[idx[i]];
     p.params.emplace_back(axes[i].key, v);
     apply_param(p.spec, axes[i].key, v, axes[i].expr);
+    if (axes[i].key == "replicas") p.replicas = static_cast<int>(std::stod(v));
   }
   return p;
 }

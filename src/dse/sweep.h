@@ -6,6 +6,7 @@
 //   array=16x16,32x32 | array=16..128:x2 (square)   dataflow=os,ws,is
 //   ifmap_kib, weight_kib, output_kib, vector_kib, buffers_kib (all three array buffers): one bank
 //   dram_gbps   ifmap_link_bits, weight_link_bits, output_link_bits, vector_link_bits
+//   replicas (data-parallel accelerators, --batch each)   link_gbps ([interconnect] link bandwidth)
 // Several --sweep: the cartesian product (first sweep outermost).
 //
 // Budget:  sram_kib=S,dram_gbps=B[,step=N][,sram_steps=N][,gbps_steps=N]
@@ -39,6 +40,7 @@ struct Budget {
 struct DesignPoint {
   std::vector<std::pair<std::string, std::string>> params;  // (key, value), same keys for every point
   Spec spec;
+  int replicas = 1;  // data-parallel accelerators (src/scaleout/dp_projection.h); 1: one accelerator
 };
 
 // Keys accepted by --sweep, for --help and messages.

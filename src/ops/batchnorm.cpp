@@ -1,6 +1,7 @@
 #include "src/ops/batchnorm.h"
 
 #include <cmath>
+#include <vector>
 
 #include "kernels/vector_unit.h"
 #include "src/ops/storage.h"
@@ -128,6 +129,19 @@ VectorWork bn_bwd_work(const ExecContext& ctx, int64_t n_elems, int64_t C_groups
   return w;
 }
 
+// Every pass over a channel reduces its M elements in the documented lane order (one channel per
+// thread). With --sync-bn (BnSync) the channel sums of each pass are summed over the replicas before
+// they are used and M is the global batch's; without it, or with one replica (sum = identity), the
+// bits are the per-replica statistics'.
+namespace {
+
+int64_t stats_count(const BnParams& p, const Geo& g) { return g.M() * (p.sync ? p.sync->replicas() : 1); }
+void sum_over_replicas(const BnParams& p, std::vector<float>& s) {
+  if (p.sync) p.sync->sum(s.data(), static_cast<int64_t>(s.size()));
+}
+
+}  // namespace
+
 void bn_fwd_training(const ExecContext& ctx, const BnParams& p, const Tensor& src,
                      const Tensor& gamma, const Tensor& beta, Tensor& dst, BnSaved& saved,
                      Tensor& running_mean, Tensor& running_var, bool producer_on_chip) {
@@ -140,22 +154,31 @@ void bn_fwd_training(const ExecContext& ctx, const BnParams& p, const Tensor& sr
   ensure_channels(saved.var, g.C);
   ensure_like(dst, src);
   const int L = lanes(ctx);
-  const float Mf = float(g.M());
+  const int64_t M = stats_count(p, g);
+  const float Mf = float(M);
   Tensor a({g.C});  // gamma * inv per channel
+  std::vector<float> s(static_cast<size_t>(g.C));
 
-  // Statistics: one channel per thread; within a channel the order is the documented lane order.
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.C; ++c) {
     vu::LaneSum s1(L);
     for (int64_t n = 0; n < g.N; ++n) s1.add(src.data() + (n * g.C + c) * g.HW, g.HW);
-    const float mean = vu::div(s1.total(), Mf);
+    s[c] = s1.total();
+  }
+  sum_over_replicas(p, s);
+  for (int64_t c = 0; c < g.C; ++c) saved.mean[c] = vu::div(s[c], Mf);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < g.C; ++c) {
     vu::LaneSum s2(L);
-    for (int64_t n = 0; n < g.N; ++n) s2.add_sq_dev(src.data() + (n * g.C + c) * g.HW, mean, g.HW);
-    const float var = vu::div(s2.total(), Mf);
-    saved.mean[c] = mean;
+    for (int64_t n = 0; n < g.N; ++n) s2.add_sq_dev(src.data() + (n * g.C + c) * g.HW, saved.mean[c], g.HW);
+    s[c] = s2.total();
+  }
+  sum_over_replicas(p, s);
+  for (int64_t c = 0; c < g.C; ++c) {
+    const float mean = saved.mean[c], var = vu::div(s[c], Mf);
     saved.var[c] = var;
     a[c] = gamma[c] * vu::rsqrt(var + p.eps);
-    const float uvar = g.M() > 1 ? vu::div(var * Mf, float(g.M() - 1)) : var;
+    const float uvar = M > 1 ? vu::div(var * Mf, float(M - 1)) : var;
     running_mean[c] = std::fma(p.momentum, mean - running_mean[c], running_mean[c]);
     running_var[c] = std::fma(p.momentum, uvar - running_var[c], running_var[c]);
   }
@@ -192,8 +215,9 @@ void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const 
   ensure_channels(diff_beta, g.C);
   ensure_like(diff_src, src);
   const int L = lanes(ctx);
-  const float Mf = float(g.M());
+  const float Mf = float(stats_count(p, g));
   Tensor c1({g.C}), c2({g.C}), k({g.C});  // per-channel constants of the second pass
+  std::vector<float> s(static_cast<size_t>(2 * g.C));  // sum(dy) per channel, then sum((x - mean) * dy)
 
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.C; ++c) {
@@ -204,12 +228,19 @@ void bn_bwd(const ExecContext& ctx, const BnParams& p, const Tensor& src, const 
       s_dy.add(diff_dst.data() + off, g.HW);
       s_xdy.add_dev_dot(src.data() + off, mean, diff_dst.data() + off, g.HW);
     }
+    s[c] = s_dy.total();
+    s[g.C + c] = s_xdy.total();
+  }
+  // The parameter gradients are this replica's (the gradient all-reduce averages them).
+  for (int64_t c = 0; c < g.C; ++c) {
+    diff_beta[c] += s[c];
+    diff_gamma[c] += s[g.C + c] * vu::rsqrt(saved.var[c] + p.eps);
+  }
+  sum_over_replicas(p, s);
+  for (int64_t c = 0; c < g.C; ++c) {
     const float inv = vu::rsqrt(saved.var[c] + p.eps);
-    const float db = s_dy.total();
-    const float dg = s_xdy.total() * inv;
-    diff_beta[c] += db;
-    diff_gamma[c] += dg;
-    c1[c] = vu::div(db, Mf);
+    const float dg = s[g.C + c] * inv;
+    c1[c] = vu::div(s[c], Mf);
     c2[c] = vu::div(dg * inv, Mf);
     k[c] = gamma[c] * inv;
   }

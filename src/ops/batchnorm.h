@@ -22,9 +22,22 @@
 
 namespace st {
 
+// Synchronized batch normalization across data-parallel replicas (train --sync-bn): the per-channel
+// sums of a pass are summed over the replicas (in the interconnect's fixed order, fp32) before they
+// are used, so every replica normalizes with the statistics of the global batch (M = replicas x N*H*W)
+// and backward uses the global sum(dy) and sum((x - mean) * dy). diff_gamma / diff_beta stay the
+// replica's own (the gradient all-reduce averages them, as PyTorch's SyncBatchNorm under DDP).
+class BnSync {
+ public:
+  virtual ~BnSync() = default;
+  virtual void sum(float* v, int64_t n) = 0;  // in place, the same bits on every replica
+  virtual int64_t replicas() const = 0;
+};
+
 struct BnParams {
   float eps = 1e-5f;
   float momentum = 0.1f;   // weight of the new batch statistic in the running estimate
+  BnSync* sync = nullptr;  // null: statistics of this replica's batch (per-replica BN)
 };
 
 // What training forward saves for backward: per-channel batch mean and biased variance (C).

@@ -76,6 +76,43 @@ struct StorageSpec {
   WeightStorage weights = WeightStorage::copy;
 };
 
+// The links between accelerators of a data-parallel machine (README "Scale-out"; src/scaleout/).
+// The gradient all-reduce runs over them: its order (and so its bits) follows the topology's
+// algorithm, its time the standard collective formulas (src/scaleout/collective_cost.h).
+enum class Topology : uint8_t {
+  ring,             // one ring through every accelerator (bidirectional links, one direction used)
+  torus2d,          // an X x Y 2D torus: a ring along X, then along Y (hierarchical all-reduce)
+  switched,         // every accelerator has one link into a non-blocking switch
+  fully_connected,  // a dedicated link between every pair
+};
+inline std::string_view to_string(Topology t) {
+  switch (t) {
+    case Topology::ring: return "ring";
+    case Topology::torus2d: return "torus2d";
+    case Topology::switched: return "switch";
+    case Topology::fully_connected: return "fully_connected";
+  }
+  return "?";
+}
+inline std::optional<Topology> parse_topology(std::string_view s) {
+  if (s == "ring") return Topology::ring;
+  if (s == "torus2d") return Topology::torus2d;
+  if (s == "switch") return Topology::switched;
+  if (s == "fully_connected") return Topology::fully_connected;
+  return std::nullopt;
+}
+
+struct InterconnectSpec {
+  Topology topology = Topology::ring;
+  double link_gbps = 100;          // GB/s (1e9 bytes/s) per link and direction
+  double latency_ns = 1000;        // per message (alpha of the collective formulas)
+  double energy_pj_per_bit = 5;    // per bit per link traversed (SerDes estimate, reference/energy.md)
+  Format wire_format = Format::fp32;  // gradients on the links: fp32, bf16 or fp16
+  bool overlap = true;             // gradient buckets are all-reduced while backward runs (DDP)
+  double bucket_mib = 25;          // bucket size (PyTorch DDP's default 25 MiB)
+  int torus_x = 0;                 // torus2d: accelerators along X (0: the divisor of P nearest sqrt(P))
+};
+
 // pJ per event. Defaults and sources: reference/energy.md (Horowitz ISSCC 2014; Accelergy/CACTI).
 struct EnergyTable {
   double mac_bf16 = 1.5, mac_fp16 = 1.5, mac_fp32 = 4.6, mac_int8 = 0.3;
@@ -106,6 +143,7 @@ struct Spec {
   VectorSpec vector;
   StorageSpec storage;
   EnergyTable energy;
+  InterconnectSpec interconnect;
 
   double dram_bytes_per_cycle() const { return dram.bandwidth_gbps / clock_ghz; }
   // DRAM bytes per cycle available to a buffer: its own link (SimDIT) or the shared one.

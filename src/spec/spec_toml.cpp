@@ -142,6 +142,25 @@ void read_buffer(Section s, BufferSpec& b) {
   s.finish();
 }
 
+// [interconnect]: the links of a data-parallel machine (spec.h InterconnectSpec).
+std::optional<Format> parse_wire_format(std::string_view s) {
+  auto f = parse_format(s);
+  if (f && *f == Format::int8) return std::nullopt;
+  return f;
+}
+
+void read_interconnect(Section s, InterconnectSpec& ic) {
+  s.choice("topology", ic.topology, parse_topology, "\"ring\", \"torus2d\", \"switch\", \"fully_connected\"");
+  s.real("link_gbps", ic.link_gbps, 0, 1e6, /*lo_open=*/true);
+  s.real("latency_ns", ic.latency_ns, 0, 1e9);
+  s.real("energy_pj_per_bit", ic.energy_pj_per_bit, 0, 1e4);
+  s.choice("wire_format", ic.wire_format, parse_wire_format, "\"fp32\", \"bf16\", \"fp16\"");
+  s.boolean("overlap", ic.overlap);
+  s.real("bucket_mib", ic.bucket_mib, 0, 1 << 20, /*lo_open=*/true);
+  s.integer("torus_x", ic.torus_x, 0, 1 << 20);
+  s.finish();
+}
+
 void read_energy(Section s, EnergyTable& e) {
   const double hi = kMaxEnergyPj;
   s.real("mac_bf16", e.mac_bf16, 0, hi);
@@ -311,6 +330,7 @@ Spec parse_with_depth(std::string_view text, std::string_view source, int depth)
     st.finish();
   }
   read_energy(top.sub("energy"), spec.energy);
+  read_interconnect(top.sub("interconnect"), spec.interconnect);
   top.finish();
   return spec;
 }
@@ -450,6 +470,16 @@ std::string spec_to_toml(const Spec& s) {
   line("cast", real(e.cast));
   line("logic_leakage_mw", real(e.logic_leakage_mw));
   line("sram_leakage_mw_per_mib", real(e.sram_leakage_mw_per_mib));
+  const InterconnectSpec& ic = s.interconnect;
+  o += "\n[interconnect]\n";
+  line("topology", toml_str(to_string(ic.topology)));
+  line("link_gbps", real(ic.link_gbps));
+  line("latency_ns", real(ic.latency_ns));
+  line("energy_pj_per_bit", real(ic.energy_pj_per_bit));
+  line("wire_format", toml_str(to_string(ic.wire_format)));
+  line("overlap", b(ic.overlap));
+  line("bucket_mib", real(ic.bucket_mib));
+  line("torus_x", i(ic.torus_x));
   return o;
 }
 

@@ -40,6 +40,8 @@ class Network {
   // (gradcheck with a loss scale), the accelerator never does it.
   void rescale_activation_grads(float factor);
   void zero_grads();
+  // --sync-bn across data-parallel replicas (src/ops/batchnorm.h BnSync); null: per-replica BN.
+  void set_bn_sync(BnSync* sync) { bn_.sync = sync; }
   // One SGD step over every trainable parameter (momentum buffers kept here).
   void sgd_step(const ExecContext& ctx, const SgdParams& p);
   // The work sgd_step describes, without running it (the costed step of a run whose first update

@@ -24,6 +24,7 @@
 #include "src/io/output_file.h"
 #include "src/ops/conv.h"
 #include "src/project/node_ops.h"
+#include "src/scaleout/replicas.h"
 #include "src/spec/spec_toml.h"
 #include "src/train/checkpoint.h"
 #include "src/train/loss_scale.h"
@@ -80,7 +81,8 @@ void validate(const TrainConfig& c) {
 //   SYSTRAIN_FAULT=SIG@step:N        raise SIG right after step N's update, before its checkpoint
 //   SYSTRAIN_FAULT=SIG@checkpoint:N  raise SIG inside the checkpoint of step N, when its temporary is
 //                                    complete and not yet renamed
-// SIG is KILL, INT, TERM or STOP. Unset: off. A malformed value is refused (a test must not pass
+// SIG is KILL, INT, TERM or STOP. Unset: off. With --data-parallel, SYSTRAIN_FAULT_RANK=r limits the
+// fault to rank r (tests/test_data_parallel.cpp: a rank that dies). A malformed value is refused (a test must not pass
 // because its fault silently never happened).
 struct Fault {
   int sig = 0;
@@ -227,8 +229,8 @@ double min_training_bytes(const NetDesc& net, const data::Dataset& ds) {
 // The network is shaped by the dataset (channels, image size, classes). A run that cannot fit in
 // this machine's memory is refused now, with the options that shrink it, instead of being killed
 // by the system midway.
-NetDesc build_network(const TrainConfig& cfg, const data::Dataset& ds) {
-  NetDesc desc = build_resnet({.name = cfg.model, .batch = cfg.batch, .in_c = ds.channels, .in_h = ds.height,
+NetDesc build_network(const TrainConfig& cfg, const data::Dataset& ds, int64_t replicas) {
+  NetDesc desc = build_resnet({.name = cfg.model, .batch = cfg.batch / replicas, .in_c = ds.channels, .in_h = ds.height,
                                .in_w = ds.width, .classes = ds.num_classes, .width = cfg.width,
                                .shortcut = cfg.shortcut});
   const double need = min_training_bytes(desc, ds), have = host_memory_bytes();
@@ -335,6 +337,19 @@ void check_same_run(const Checkpoint& ck, const Plan& plan, const std::string& p
   check_same_loss_scale(ck, plan.json.value("loss_scale", "none"), path);
   if (ck.spec_toml != plan.spec_toml)
     throw UserError(fmt::format("--resume {}: the checkpoint was made with a different accelerator spec", path));
+}
+
+// A data-parallel checkpoint continues only with the same replicas and BN mode (a checkpoint of a
+// plain run counts as one replica with per-replica BN).
+void check_same_replicas(const Checkpoint& ck, const Plan& plan, const std::string& path) {
+  const int64_t had = ck.plan.value("replicas", int64_t{1}), mine = plan.json.value("replicas", int64_t{1});
+  if (had != mine)
+    throw UserError(fmt::format("--resume {}: the checkpoint was made with {} data-parallel replicas, this run has {}",
+                                path, had, mine));
+  const bool had_sync = ck.plan.value("sync_bn", false), sync = plan.json.value("sync_bn", false);
+  if (had_sync != sync)
+    throw UserError(fmt::format("--resume {}: the checkpoint was made {} --sync-bn, this run {}", path,
+                                had_sync ? "with" : "without", sync ? "has it" : "does not have it"));
 }
 
 // Continues the run of --resume: weights, momentum, the iterator, the series; returns the step.
@@ -602,6 +617,68 @@ Stats conv_backprop_cost(const NetDesc& net, const Spec& spec, Lowering l) {
   return s;
 }
 
+// Data parallelism (TrainConfig::replicas). Every replica walks the same global batch order and
+// takes its contiguous shard of each batch: replica r runs samples [r * B/P, (r + 1) * B/P).
+struct DataParallel {
+  Replicas* replicas = nullptr;
+  int rank = 0, P = 1;
+  std::optional<ReplicaBnSync> bn_sync;
+  std::optional<GradientAllReduce> allreduce;
+  std::vector<float*> grad_ptrs;
+  Tensor shard_images;
+  std::vector<int32_t> shard_labels;
+
+  explicit DataParallel(const TrainConfig& cfg) : replicas(cfg.replicas) {
+    if (!replicas) return;
+    rank = replicas->rank();
+    P = replicas->size();
+    if (cfg.batch % P != 0)
+      throw UserError(fmt::format("--batch {} is not a multiple of the {} data-parallel replicas", cfg.batch, P));
+  }
+  bool writer() const { return rank == 0; }
+
+  void attach(Network& net, const Spec& spec, bool sync_bn) {
+    if (!replicas) return;
+    if (sync_bn) {
+      bn_sync.emplace(*replicas);
+      net.set_bn_sync(&*bn_sync);
+    }
+    std::vector<int64_t> sizes;
+    for (auto& [name, t] : net.grads()) {
+      sizes.push_back(t.size());
+      grad_ptrs.push_back(t.data());
+    }
+    allreduce.emplace(*replicas, spec.interconnect, sizes);
+  }
+
+  // This replica's part of the global batch (the global tensors themselves when P = 1).
+  std::pair<const Tensor&, const std::vector<int32_t>&> shard(const Tensor& images, const std::vector<int32_t>& labels) {
+    if (P == 1) return {images, labels};
+    const int64_t B = images.dim(0), b = B / P, per = images.size() / B;
+    if (shard_images.size() != b * per) shard_images = Tensor({b, images.dim(1), images.dim(2), images.dim(3)});
+    std::memcpy(shard_images.data(), images.data() + rank * b * per, sizeof(float) * b * per);
+    shard_labels.assign(labels.begin() + rank * b, labels.begin() + (rank + 1) * b);
+    return {shard_images, shard_labels};
+  }
+
+  // The global batch's mean loss and correct predictions: every replica's figures in rank order
+  // (the mean in double, so one replica gives its own loss exactly).
+  std::pair<float, int64_t> global(float loss, int64_t correct) {
+    if (!replicas || P == 1) return {loss, correct};
+    const std::vector<double> all = replicas->allgather({double(loss), double(correct)});
+    double sum = 0, c = 0;
+    for (int r = 0; r < P; ++r) {
+      sum += all[2 * r];
+      c += all[2 * r + 1];
+    }
+    return {float(sum / P), int64_t(c)};
+  }
+
+  void allreduce_grads() {
+    if (allreduce) allreduce->run(grad_ptrs);
+  }
+};
+
 // What the run learned and how fast the host ran it (report.json without the accelerator's cost).
 nlohmann::json report_json(const TrainConfig& cfg, const std::string& dataset, const std::string& spec_name,
                            const Tally& tally, const TestLog& tests, int64_t step_total) {
@@ -695,29 +772,44 @@ TrainResult train(const TrainConfig& cfg) {
   // is created only once they all passed (RunDir). A checkpoint to resume from is checked before
   // the data is loaded, its tensors once the network is built.
   validate(cfg);
-  const Fault fault = fault_from_env();
+  DataParallel dp(cfg);
+  Fault fault = fault_from_env();
+  if (const char* fr = std::getenv("SYSTRAIN_FAULT_RANK"); fr && std::to_string(dp.rank) != fr) fault = {};
   const Lowering lowering = lowering_from_flag(cfg.lowering);
-  RunDir run(cfg);
+  // Rank 0 alone owns the run directory; the other replicas write nothing.
+  std::optional<RunDir> run_dir;
+  if (dp.writer()) run_dir.emplace(cfg);
+  RunDir* run = run_dir ? &*run_dir : nullptr;
   std::optional<Checkpoint> resume;
   if (!cfg.resume.empty()) resume = read_checkpoint(cfg.resume);
   const Spec spec = load_training_spec(cfg);
   LossScaler scaler(parse_loss_scale(cfg.loss_scale, cfg.loss_scale_growth_interval, spec.array.format == Format::fp16));
   if (resume) check_same_loss_scale(*resume, scaler.config().text(), cfg.resume);
   const data::Dataset ds = load_training_data(cfg);
-  const NetDesc desc = build_network(cfg, ds);
+  const NetDesc desc = build_network(cfg, ds, dp.P);
   Plan plan(cfg, desc, spec, ds.train.size());
   if (scaler.config().on()) plan.json["loss_scale"] = scaler.config().text();
+  if (dp.replicas) {
+    plan.json["replicas"] = dp.P;
+    plan.json["sync_bn"] = cfg.sync_bn;
+  }
+  if (resume) check_same_replicas(*resume, plan, cfg.resume);
   Network net(desc, init_params(desc, cfg.seed), lowering);
-  Series series(run.series);
+  dp.attach(net, spec, cfg.sync_bn);
+  Series series(dp.writer() ? run->series : "");
   int64_t step = 0;
   if (resume) step = restore_from_checkpoint(cfg, *resume, plan, net, series, scaler);
   const int64_t start_step = step, end = plan.end_after(step, cfg.steps);
-  run.create_and_lock();
+  if (dp.writer()) run->create_and_lock();
+  if (dp.replicas)
+    if (const Replicas::Failure f = dp.replicas->agree_setup(0); f.rank >= 0) throw ReplicaSetupFailed(f.code);
 
   const double seconds_before = series.host_seconds();
   StepCost cost(spec);
   SgdParams sgd{.momentum = static_cast<float>(cfg.momentum), .weight_decay = static_cast<float>(cfg.weight_decay)};
-  Progress progress(cfg, plan, start_step, end);
+  TrainConfig progress_cfg = cfg;
+  progress_cfg.quiet = cfg.quiet || !dp.writer();
+  Progress progress(progress_cfg, plan, start_step, end);
   Tally tally;
   TestLog tests;
   ScaleLog scale_log(scaler);
@@ -734,9 +826,15 @@ TrainResult train(const TrainConfig& cfg) {
     const ExecContext& ctx = cost.context();  // the first step is costed; the others repeat its shapes
     net.zero_grads();
     if (cfg.inject_nan_at_step == step + 1) poison_first_weight(net);
-    const float loss = net.forward(ctx, images, labels);
-    if (!std::isfinite(loss)) stop_diverged(loss, step + 1, run, series);
+    const auto [my_images, my_labels] = dp.shard(images, labels);
+    const float my_loss = net.forward(ctx, my_images, my_labels);
+    const auto [loss, correct] = dp.global(my_loss, net.correct());
+    if (!std::isfinite(loss)) {
+      if (!dp.writer()) throw TrainingDiverged(fmt::format("the loss became {} at step {}", loss, step + 1));
+      stop_diverged(loss, step + 1, *run, series);
+    }
     net.backward(ctx, scaler.scale());
+    dp.allreduce_grads();
     if (cfg.inject_inf_grad_at_step == step + 1) net.grads().begin()->second[0] = INFINITY;
     // Loss scaling: unscale and check every parameter gradient, skip the update on an overflow
     // (a costed step whose update was skipped still describes it: the ledger holds a whole step).
@@ -749,7 +847,6 @@ TrainResult train(const TrainConfig& cfg) {
     if (!apply) ++tally.skipped;
     scale_log.step_done(step, apply, scaler);
 
-    const int64_t correct = net.correct();
     tally.add(loss, correct, cfg.batch);
     const int64_t skipped = scaler.skipped_steps();
     series.add({double(step), double(plan.epoch_of(step)), double(lr), double(loss), double(correct) / cfg.batch,
@@ -761,17 +858,17 @@ TrainResult train(const TrainConfig& cfg) {
     const bool epoch_end = step % plan.per_epoch == 0, last = step == end;
     if (epoch_end || last) {
       progress.end_line();
-      if (cfg.evaluate && ds.test.size() > 0) {
+      if (cfg.evaluate && ds.test.size() > 0 && dp.writer()) {
         const auto [test_acc, test_loss] = evaluate(net, cost.plain, ds.test);
         progress.epoch_done(step, tally, test_acc, test_loss);
         tests.add(plan.epoch_of(step), step, tally.epoch_accuracy(), test_acc, test_loss);
       }
       if (epoch_end) tally.new_epoch();
     }
-    if (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))
-      save_checkpoint(run, series, net, plan, step, fault, scaler);
+    if (dp.writer() && (epoch_end || last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)))
+      save_checkpoint(*run, series, net, plan, step, fault, scaler);
   }
-  series.save_if_behind();
+  if (dp.writer()) series.save_if_behind();
 
   // --- the report ---
   TrainResult r;
@@ -781,7 +878,14 @@ TrainResult train(const TrainConfig& cfg) {
   r.report = report_json(cfg, ds.name, spec.name, tally, tests, step);
   if (cost.known) add_cost_report(r.report, cfg, cost, desc, lowering, double(tally.steps), double(tally.skipped));
   if (scaler.config().on()) r.report["loss_scale"] = scale_log.json(scaler);
-  write_report(run, cfg.json, r.report, cost);
+  if (dp.replicas)
+    r.report["data_parallel"] = {{"replicas", dp.P}, {"sync_bn", cfg.sync_bn},
+                                 {"batch_per_replica", cfg.batch / dp.P},
+                                 {"topology", to_string(spec.interconnect.topology)},
+                                 {"wire_format", to_string(spec.interconnect.wire_format)},
+                                 {"gradient_buckets", dp.allreduce->buckets()},
+                                 {"per", "the accelerator figures are one replica's"}};
+  if (dp.writer()) write_report(*run, cfg.json, r.report, cost);
   return r;
 }
 

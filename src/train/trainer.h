@@ -23,6 +23,8 @@
 
 namespace st {
 
+class Replicas;
+
 struct TrainConfig {
   std::string model = "resnet20";
   double width = 1.0;
@@ -55,7 +57,14 @@ struct TrainConfig {
   // Fault injection for tests of loss scaling: after step N's (1-based) backward one parameter
   // gradient becomes +Inf (before the unscale pass and its overflow check). 0: off.
   int64_t inject_inf_grad_at_step = 0;
+  // Data-parallel training (README "Scale-out", src/scaleout/replicas.h): this process is one of
+  // replicas->size() replicas, each running batch / P samples of every global batch; the gradients
+  // are all-reduced as [interconnect] says. Rank 0 alone writes the run directory. Null: one process
+  // as before (and a single replica gives the same bits).
+  Replicas* replicas = nullptr;
+  bool sync_bn = false;             // BN statistics over the global batch (default: per replica)
 };
+
 
 struct TrainResult {
   nlohmann::json report;            // what report.json holds

@@ -25,7 +25,8 @@ struct CliResult {
 
 // `args` is appended to the binary's path as shell text (quote paths yourself). A timeout (seconds)
 // turns a hang into rc 124 instead of a stuck test.
-inline CliResult run_cli(const std::string& args, int timeout_s = 120) {
+// `launcher` goes before the binary (e.g. an mpirun command line).
+inline CliResult run_cli(const std::string& args, int timeout_s = 120, const std::string& launcher = "") {
   CliResult r;
   const char* bin = std::getenv("SYSTRAIN_BIN");
   if (!bin) {
@@ -34,7 +35,7 @@ inline CliResult run_cli(const std::string& args, int timeout_s = 120) {
   }
   const std::string errfile = std::filesystem::temp_directory_path() /
                               ("st_cli_err_" + std::to_string(::getpid()) + "_" + std::to_string(std::rand()));
-  const std::string cmd = "timeout -s KILL " + std::to_string(timeout_s) + " " + bin + " " + args + " 2>" + errfile;
+  const std::string cmd = "timeout -s KILL " + std::to_string(timeout_s) + " " + launcher + (launcher.empty() ? "" : " ") + bin + " " + args + " 2>" + errfile;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
