@@ -5,9 +5,9 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <string>
-#include <cstdlib>
 
 #include "src/base/error.h"
 
@@ -17,6 +17,11 @@ MpiReplicas::MpiReplicas() {
   int inited = 0;
   MPI_Initialized(&inited);
   if (inited) throw std::logic_error("MpiReplicas: MPI initialised twice");
+  // Open MPI's hwloc prints "[hwloc/linux] failed to find sysfs cpu topology directory" once per
+  // process where /sys has no CPU topology (a container or chroot, as on a fresh-machine check): noise
+  // on stderr around our one-line errors, about a topology we do not use. Hidden unless the user
+  // set HWLOC_HIDE_ERRORS (2: hide even hwloc's critical messages; they never concern our results).
+  setenv("HWLOC_HIDE_ERRORS", "2", /*overwrite=*/0);
   if (MPI_Init(nullptr, nullptr) != MPI_SUCCESS) throw UserError("MPI could not be initialised");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
